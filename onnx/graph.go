@@ -204,6 +204,10 @@ type Graph struct {
 	Opsets map[string]int64
 	// Doc is stored as the graph's doc_string.
 	Doc string
+	// ValueInfo optionally records the types of intermediate values (the
+	// graph's value_info); Load fills it from the file, builders may leave it
+	// empty.
+	ValueInfo []*Value
 
 	names map[string]bool
 	seq   int

@@ -1,0 +1,387 @@
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/igsearch/igsearch/onnx"
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// Options configure a Session. The zero value runs on the CPU with ONNX
+// Runtime's default thread count and full graph optimisation.
+type Options struct {
+	// Device is where the session runs; CUDA appends the CUDA execution
+	// provider (with CPU fallback for ops it lacks).
+	Device Device
+	// IntraOpThreads is the thread count inside one op; 0 is ONNX Runtime's
+	// default (one per physical core).
+	IntraOpThreads int
+	// InterOpThreads is the thread count across independent ops; 0 is the
+	// default.
+	InterOpThreads int
+	// CUDA holds extra CUDA provider options (e.g. "gpu_mem_limit",
+	// "arena_extend_strategy", "cudnn_conv_algo_search"); "device_id" is set
+	// from Device.
+	CUDA map[string]string
+	// ExternalDataDir is where a model given as bytes finds its external
+	// data files; sessions from a file use the file's directory.
+	ExternalDataDir string
+	// DisableOptimizations turns graph optimisations off (for debugging and
+	// for exact op-by-op numerics).
+	DisableOptimizations bool
+}
+
+// IO describes one session input or output.
+type IO struct {
+	Name  string
+	DType onnx.DType
+	// Shape has -1 for symbolic or unknown dims; nil if the rank is unknown.
+	Shape []int64
+}
+
+// Session is a loaded model ready to run. Run is safe for concurrent use;
+// Close is not.
+type Session struct {
+	name    string
+	s       *ortgo.DynamicAdvancedSession
+	inputs  []IO
+	outputs []IO
+	inIdx   map[string]int
+	outIdx  map[string]int
+}
+
+// NewSession loads the model at path (its external data, if any, is found
+// relative to the file).
+func NewSession(path string, opts Options) (*Session, error) {
+	if err := ready(); err != nil {
+		return nil, err
+	}
+	ins, outs, err := ortgo.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, fmt.Errorf("ort: session %s: %w", path, err)
+	}
+	so, err := sessionOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("ort: session %s: %w", path, err)
+	}
+	defer so.Destroy()
+	inNames, outNames := names(ins), names(outs)
+	s, err := ortgo.NewDynamicAdvancedSession(path, inNames, outNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("ort: session %s: %w", path, err)
+	}
+	return newSession(path, s, ins, outs), nil
+}
+
+// NewSessionFromBytes loads a serialised ModelProto (e.g. from
+// onnx.Graph.Marshal). ONNX Runtime copies what it needs; model may be reused
+// after it returns.
+func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
+	if err := ready(); err != nil {
+		return nil, err
+	}
+	ins, outs, err := ortgo.GetInputOutputInfoWithONNXData(model)
+	if err != nil {
+		return nil, fmt.Errorf("ort: session from bytes: %w", err)
+	}
+	so, err := sessionOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("ort: session from bytes: %w", err)
+	}
+	defer so.Destroy()
+	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, names(ins), names(outs), so)
+	if err != nil {
+		return nil, fmt.Errorf("ort: session from bytes: %w", err)
+	}
+	return newSession("<bytes>", s, ins, outs), nil
+}
+
+// NewSessionFromGraph marshals g and loads it (every initializer inline, so
+// g must stay under 2 GiB; save larger graphs with external data and use
+// NewSession).
+func NewSessionFromGraph(g *onnx.Graph, opts Options) (*Session, error) {
+	b, err := g.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewSessionFromBytes(b, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.name = "graph " + g.Name
+	return s, nil
+}
+
+func names(infos []ortgo.InputOutputInfo) []string {
+	out := make([]string, len(infos))
+	for i, x := range infos {
+		out[i] = x.Name
+	}
+	return out
+}
+
+func toIO(infos []ortgo.InputOutputInfo) ([]IO, map[string]int) {
+	out := make([]IO, len(infos))
+	idx := make(map[string]int, len(infos))
+	for i, x := range infos {
+		out[i] = IO{Name: x.Name, DType: onnx.DType(x.DataType), Shape: []int64(x.Dimensions)}
+		idx[x.Name] = i
+	}
+	return out, idx
+}
+
+func newSession(name string, s *ortgo.DynamicAdvancedSession, ins, outs []ortgo.InputOutputInfo) *Session {
+	sess := &Session{name: name, s: s}
+	sess.inputs, sess.inIdx = toIO(ins)
+	sess.outputs, sess.outIdx = toIO(outs)
+	return sess
+}
+
+func sessionOptions(opts Options) (*ortgo.SessionOptions, error) {
+	so, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	fail := func(err error) (*ortgo.SessionOptions, error) {
+		so.Destroy()
+		return nil, err
+	}
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			return fail(fmt.Errorf("intra-op threads %d: %w", opts.IntraOpThreads, err))
+		}
+	}
+	if opts.InterOpThreads > 0 {
+		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
+			return fail(fmt.Errorf("inter-op threads %d: %w", opts.InterOpThreads, err))
+		}
+	}
+	if opts.DisableOptimizations {
+		if err := so.SetGraphOptimizationLevel(ortgo.GraphOptimizationLevelDisableAll); err != nil {
+			return fail(fmt.Errorf("graph optimisation level: %w", err))
+		}
+	}
+	if opts.ExternalDataDir != "" {
+		dir, err := filepath.Abs(opts.ExternalDataDir)
+		if err != nil {
+			return fail(fmt.Errorf("external data dir: %w", err))
+		}
+		if err := so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", dir); err != nil {
+			return fail(fmt.Errorf("external data dir %s: %w", dir, err))
+		}
+	}
+	if opts.Device.CUDA {
+		if err := appendCUDA(so, opts.Device, opts.CUDA); err != nil {
+			return fail(err)
+		}
+	}
+	return so, nil
+}
+
+// appendCUDA appends the CUDA execution provider; failures wrap ErrNoCUDA.
+func appendCUDA(so *ortgo.SessionOptions, dev Device, extra map[string]string) error {
+	lib := Library()
+	hint := fmt.Sprintf("run `make setup-cuda` and pass --ort-lib %s (loaded: %s)", CUDALibraryPath(), lib)
+	co, err := ortgo.NewCUDAProviderOptions()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %v; %s", dev, ErrNoCUDA, err, hint)
+	}
+	defer co.Destroy()
+	o := map[string]string{"device_id": strconv.Itoa(dev.ID)}
+	for k, v := range extra {
+		if k != "device_id" {
+			o[k] = v
+		}
+	}
+	if err := co.Update(o); err != nil {
+		// A CPU build fails here, loading the provider bridge.
+		return fmt.Errorf("%s: %w: setting provider options %v: %v; %s", dev, ErrNoCUDA, o, err, hint)
+	}
+	if err := so.AppendExecutionProviderCUDA(co); err != nil {
+		return fmt.Errorf("%s: %w: %v; %s", dev, ErrNoCUDA, err, hint)
+	}
+	return nil
+}
+
+// Inputs describes the session's inputs in model order.
+func (s *Session) Inputs() []IO { return s.inputs }
+
+// Outputs describes the session's outputs in model order.
+func (s *Session) Outputs() []IO { return s.outputs }
+
+// Close releases the session. Tensors it returned stay valid.
+func (s *Session) Close() error {
+	if s == nil || s.s == nil {
+		return nil
+	}
+	err := s.s.Destroy()
+	s.s = nil
+	return err
+}
+
+// Run runs the model on the named inputs (every input must be given) and
+// returns every output by name. The caller owns the returned tensors and
+// destroys them (Outputs.Destroy); inputs stay the caller's.
+func (s *Session) Run(inputs map[string]*Tensor) (Outputs, error) {
+	out := Outputs{}
+	if err := s.RunWith(inputs, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunWith is Run with pre-bound outputs: tensors already in outputs (by
+// output name, with the right dtype and shape) are written in place and stay
+// the caller's; every other output is allocated and added to the map, owned by
+// the caller. On error, nothing is added.
+func (s *Session) RunWith(inputs map[string]*Tensor, outputs Outputs) error {
+	if s.s == nil {
+		return fmt.Errorf("ort: %s: session is closed", s.name)
+	}
+	in := make([]ortgo.Value, len(s.inputs))
+	for name, t := range inputs {
+		i, ok := s.inIdx[name]
+		if !ok {
+			return fmt.Errorf("ort: %s: unknown input %q (inputs: %s)", s.name, name, ioNames(s.inputs))
+		}
+		if t == nil || t.value == nil {
+			return fmt.Errorf("ort: %s: input %q is nil or destroyed", s.name, name)
+		}
+		if want := s.inputs[i].DType; want != onnx.Undefined && t.dtype != want {
+			return fmt.Errorf("ort: %s: input %q is %s, the model wants %s", s.name, name, t.dtype, want)
+		}
+		in[i] = t.value
+	}
+	var missing []string
+	for i, v := range in {
+		if v == nil {
+			missing = append(missing, s.inputs[i].Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("ort: %s: missing inputs %s", s.name, strings.Join(missing, ", "))
+	}
+	out := make([]ortgo.Value, len(s.outputs))
+	var scratch []*Tensor // outputs we pre-allocate because onnxruntime_go cannot
+	for i, o := range s.outputs {
+		if t, ok := outputs[o.Name]; ok {
+			if t == nil || t.value == nil {
+				return fmt.Errorf("ort: %s: pre-bound output %q is nil or destroyed", s.name, o.Name)
+			}
+			out[i] = t.value
+			continue
+		}
+		t, err := preallocate(o)
+		if err != nil {
+			for _, t := range scratch {
+				t.Destroy()
+			}
+			return fmt.Errorf("ort: %s: output %q: %w", s.name, o.Name, err)
+		}
+		if t != nil {
+			scratch = append(scratch, t)
+			out[i] = t.value
+		}
+	}
+	if err := s.s.Run(in, out); err != nil {
+		for _, t := range scratch {
+			t.Destroy()
+		}
+		// onnxruntime_go leaves the outputs it converted in out; release them.
+		for i, o := range s.outputs {
+			if _, bound := outputs[o.Name]; !bound && out[i] != nil && !isScratch(out[i], scratch) {
+				out[i].Destroy()
+			}
+		}
+		return fmt.Errorf("ort: %s: run: %w", s.name, err)
+	}
+	var errs []error
+	for i, o := range s.outputs {
+		if _, bound := outputs[o.Name]; bound {
+			continue
+		}
+		if st := findScratch(out[i], scratch); st != nil {
+			outputs[o.Name] = st
+			continue
+		}
+		t, err := wrap(out[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", o.Name, err))
+			continue
+		}
+		outputs[o.Name] = t
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ort: %s: %w", s.name, errors.Join(errs...))
+	}
+	return nil
+}
+
+func isScratch(v ortgo.Value, scratch []*Tensor) bool { return findScratch(v, scratch) != nil }
+
+func findScratch(v ortgo.Value, scratch []*Tensor) *Tensor {
+	for _, t := range scratch {
+		if t.value == v {
+			return t
+		}
+	}
+	return nil
+}
+
+// preallocate makes an output tensor for the cases onnxruntime_go cannot
+// convert after a run: rank-0 outputs, and float16/bfloat16 outputs of a
+// static shape. It returns nil when ONNX Runtime should allocate.
+func preallocate(o IO) (*Tensor, error) {
+	if o.Shape == nil {
+		return nil, nil
+	}
+	if len(o.Shape) == 0 {
+		switch o.DType {
+		case onnx.Float:
+			return NewTensor(nil, []float32{0})
+		case onnx.Double:
+			return NewTensor(nil, []float64{0})
+		case onnx.Int64:
+			return NewTensor(nil, []int64{0})
+		case onnx.Int32:
+			return NewTensor(nil, []int32{0})
+		case onnx.Bool:
+			return NewTensor(nil, []bool{false})
+		case onnx.Uint8:
+			return NewTensor(nil, []uint8{0})
+		case onnx.Int8:
+			return NewTensor(nil, []int8{0})
+		}
+		return nil, fmt.Errorf("rank-0 %s outputs are not supported; reshape to [1]", o.DType)
+	}
+	if o.DType == onnx.Float16 || o.DType == onnx.BFloat16 {
+		n, err := numElements(o.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("%s output of dynamic shape %v: pre-bind it with RunWith, or Cast it to float32 in the graph", o.DType, o.Shape)
+		}
+		return newRaw(o.DType, o.Shape, make([]byte, n*2))
+	}
+	return nil, nil
+}
+
+func ioNames(ios []IO) string {
+	n := make([]string, len(ios))
+	for i, x := range ios {
+		n[i] = x.Name
+	}
+	return strings.Join(n, ", ")
+}
+
+// Outputs maps output names to tensors.
+type Outputs map[string]*Tensor
+
+// Destroy releases every tensor in the map.
+func (o Outputs) Destroy() {
+	for _, t := range o {
+		t.Destroy()
+	}
+}
