@@ -59,6 +59,10 @@ var rules = map[string]rule{
 	"Cast":           castGrad,
 	"Trilu":          triluGrad,
 	"CumSum":         cumSumGrad,
+	"Sin":            sinGrad,
+	"Cos":            cosGrad,
+
+	"SimplifiedLayerNormalization": simplifiedLayerNormGrad,
 }
 
 // Ops lists the op types that have a gradient rule, sorted.
@@ -927,4 +931,54 @@ func cumSumGrad(c *ctx) ([]*onnx.Value, error) {
 	}
 	out := c.g.Node("CumSum", "", []*onnx.Value{dy, c.in(1)}, attrs, onnx.OutSpec{Type: dy.Type, Shape: dy.Shape})[0]
 	return []*onnx.Value{out, nil}, nil
+}
+
+// unary emits a one-input, same-shape ONNX op.
+func (c *ctx) unary(op string, x *onnx.Value) *onnx.Value {
+	return c.g.Node(op, "", []*onnx.Value{x}, nil, onnx.OutSpec{Type: x.Type, Shape: x.Shape})[0]
+}
+
+// sinGrad: dx = dy·cos(x).
+func sinGrad(c *ctx) ([]*onnx.Value, error) {
+	return []*onnx.Value{c.g.Mul(c.dy(0), c.unary("Cos", c.in(0)))}, nil
+}
+
+// cosGrad: dx = -dy·sin(x).
+func cosGrad(c *ctx) ([]*onnx.Value, error) {
+	return []*onnx.Value{c.g.Neg(c.g.Mul(c.dy(0), c.unary("Sin", c.in(0))))}, nil
+}
+
+// simplifiedLayerNormGrad (ORT's RMS norm y = x·r·scale, r = 1/sqrt(mean(x²)+ε)
+// over the axes from axis): dx = r·(g - x·r²·mean(g·x)) with g = dy·scale,
+// dscale = ↓(dy·x·r). r is recomputed (the forward node does not output it).
+func simplifiedLayerNormGrad(c *ctx) ([]*onnx.Value, error) {
+	x, scale, dy := c.in(0), c.in(1), c.dy(0)
+	for _, o := range c.n.Outputs[1:] {
+		if c.grads[o] != nil {
+			return nil, fmt.Errorf("gradient through the inv_std_var output is not supported")
+		}
+	}
+	var axes []int
+	for a := c.axis(-1, x.Rank()); a < x.Rank(); a++ {
+		axes = append(axes, a)
+	}
+	eps := 1e-5
+	switch e := c.n.Attrs["epsilon"].(type) {
+	case float32:
+		eps = float64(e)
+	case float64:
+		eps = e
+	}
+	dt := x.Type
+	r := c.g.Reciprocal(c.g.Sqrt(c.g.Add(c.g.ReduceMean(c.g.Mul(x, x), true, axes...), c.scalar(dt, eps))))
+	dx := make([]*onnx.Value, 2)
+	if c.needs(0) {
+		gs := c.g.Mul(dy, scale)
+		m := c.g.ReduceMean(c.g.Mul(gs, x), true, axes...)
+		dx[0] = c.g.Mul(r, c.g.Sub(gs, c.g.Mul(x, c.g.Mul(c.g.Mul(r, r), m))))
+	}
+	if c.needs(1) {
+		dx[1] = c.sumTo(c.g.Mul(dy, c.g.Mul(x, r)), scale)
+	}
+	return dx, nil
 }
