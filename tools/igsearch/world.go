@@ -57,11 +57,10 @@ Example:
 }
 
 func runWorld(args []string) error {
-	verb, rest, err := subVerb(args, "generate")
+	_, rest, err := subVerb(args, "generate")
 	if err != nil {
 		return err
 	}
-	_ = verb
 	cfg := world.DefaultConfig()
 	fs := newFlags("world generate")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
