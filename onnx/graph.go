@@ -171,7 +171,15 @@ type Value struct {
 	Shape    Shape
 	Producer *Node   // nil for graph inputs and initializers
 	Init     *Tensor // the data, for initializers
+
+	// noShape marks a value read from a file that declares no shape (rank
+	// unknown); values built in Go always have a known rank.
+	noShape bool
 }
+
+// RankKnown reports whether the value's rank is known: always for values
+// built in Go, and for loaded values whose file declares a shape.
+func (v *Value) RankKnown() bool { return !v.noShape }
 
 func (v *Value) String() string { return fmt.Sprintf("%s:%s%s", v.Name, v.Type, v.Shape) }
 

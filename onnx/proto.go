@@ -320,7 +320,7 @@ func encodeValueInfo(v *Value) *enc {
 	}
 	tt := &enc{}
 	tt.int64(fTensorElem, int64(v.Type))
-	if v.Shape != nil {
+	if !v.noShape {
 		sh := &enc{}
 		for _, d := range v.Shape {
 			de := &enc{}

@@ -39,8 +39,9 @@ type Options struct {
 type IO struct {
 	Name  string
 	DType onnx.DType
-	// Shape has -1 for symbolic or unknown dims; nil if the rank is unknown.
-	Shape []int64
+	// Shape is as the model declares it, with symbolic dims by name; nil if
+	// the rank is unknown.
+	Shape onnx.Shape
 }
 
 // Session is a loaded model ready to run. Run is safe for concurrent use;
@@ -55,22 +56,23 @@ type Session struct {
 }
 
 // NewSession loads the model at path (its external data, if any, is found
-// relative to the file).
+// relative to the file). The I/O names and types are read from the file
+// first, without its weights.
 func NewSession(path string, opts Options) (*Session, error) {
 	if err := ready(); err != nil {
 		return nil, err
 	}
-	ins, outs, err := ortgo.GetInputOutputInfo(path)
+	m, err := onnx.LoadWith(path, onnx.LoadOptions{SkipData: true})
 	if err != nil {
-		return nil, fmt.Errorf("ort: session %s: %w", path, err)
+		return nil, fmt.Errorf("ort: session: %w", err)
 	}
 	so, err := sessionOptions(opts)
 	if err != nil {
 		return nil, fmt.Errorf("ort: session %s: %w", path, err)
 	}
 	defer so.Destroy()
-	inNames, outNames := names(ins), names(outs)
-	s, err := ortgo.NewDynamicAdvancedSession(path, inNames, outNames, so)
+	ins, outs := graphIO(m.Graph)
+	s, err := ortgo.NewDynamicAdvancedSession(path, names(ins), names(outs), so)
 	if err != nil {
 		return nil, fmt.Errorf("ort: session %s: %w", path, err)
 	}
@@ -84,7 +86,7 @@ func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
 	if err := ready(); err != nil {
 		return nil, err
 	}
-	ins, outs, err := ortgo.GetInputOutputInfoWithONNXData(model)
+	m, err := onnx.Decode(model, onnx.LoadOptions{SkipData: true})
 	if err != nil {
 		return nil, fmt.Errorf("ort: session from bytes: %w", err)
 	}
@@ -93,6 +95,7 @@ func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
 		return nil, fmt.Errorf("ort: session from bytes: %w", err)
 	}
 	defer so.Destroy()
+	ins, outs := graphIO(m.Graph)
 	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, names(ins), names(outs), so)
 	if err != nil {
 		return nil, fmt.Errorf("ort: session from bytes: %w", err)
@@ -106,7 +109,7 @@ func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
 func NewSessionFromGraph(g *onnx.Graph, opts Options) (*Session, error) {
 	b, err := g.Marshal()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ort: %w", err)
 	}
 	s, err := NewSessionFromBytes(b, opts)
 	if err != nil {
@@ -116,28 +119,41 @@ func NewSessionFromGraph(g *onnx.Graph, opts Options) (*Session, error) {
 	return s, nil
 }
 
-func names(infos []ortgo.InputOutputInfo) []string {
-	out := make([]string, len(infos))
-	for i, x := range infos {
+func graphIO(g *onnx.Graph) (ins, outs []IO) {
+	io := func(v *onnx.Value) IO {
+		x := IO{Name: v.Name, DType: v.Type, Shape: v.Shape}
+		if !v.RankKnown() {
+			x.Shape = nil
+		} else if x.Shape == nil {
+			x.Shape = onnx.Shape{}
+		}
+		return x
+	}
+	for _, v := range g.Inputs {
+		ins = append(ins, io(v))
+	}
+	for _, v := range g.Outputs {
+		outs = append(outs, io(v))
+	}
+	return ins, outs
+}
+
+func names(ios []IO) []string {
+	out := make([]string, len(ios))
+	for i, x := range ios {
 		out[i] = x.Name
 	}
 	return out
 }
 
-func toIO(infos []ortgo.InputOutputInfo) ([]IO, map[string]int) {
-	out := make([]IO, len(infos))
-	idx := make(map[string]int, len(infos))
-	for i, x := range infos {
-		out[i] = IO{Name: x.Name, DType: onnx.DType(x.DataType), Shape: []int64(x.Dimensions)}
-		idx[x.Name] = i
+func newSession(name string, s *ortgo.DynamicAdvancedSession, ins, outs []IO) *Session {
+	sess := &Session{name: name, s: s, inputs: ins, outputs: outs, inIdx: map[string]int{}, outIdx: map[string]int{}}
+	for i, x := range ins {
+		sess.inIdx[x.Name] = i
 	}
-	return out, idx
-}
-
-func newSession(name string, s *ortgo.DynamicAdvancedSession, ins, outs []ortgo.InputOutputInfo) *Session {
-	sess := &Session{name: name, s: s}
-	sess.inputs, sess.inIdx = toIO(ins)
-	sess.outputs, sess.outIdx = toIO(outs)
+	for i, x := range outs {
+		sess.outIdx[x.Name] = i
+	}
 	return sess
 }
 
@@ -359,11 +375,11 @@ func preallocate(o IO) (*Tensor, error) {
 		return nil, fmt.Errorf("rank-0 %s outputs are not supported; reshape to [1]", o.DType)
 	}
 	if o.DType == onnx.Float16 || o.DType == onnx.BFloat16 {
-		n, err := numElements(o.Shape)
-		if err != nil {
+		n := o.Shape.NumElements()
+		if n < 0 {
 			return nil, fmt.Errorf("%s output of dynamic shape %v: pre-bind it with RunWith, or Cast it to float32 in the graph", o.DType, o.Shape)
 		}
-		return newRaw(o.DType, o.Shape, make([]byte, n*2))
+		return newRaw(o.DType, o.Shape.Sizes(), make([]byte, n*2))
 	}
 	return nil, nil
 }
