@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/igsearch/igsearch/index"
+)
+
+var indexStage = &stage{
+	name:    "index",
+	summary: "BM25 retrieval index: build, search, serve (Search-R1 /retrieve API), stats, synth",
+	usage: `igsearch index: an offline BM25 index over a passage corpus.
+
+Usage: igsearch index build|search|serve|stats|synth [flags]
+
+index build --corpus PATH --out DIR [--analyzer english|simple] [--workers N]
+            [--skip-bad] [--lucene-norms] [--k1 0.9] [--b 0.4]
+  Input:  a JSONL corpus, plain, .gz or .zst; rows {"id","contents":"\"Title\"\ntext"}
+          (Search-R1 wiki-18) or {"id","title","text"}.
+  Output: the index directory DIR (written under a temporary name, renamed
+          into place when complete). A malformed line stops the build with its
+          line number unless --skip-bad. Progress (docs/s, ETA) on a terminal.
+  Example: igsearch index build --corpus testdata/corpus/wordnet-glosses.jsonl.zst --out out/wn
+
+index search --index DIR [--k 10] (--query TEXT | --queries FILE) [--format jsonl|trec] [--k1 K --b B]
+  Input:  one query, or a JSONL file of {"id": QID, "query": TEXT} ("-" for stdin).
+  Output: JSONL on stdout, one line a query:
+          {"id": QID, "hits": [{"doc": DOCID, "score": S, "title": T, "contents": C}]}
+          or, with --format trec, run lines "QID Q0 DOCID RANK SCORE igsearch".
+  Example: igsearch index search --index out/wn --k 3 --query "a large feline"
+
+index serve --index DIR [--addr 127.0.0.1:8000] [--k1 K --b B]
+  Serves Search-R1's retrieval API until SIGINT/SIGTERM (graceful shutdown):
+  POST /retrieve {"queries": [..], "topk": 3, "return_scores": true}
+    → {"result": [[{"document": {"id", "contents"}, "score": S}]]}
+  GET /health → {"status": "ok", "docs": N}
+  Logs "listening on http://ADDR" to stderr (use --addr 127.0.0.1:0 for a free port).
+  Example: igsearch index serve --index out/wn --addr 127.0.0.1:8000
+
+index stats --index DIR
+  Output: passages, terms, postings, bytes per posting and the size of each file.
+  Example: igsearch index stats --index out/wn
+
+index synth --docs N --out FILE [--seed 1]
+  Output: a synthetic Zipf corpus of N 100-word passages in wiki-18 format
+          (FILE ending .gz or .zst is compressed; "-" is stdout).
+  Example: igsearch index synth --docs 1000000 --out out/synth-1m.jsonl
+`,
+	run: runIndex,
+}
+
+func runIndex(args []string) error {
+	verb, rest, err := subVerb(args, "build", "search", "serve", "stats", "synth")
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "build":
+		return indexBuild(rest)
+	case "search":
+		return indexSearch(rest)
+	case "serve":
+		return indexServe(rest)
+	case "stats":
+		return indexStats(rest)
+	default:
+		return indexSynth(rest)
+	}
+}
+
+func indexBuild(args []string) error {
+	fs := newFlags("index build")
+	corpus := fs.String("corpus", "", "corpus JSONL file (.gz, .zst or plain)")
+	out := fs.String("out", "", "index directory to write")
+	analyzer := fs.String("analyzer", "english", "analyzer: english or simple")
+	workers := fs.Int("workers", 0, "parallel workers (0: one per CPU)")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed lines instead of stopping")
+	norms := fs.Bool("lucene-norms", false, "quantise lengths to one byte as Lucene does (Anserini score parity)")
+	k1 := fs.Float64("k1", 0.9, "BM25 k1 stored as the index default")
+	b := fs.Float64("b", 0.4, "BM25 b stored as the index default")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *corpus == "" || *out == "" {
+		return usagef("index build needs --corpus and --out")
+	}
+	var size int64
+	if st, err := os.Stat(*corpus); err == nil {
+		size = st.Size()
+	}
+	prog := newProgress("index build", "docs", size)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	st, err := index.BuildFile(ctx, *corpus, *out, index.BuildOptions{
+		Analyzer: *analyzer, Workers: *workers, SkipBad: *skipBad, LuceneNorms: *norms, K1: *k1, B: *b,
+		Progress: func(read, lines int64) { prog.update(read, lines) },
+		Skipped:  func(e *index.LineError) { fmt.Fprintf(os.Stderr, "igsearch index build: %s: skipped %v\n", *corpus, e) },
+	})
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(os.Stderr, "indexed %d passages (%d skipped), %d terms, %d postings in %s (%.0f docs/s) → %s\n",
+		st.Docs, st.Skipped, st.Terms, st.Postings, el.Round(time.Millisecond), float64(st.Docs)/el.Seconds(), *out)
+	return nil
+}
+
+// openIndexFlags opens --index with the optional --k1/--b override.
+func openIndexFlags(dir string, k1, b float64) (*index.Index, error) {
+	if dir == "" {
+		return nil, usagef("--index is required")
+	}
+	return index.OpenWithOptions(dir, index.Options{K1: k1, B: b})
+}
+
+type searchHit struct {
+	Doc      string        `json:"doc"`
+	Score    index.Score32 `json:"score"`
+	Title    string        `json:"title"`
+	Contents string        `json:"contents"`
+}
+
+func indexSearch(args []string) error {
+	fs := newFlags("index search")
+	dir := fs.String("index", "", "index directory")
+	k := fs.Int("k", 10, "hits per query")
+	query := fs.String("query", "", "one query")
+	queries := fs.String("queries", "", `JSONL file of {"id","query"} ("-": stdin)`)
+	format := fs.String("format", "jsonl", "output: jsonl or trec")
+	k1 := fs.Float64("k1", 0, "BM25 k1 (0: the index's)")
+	b := fs.Float64("b", 0.4, "BM25 b (used with --k1)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*query == "") == (*queries == "") {
+		return usagef("give exactly one of --query and --queries")
+	}
+	if *format != "jsonl" && *format != "trec" {
+		return usagef("--format must be jsonl or trec")
+	}
+	if *k <= 0 {
+		return usagef("--k must be positive")
+	}
+	ix, err := openIndexFlags(*dir, *k1, *b)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	do := func(qid, q string) error {
+		hits, _, err := ix.SearchWithStats(q, *k)
+		if err != nil {
+			return err
+		}
+		res := make([]searchHit, len(hits))
+		for i, h := range hits {
+			d, err := ix.Doc(h.DocID)
+			if err != nil {
+				return err
+			}
+			if *format == "trec" {
+				fmt.Fprintf(out, "%s Q0 %s %d %.6f igsearch\n", qid, d.ID, i+1, h.Score)
+				continue
+			}
+			res[i] = searchHit{Doc: d.ID, Score: index.Score32(h.Score), Title: d.Title, Contents: d.Contents()}
+		}
+		if *format == "jsonl" {
+			return enc.Encode(struct {
+				ID   string      `json:"id"`
+				Hits []searchHit `json:"hits"`
+			}{qid, res})
+		}
+		return nil
+	}
+	if *query != "" {
+		return do("q1", *query)
+	}
+	var in io.Reader = os.Stdin
+	if *queries != "-" {
+		f, err := os.Open(*queries)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	lr := index.NewLineReader(in)
+	for {
+		line, no, err := lr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("queries %s: %w", *queries, err)
+		}
+		var row struct {
+			ID    json.RawMessage `json:"id"`
+			Query *string         `json:"query"`
+		}
+		if err := json.Unmarshal(line, &row); err != nil || row.Query == nil {
+			return fmt.Errorf(`queries %s: line %d: want {"id": QID, "query": TEXT}`, *queries, no)
+		}
+		qid := string(row.ID)
+		var s string
+		if json.Unmarshal(row.ID, &s) == nil {
+			qid = s
+		}
+		if err := do(qid, *row.Query); err != nil {
+			return err
+		}
+	}
+}
+
+func indexServe(args []string) error {
+	fs := newFlags("index serve")
+	dir := fs.String("index", "", "index directory")
+	addr := fs.String("addr", "127.0.0.1:8000", "listen address (loopback by default)")
+	k1 := fs.Float64("k1", 0, "BM25 k1 (0: the index's)")
+	b := fs.Float64("b", 0.4, "BM25 b (used with --k1)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ix, err := openIndexFlags(*dir, *k1, *b)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: index.NewServer(ix, index.ServerOptions{}), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(os.Stderr, "igsearch index serve: %d passages from %s; listening on http://%s\n", ix.NumDocs(), *dir, ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(os.Stderr, "igsearch index serve: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func indexStats(args []string) error {
+	fs := newFlags("index stats")
+	dir := fs.String("index", "", "index directory")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ix, err := openIndexFlags(*dir, 0, 0)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	st := ix.Stats()
+	fmt.Printf("passages         %d\n", st.Docs)
+	fmt.Printf("terms            %d\n", st.Terms)
+	fmt.Printf("postings         %d\n", st.Postings)
+	fmt.Printf("analyzer         %s\n", st.Analyzer)
+	fmt.Printf("bm25             k1 %g b %g, avgdl %.2f, lucene norms %v\n", st.K1, st.B, st.AvgDL, st.LuceneNorms)
+	if st.Postings > 0 {
+		fmt.Printf("bytes/posting    %.3f (postings.bin)\n", float64(st.FileBytes["postings.bin"])/float64(st.Postings))
+	}
+	var total int64
+	for _, f := range st.Files {
+		fmt.Printf("%-16s %d bytes\n", f, st.FileBytes[f])
+		total += st.FileBytes[f]
+	}
+	fmt.Printf("%-16s %d bytes\n", "total", total)
+	return nil
+}
+
+func indexSynth(args []string) error {
+	fs := newFlags("index synth")
+	docs := fs.Int("docs", 0, "passages to generate")
+	out := fs.String("out", "", `corpus file to write (.gz/.zst compressed; "-": stdout)`)
+	seed := fs.Uint64("seed", 1, "random seed")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *docs <= 0 || *out == "" {
+		return usagef("index synth needs --docs N (N > 0) and --out FILE")
+	}
+	opt := index.SynthOptions{Docs: *docs, Seed: *seed}
+	if *out == "-" {
+		return index.WriteSynthCorpus(os.Stdout, opt)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	w, closeW, err := index.CompressingWriter(tmp, *out)
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := index.WriteSynthCorpus(w, opt); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := closeW(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), *out)
+}
