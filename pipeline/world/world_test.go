@@ -608,3 +608,35 @@ func TestDefaultWorldSize(t *testing.T) {
 		t.Errorf("default world: %d passages, vocab %d", s.Passages, s.VocabSize)
 	}
 }
+
+func TestReadBack(t *testing.T) {
+	w := mustGenerate(t, smallConfig(9))
+	dir := writeWorld(t, w)
+	f, err := os.Open(filepath.Join(dir, "expert.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var xs []Expert
+	if err := ReadExpert(f, func(x Expert) error { xs = append(xs, x); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(xs) != len(w.Expert) || fmt.Sprint(xs[3]) != fmt.Sprint(w.Expert[3]) {
+		t.Errorf("read back %d trajectories, want %d; first differs", len(xs), len(w.Expert))
+	}
+	g, err := os.Open(filepath.Join(dir, "test.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var qs []Question
+	if err := ReadQuestions(g, func(q Question) error { qs = append(qs, q); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(qs) != fmt.Sprint(w.Test) {
+		t.Errorf("test questions do not read back equal")
+	}
+	if err := ReadQuestions(strings.NewReader("{\"id\": 1}\n"), func(Question) error { return nil }); err == nil || !strings.Contains(err.Error(), "record 1") {
+		t.Errorf("bad record: err = %v", err)
+	}
+}
