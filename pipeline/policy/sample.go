@@ -33,7 +33,7 @@ type SamplingParams struct {
 	// means the model's defaults (config.json's eos_token_id, and the
 	// tokenizer's <|im_end|> and <|endoftext|> when present); use an empty,
 	// non-nil slice for none.
-	EOS []int
+	EOS []int32
 }
 
 // validate reports parameters that cannot be honoured.

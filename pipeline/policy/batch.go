@@ -1,0 +1,451 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+)
+
+// Request is one sequence to generate from.
+type Request struct {
+	// Prompt is the token ids to start from; at least one.
+	Prompt []int32
+	// Seed seeds the sequence's own random generator, which lives as long
+	// as its row in a Batch: turns of a multi-turn rollout continue the same
+	// stream.
+	Seed uint64
+}
+
+// FinishReason says why a sequence stopped generating.
+type FinishReason string
+
+// The finish reasons.
+const (
+	// FinishEOS: the model produced an end-of-sequence token (kept).
+	FinishEOS FinishReason = "eos"
+	// FinishStop: the decoded continuation contains a stop string; the
+	// token that completed it is kept.
+	FinishStop FinishReason = "stop"
+	// FinishLength: MaxNewTokens tokens were generated.
+	FinishLength FinishReason = "length"
+)
+
+// Completion is what one Generate call produced for one sequence.
+type Completion struct {
+	// Tokens are the generated token ids, the finishing EOS or stop token
+	// included.
+	Tokens []int32
+	// Text is the decode of Tokens. When a stop string ends the sequence in
+	// the middle of a token, Text runs to the end of that token.
+	Text string
+	// LogProbs[i] is log p(Tokens[i]) under log_softmax of the raw logits
+	// (before temperature, top-k and top-p): PPO's old log-probs.
+	LogProbs []float32
+	// Finish says why generation stopped.
+	Finish FinishReason
+	// Stop is the stop string that ended the sequence, for FinishStop.
+	Stop string
+}
+
+// Batch holds the KV cache of several sequences (rows) so that they can be
+// generated, extended and generated again without recomputing their
+// prefixes: the multi-turn rollout of a search agent. Rows are numbered from
+// 0 in the order of the requests and keep their numbers when other rows are
+// dropped.
+//
+// Each row's tokens are either in the cache or pending: a fresh prompt is
+// pending, Append adds pending tokens, and the last token Generate samples is
+// pending until the next run. Generate first prefills every pending token of
+// its rows in one run (split only when it would be very large), then decodes.
+//
+// A Batch is not safe for concurrent use. Close it to free its memory.
+type Batch struct {
+	p    *Policy
+	rows []*batchRow
+}
+
+type batchRow struct {
+	seq     []int32 // every token: prompt, generated, appended
+	cached  int     // tokens of seq in the cache
+	rng     *rand.Rand
+	cache   *kvCache // nil while nothing is cached
+	slot    int      // the row's index in cache
+	dropped bool
+}
+
+// NewBatch starts a batch with one row per request; nothing runs until
+// Generate.
+func (p *Policy) NewBatch(reqs []Request) (*Batch, error) {
+	b := &Batch{p: p}
+	for i, r := range reqs {
+		if len(r.Prompt) == 0 {
+			return nil, fmt.Errorf("policy: request %d: empty prompt", i)
+		}
+		if err := p.checkIDs(r.Prompt); err != nil {
+			return nil, fmt.Errorf("policy: request %d: %w", i, err)
+		}
+		b.rows = append(b.rows, &batchRow{seq: append([]int32(nil), r.Prompt...), rng: newRowRNG(r.Seed)})
+	}
+	return b, nil
+}
+
+// Len is the number of rows, dropped ones included.
+func (b *Batch) Len() int { return len(b.rows) }
+
+// Tokens returns row r's whole sequence so far (prompt, generated and
+// appended tokens). The slice is the caller's.
+func (b *Batch) Tokens(r int) []int32 { return append([]int32(nil), b.rows[r].seq...) }
+
+// Append queues tokens (retrieved documents, say) after the end of each
+// given row; the next Generate prefills them together with the rest, in one
+// run that reuses the cache. tokens[i] goes to rows[i].
+func (b *Batch) Append(rows []int, tokens [][]int32) error {
+	if len(rows) != len(tokens) {
+		return fmt.Errorf("policy: append: %d rows, %d token lists", len(rows), len(tokens))
+	}
+	for i, r := range rows {
+		if err := b.check(r); err != nil {
+			return fmt.Errorf("policy: append: %w", err)
+		}
+		if err := b.p.checkIDs(tokens[i]); err != nil {
+			return fmt.Errorf("policy: append to row %d: %w", r, err)
+		}
+	}
+	for i, r := range rows {
+		b.rows[r].seq = append(b.rows[r].seq, tokens[i]...)
+	}
+	return nil
+}
+
+// Continue is Append followed by Generate on the same rows.
+func (b *Batch) Continue(ctx context.Context, rows []int, tokens [][]int32, sp SamplingParams) ([]Completion, error) {
+	if err := b.Append(rows, tokens); err != nil {
+		return nil, err
+	}
+	return b.Generate(ctx, rows, sp)
+}
+
+// Drop releases rows that will not be generated again; their numbers stay
+// taken.
+func (b *Batch) Drop(rows ...int) {
+	for _, r := range rows {
+		if r < 0 || r >= len(b.rows) || b.rows[r].dropped {
+			continue
+		}
+		row := b.rows[r]
+		row.dropped = true
+		b.unref(row)
+	}
+}
+
+// Close releases every row.
+func (b *Batch) Close() error {
+	for r := range b.rows {
+		b.Drop(r)
+	}
+	return nil
+}
+
+func (b *Batch) check(r int) error {
+	if r < 0 || r >= len(b.rows) {
+		return fmt.Errorf("row %d out of range [0, %d)", r, len(b.rows))
+	}
+	if b.rows[r].dropped {
+		return fmt.Errorf("row %d was dropped", r)
+	}
+	return nil
+}
+
+// unref detaches a row from its cache, freeing the cache when no row uses
+// it any more.
+func (b *Batch) unref(row *batchRow) {
+	if row.cache == nil {
+		return
+	}
+	row.cache.refs--
+	if row.cache.refs == 0 {
+		row.cache.release()
+	}
+	row.cache = nil
+}
+
+// place makes the given rows the rows 0..n-1 of one cache, gathering them
+// when they are not already so, or when the cache has more than maxPadding
+// removable padding. Rows that shared a cache with them but are not among
+// them are gathered into a compact cache of their own, so that stale caches
+// do not pile up.
+func (b *Batch) place(rows []int) *kvCache {
+	src := make([]slot, len(rows))
+	for i, r := range rows {
+		src[i] = slot{b.rows[r].cache, b.rows[r].slot}
+	}
+	if isIdentity(src) && !src[0].c.wasteful() {
+		return src[0].c
+	}
+	if len(rows) > 0 && b.rows[rows[0]].cached == 0 && allEmpty(src) {
+		c := newKVCache(b.p.shape, len(rows))
+		b.adopt(rows, c)
+		return c
+	}
+	c := gatherKV(b.p.shape, src)
+	old := map[*kvCache]bool{}
+	for _, s := range src {
+		if s.c != nil {
+			old[s.c] = true
+		}
+	}
+	b.adopt(rows, c)
+	// Compact the rows left behind in the old caches.
+	for oc := range old {
+		if oc.refs == 0 {
+			continue
+		}
+		var rest []int
+		for i, row := range b.rows {
+			if row.cache == oc {
+				rest = append(rest, i)
+			}
+		}
+		rs := make([]slot, len(rest))
+		for i, r := range rest {
+			rs[i] = slot{oc, b.rows[r].slot}
+		}
+		b.adopt(rest, gatherKV(b.p.shape, rs))
+	}
+	return c
+}
+
+func allEmpty(src []slot) bool {
+	for _, s := range src {
+		if s.c != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// adopt points rows at their slots 0..n-1 of c.
+func (b *Batch) adopt(rows []int, c *kvCache) {
+	for i, r := range rows {
+		row := b.rows[r]
+		b.unref(row)
+		row.cache, row.slot = c, i
+		c.refs++
+	}
+}
+
+// wasteful reports whether gathering would remove more than a fifth of the
+// cache's columns.
+func (c *kvCache) wasteful() bool {
+	longest := 0
+	for r := range c.rows {
+		longest = max(longest, c.tokens(r))
+	}
+	return c.cols-longest > c.cols/5
+}
+
+// genState is one row's progress through a Generate call.
+type genState struct {
+	out    Completion
+	text   *textStream
+	stops  *stopMatcher
+	done   bool
+	sample int32 // token sampled in the current step
+	lp     float32
+}
+
+// Generate samples continuations for the given rows until each meets a stop
+// condition, and returns one Completion per row, in the order of rows. All
+// of a row's pending tokens are prefilled first. Rows that finish leave the
+// running batch, so they cost nothing while the others go on. The last
+// sampled token of each row stays pending, so a later Append or Generate
+// continues after it.
+func (b *Batch) Generate(ctx context.Context, rows []int, sp SamplingParams) ([]Completion, error) {
+	p := b.p
+	if err := sp.validate(); err != nil {
+		return nil, err
+	}
+	if len(sp.Stop) > 0 && p.tok == nil {
+		return nil, fmt.Errorf("policy: stop strings need a tokenizer")
+	}
+	seen := map[int]bool{}
+	for _, r := range rows {
+		if err := b.check(r); err != nil {
+			return nil, fmt.Errorf("policy: generate: %w", err)
+		}
+		if seen[r] {
+			return nil, fmt.Errorf("policy: generate: row %d given twice", r)
+		}
+		seen[r] = true
+	}
+	eos := map[int32]bool{}
+	eosList := sp.EOS
+	if eosList == nil {
+		eosList = p.eos
+	}
+	for _, id := range eosList {
+		eos[id] = true
+	}
+	st := make([]*genState, len(rows))
+	for i := range rows {
+		st[i] = &genState{stops: newStopMatcher(sp.Stop)}
+		if p.tok != nil {
+			st[i].text = p.newTextStream()
+		}
+	}
+	active := make([]int, len(rows)) // indices into rows
+	for i := range active {
+		active[i] = i
+	}
+	for len(active) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("policy: generate: %w", err)
+		}
+		run := make([]int, len(active))
+		for i, a := range active {
+			run[i] = rows[a]
+		}
+		logits, err := b.prefill(ctx, run)
+		if err != nil {
+			return nil, err
+		}
+		b.sampleAll(logits, active, rows, st, sp)
+		next := active[:0]
+		for _, a := range active {
+			s, row := st[a], b.rows[rows[a]]
+			tok := s.sample
+			row.seq = append(row.seq, tok)
+			s.out.Tokens = append(s.out.Tokens, tok)
+			s.out.LogProbs = append(s.out.LogProbs, s.lp)
+			stop := ""
+			if s.text != nil {
+				piece := s.text.add(tok)
+				s.out.Text += piece
+				stop = s.stops.feed(piece)
+			}
+			switch {
+			case eos[tok]:
+				s.out.Finish = FinishEOS
+			case stop != "":
+				s.out.Finish, s.out.Stop = FinishStop, stop
+			case len(s.out.Tokens) >= sp.MaxNewTokens:
+				s.out.Finish = FinishLength
+			default:
+				next = append(next, a)
+				continue
+			}
+			s.done = true
+			if s.text != nil {
+				s.out.Text += s.text.flush()
+			}
+		}
+		active = next
+	}
+	out := make([]Completion, len(rows))
+	for i, s := range st {
+		out[i] = s.out
+	}
+	return out, nil
+}
+
+// sampleAll samples the next token of every active row, in parallel.
+func (b *Batch) sampleAll(logits []float32, active, rows []int, st []*genState, sp SamplingParams) {
+	v := b.p.vocab
+	workers := min(len(active), runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	next := make(chan int, len(active))
+	for i := range active {
+		next <- i
+	}
+	close(next)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s sampler
+			for i := range next {
+				g := st[active[i]]
+				tok, lp := s.sample(logits[i*v:(i+1)*v], sp, b.rows[rows[active[i]]].rng)
+				g.sample, g.lp = int32(tok), lp
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// prefill runs every pending token of the given rows through the model,
+// right-aligned so that each row's last pending token is in the last column,
+// and returns the logits there, [len(rows), vocab]. Every row must have a
+// pending token. It splits the run into chunks of columns when one would be
+// too large.
+func (b *Batch) prefill(ctx context.Context, rows []int) ([]float32, error) {
+	p := b.p
+	n := len(rows)
+	T := 0
+	for _, r := range rows {
+		pend := len(b.rows[r].seq) - b.rows[r].cached
+		if pend <= 0 {
+			return nil, fmt.Errorf("policy: row %d has no pending token", r)
+		}
+		T = max(T, pend)
+	}
+	c := b.place(rows)
+	chunk := p.chunkColumns(n)
+	var logits []float32
+	for off := 0; off < T; off += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("policy: prefill: %w", err)
+		}
+		w := min(chunk, T-off)
+		ids := make([]int64, n*w)
+		newMask := make([]int64, n*w)
+		for i, r := range rows {
+			row := b.rows[r]
+			pend := row.seq[row.cached:]
+			lead := T - len(pend) // padding columns before this row's tokens
+			for j := range w {
+				if k := off + j - lead; k >= 0 {
+					ids[i*w+j] = int64(pend[k])
+					newMask[i*w+j] = 1
+				}
+			}
+		}
+		want := logitsNone
+		if off+w == T {
+			want = logitsLast
+		}
+		res, err := p.forward(ctx, c, ids, newMask, w, want)
+		if err != nil {
+			return nil, err
+		}
+		// The new cache replaces the old one for these rows.
+		b.adopt(rows, res.present)
+		c = res.present
+		logits = res.logits
+	}
+	for _, r := range rows {
+		b.rows[r].cached = len(b.rows[r].seq)
+	}
+	return logits, nil
+}
+
+// Generate samples a continuation of each request in one batch and returns
+// them in order: NewBatch, Generate over every row, Close. Use a Batch to
+// continue sequences afterwards.
+func (p *Policy) Generate(ctx context.Context, reqs []Request, sp SamplingParams) ([]Completion, error) {
+	if err := sp.validate(); err != nil {
+		return nil, err
+	}
+	b, err := p.NewBatch(reqs)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	rows := make([]int, len(reqs))
+	for i := range rows {
+		rows[i] = i
+	}
+	return b.Generate(ctx, rows, sp)
+}
