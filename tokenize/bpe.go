@@ -177,6 +177,9 @@ func (b *bpe) mergeShort(syms []int32) []int32 {
 // heap of candidate pairs ordered by (rank, position).
 func (b *bpe) mergeLong(syms []int32) []int32 {
 	n := len(syms)
+	if n < 2 {
+		return syms
+	}
 	next := make([]int32, n)
 	prev := make([]int32, n)
 	for i := range n {

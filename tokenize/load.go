@@ -96,10 +96,7 @@ func readFile(doc string) (*fileJSON, error) {
 		default:
 			_, err = r.skip()
 		}
-		if err != nil && !strings.HasPrefix(err.Error(), key) {
-			err = fmt.Errorf("%s: %w", key, err)
-		}
-		return err
+		return fieldErr(key, err)
 	})
 	if err == nil {
 		err = r.end()
@@ -131,10 +128,10 @@ func readModel(r *jsonReader, m *modelJSON) error {
 			m.typ = s
 			return nil
 		case "vocab":
-			return readVocab(r, m)
+			return fieldErr("model.vocab", readVocab(r, m))
 		case "merges":
 			m.mergesSeen = true
-			return readMerges(r, m)
+			return fieldErr("model.merges", readMerges(r, m))
 		}
 		raw, err := r.skip()
 		if err != nil {
@@ -212,6 +209,14 @@ func readMerges(r *jsonReader, m *modelJSON) error {
 		}
 		return nil
 	})
+}
+
+// fieldErr prefixes err with field unless it already names it.
+func fieldErr(field string, err error) error {
+	if err == nil || strings.HasPrefix(err.Error(), field) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", field, err)
 }
 
 // addedTokenJSON is one entry of "added_tokens".
