@@ -84,7 +84,7 @@ func TestAddedTokenFlags(t *testing.T) {
 		{`"lstrip": true`, "a  <m> b", []int32{2, 10, 1, 3}},
 		{`"rstrip": true`, "a  <m>  b", []int32{2, 1, 1, 10, 3}},
 		{`"lstrip": true, "rstrip": true`, "a <m> b", []int32{2, 10, 3}},
-		{`"single_word": true`, "x<m>", []int32{0}},   // "x<m>" is one unknown word
+		{`"single_word": true`, "x<m>", []int32{0}}, // "x<m>" is one unknown word
 		{`"single_word": true`, "x <m>", []int32{4, 1, 10}},
 		{`"single_word": true`, "<m>.", []int32{10, 0}}, // punctuation is not a word character
 		{`"single_word": false`, "x<m>", []int32{4, 10}},
