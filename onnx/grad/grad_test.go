@@ -169,8 +169,8 @@ func checkCase(t *testing.T, c gradCase) {
 	if err != nil {
 		t.Fatalf("Marshal: %v", err)
 	}
-	full := openSession(t, model)
-	lossOnly := openSession(t, lossModel)
+	full := openSession(t, model, false)
+	lossOnly := openSession(t, lossModel, false)
 
 	vals := make([][]float64, len(c.params))
 	for i, p := range c.params {

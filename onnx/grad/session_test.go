@@ -31,10 +31,13 @@ type feed struct {
 // testSession runs one serialised model on one thread.
 type testSession struct{ s *ort.Session }
 
-func openSession(t testing.TB, model []byte) *testSession {
+// openSession loads model. noOpt turns ORT's graph optimisations off: some
+// fusions (QuickGelu from x·sigmoid(x)) have float32 kernels only and break
+// float64 graphs.
+func openSession(t testing.TB, model []byte, noOpt bool) *testSession {
 	t.Helper()
 	initORT(t)
-	s, err := ort.NewSessionFromBytes(model, ort.Options{IntraOpThreads: 1, InterOpThreads: 1})
+	s, err := ort.NewSessionFromBytes(model, ort.Options{IntraOpThreads: 1, InterOpThreads: 1, DisableOptimizations: noOpt})
 	if err != nil {
 		t.Fatalf("session: %v", err)
 	}
