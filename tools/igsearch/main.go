@@ -28,6 +28,7 @@ var stages = []*stage{
 	versionStage,
 	indexStage,
 	worldStage,
+	tokenizeStage,
 }
 
 // errUsage marks an error whose message is a usage problem: main prints the
