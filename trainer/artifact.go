@@ -1,0 +1,95 @@
+package trainer
+
+import (
+	"fmt"
+
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/grad"
+)
+
+// Names of the gradient graph's outputs besides grad.<param>.
+const (
+	outLoss       = "loss"
+	outClippedSum = "clipped_sum"
+	outKLSum      = "kl_sum"
+	outEntropySum = "entropy_sum"
+	outMaskSum    = "mask_sum"
+	outLogprobSum = "logprob_sum"
+)
+
+// ArtifactOptions choose what the gradient graph trains.
+type ArtifactOptions struct {
+	Loss LossConfig
+	// FreezeEmbeddings keeps model.embed_tokens.weight (and a tied lm_head)
+	// fixed.
+	FreezeEmbeddings bool
+	// Entropy adds the policy's mean entropy on masked tokens to the metrics.
+	Entropy bool
+}
+
+// GradArtifact is the gradient graph and what it computes.
+type GradArtifact struct {
+	Graph *onnx.Graph
+	// Trainable lists the parameters that get a grad.<name> output, in
+	// qwen2.Params order; the others are inputs only.
+	Trainable []Param
+	// Frozen lists the weights that are inputs but not trained.
+	Frozen []Param
+}
+
+// BuildGradGraph makes grad.onnx for a Qwen2 model: inputs are every weight
+// (HF names), input_ids and attention_mask int64 [B,T], the loss inputs of
+// declareBatchInputs, and loss_scale; outputs are the scaled loss, the metric
+// sums (clipped_sum, kl_sum, entropy_sum, mask_sum, logprob_sum) and
+// grad.<name> for each trainable weight. Micro-batch gradients add up to the
+// gradient of the token-mean loss when loss_scale is 1/(masked tokens in the
+// whole batch).
+func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, error) {
+	if err := opts.Loss.validate(); err != nil {
+		return nil, err
+	}
+	g := onnx.NewGraph("igsearch_grad")
+	g.Doc = fmt.Sprintf("igsearch %s gradient graph for a Qwen2 model", opts.Loss.Kind)
+	batch, seq, steps := onnx.Sym("batch_size"), onnx.Sym("sequence_length"), onnx.Sym("sequence_length_minus_1")
+	weights := qwen2.WeightInputs(g, cfg, onnx.Float)
+	ids := g.Input(qwen2.InputIDs, onnx.Int64, batch, seq)
+	mask := g.Input(qwen2.AttentionMask, onnx.Int64, batch, seq)
+	in := declareBatchInputs(g, opts.Loss, batch, steps)
+
+	fwd, err := qwen2.BuildForward(g, cfg, weights, ids, mask, qwen2.Options{Entropy: opts.Entropy})
+	if err != nil {
+		return nil, err
+	}
+	terms, err := BuildLoss(g, opts.Loss, fwd.TokenLogprobs, fwd.Entropy, in)
+	if err != nil {
+		return nil, err
+	}
+
+	art := &GradArtifact{Graph: g}
+	var params []*onnx.Value
+	for _, p := range qwen2.Params(cfg) {
+		if opts.FreezeEmbeddings && p.Name == "model.embed_tokens.weight" {
+			art.Frozen = append(art.Frozen, Param(p))
+			continue
+		}
+		art.Trainable = append(art.Trainable, Param(p))
+		params = append(params, weights[p.Name])
+	}
+	grads, err := grad.Backward(g, terms.Loss, params, grad.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("grad graph: %w", err)
+	}
+	g.Output(outLoss, terms.Loss)
+	g.Output(outClippedSum, terms.ClippedSum)
+	g.Output(outKLSum, terms.KLSum)
+	if terms.EntropySum != nil {
+		g.Output(outEntropySum, terms.EntropySum)
+	}
+	g.Output(outMaskSum, terms.MaskSum)
+	g.Output(outLogprobSum, terms.LogprobSum)
+	for i, p := range art.Trainable {
+		g.Output(gradIn(p.Name), grads[i])
+	}
+	return art, nil
+}

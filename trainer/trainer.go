@@ -1,0 +1,402 @@
+package trainer
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/ort"
+)
+
+// Options configure a Trainer.
+type Options struct {
+	Artifact ArtifactOptions
+	Optim    AdamWConfig
+	// MicroBatch is the number of sequences per gradient-graph run; 0 runs
+	// the whole batch at once. Gradients are summed over micro-batches.
+	MicroBatch int
+	Session    ort.Options
+}
+
+// Batch is one optimiser step's data. Rows are sequences, left padded to a
+// common length T; the per-token arrays have T−1 columns, aligned with the
+// next-token log-probs (column t scores InputIDs[b][t+1]).
+type Batch struct {
+	InputIDs      [][]int64
+	AttentionMask [][]int64
+	LossMask      [][]float32
+	Advantages    [][]float32 // GRPO
+	OldLogprobs   [][]float32 // GRPO
+	RefLogprobs   [][]float32 // GRPO with kl_beta > 0
+}
+
+// Metrics are one step's results; means are over masked tokens.
+type Metrics struct {
+	Step         int64   `json:"step"`
+	Loss         float64 `json:"loss"`
+	GradNorm     float64 `json:"grad_norm"` // before clipping
+	ClipFraction float64 `json:"clip_fraction"`
+	ApproxKL     float64 `json:"approx_kl"`
+	Entropy      float64 `json:"entropy,omitempty"`
+	LogprobMean  float64 `json:"logprob_mean"`
+	Tokens       int     `json:"tokens"`
+}
+
+// State is the trainer's mutable state: fp32 weights and AdamW moments, in
+// Go memory between steps (handed to ONNX Runtime without copies).
+type State struct {
+	Step   int64
+	Params map[string][]float32 // every weight, trained or frozen
+	M, V   map[string][]float32 // trainable weights only
+}
+
+// Trainer runs optimiser steps on a Qwen2 model through two ONNX Runtime
+// sessions (the gradient graph and the optimiser graph). It is not safe for
+// concurrent use.
+type Trainer struct {
+	Config qwen2.Config
+	opts   Options
+	art    *GradArtifact
+	all    []Param
+	state  *State
+	grad   *ort.Session
+	optim  *ort.Session
+}
+
+// New builds the training artifacts for cfg and starts from weights
+// (consumed: the trainer copies them into its state). ONNX Runtime must be
+// initialised (ort.Init).
+func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error) {
+	st := &State{Params: map[string][]float32{}, M: map[string][]float32{}, V: map[string][]float32{}}
+	for _, p := range qwen2.Params(cfg) {
+		w := weights[p.Name]
+		if w == nil {
+			return nil, fmt.Errorf("trainer: missing weight %q", p.Name)
+		}
+		if w.DType != onnx.Float {
+			return nil, fmt.Errorf("trainer: weight %q is %s; training needs float32", p.Name, w.DType)
+		}
+		st.Params[p.Name] = w.Floats()
+	}
+	t, err := newTrainer(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range t.art.Trainable {
+		n := numElements(p.Shape)
+		st.M[p.Name] = make([]float32, n)
+		st.V[p.Name] = make([]float32, n)
+	}
+	t.state = st
+	return t, nil
+}
+
+func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
+	art, err := BuildGradGraph(cfg, opts.Artifact)
+	if err != nil {
+		return nil, err
+	}
+	optimGraph, err := BuildOptimGraph(art.Trainable)
+	if err != nil {
+		return nil, err
+	}
+	gs, err := ort.NewSessionFromGraph(art.Graph, opts.Session)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
+	}
+	os, err := ort.NewSessionFromGraph(optimGraph, opts.Session)
+	if err != nil {
+		gs.Close()
+		return nil, fmt.Errorf("trainer: optimizer graph: %w", err)
+	}
+	var all []Param
+	for _, p := range qwen2.Params(cfg) {
+		all = append(all, Param(p))
+	}
+	return &Trainer{Config: cfg, opts: opts, art: art, all: all, grad: gs, optim: os}, nil
+}
+
+// Close releases the sessions.
+func (t *Trainer) Close() error {
+	t.grad.Close()
+	return t.optim.Close()
+}
+
+// State exposes the trainer's state (read-only for callers).
+func (t *Trainer) State() *State { return t.state }
+
+// Weights returns the current weights as IR tensors aliasing the state;
+// they are valid until the next Step.
+func (t *Trainer) Weights() qwen2.Weights {
+	w := qwen2.Weights{}
+	for _, p := range t.all {
+		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: onnx.FloatBytes(t.state.Params[p.Name])}
+	}
+	return w
+}
+
+// SetLR changes the learning rate for the following steps (schedules).
+func (t *Trainer) SetLR(lr float64) { t.opts.Optim.LR = lr }
+
+// Step runs one optimiser step on b: gradient-graph runs over micro-batches,
+// then clipping and AdamW.
+func (t *Trainer) Step(b *Batch) (Metrics, error) {
+	if err := t.checkBatch(b); err != nil {
+		return Metrics{}, err
+	}
+	tokens := 0.0
+	for _, row := range b.LossMask {
+		for _, m := range row {
+			tokens += float64(m)
+		}
+	}
+	if tokens == 0 {
+		return Metrics{}, fmt.Errorf("trainer: batch has no masked tokens")
+	}
+	scale := float32(1 / tokens)
+
+	rows := len(b.InputIDs)
+	mb := t.opts.MicroBatch
+	if mb <= 0 || mb > rows {
+		mb = rows
+	}
+	grads := map[string][]float32{}
+	var sums struct{ loss, clipped, kl, ent, mask, lp float64 }
+	for lo := 0; lo < rows; lo += mb {
+		hi := min(lo+mb, rows)
+		out, err := t.runGrad(b, lo, hi, scale)
+		if err != nil {
+			return Metrics{}, err
+		}
+		err = func() error {
+			defer out.Destroy()
+			for _, p := range t.art.Trainable {
+				gv, err := ort.Values[float32](out[gradIn(p.Name)])
+				if err != nil {
+					return fmt.Errorf("trainer: gradient of %s: %w", p.Name, err)
+				}
+				if acc := grads[p.Name]; acc != nil {
+					for i, x := range gv {
+						acc[i] += x
+					}
+				} else {
+					grads[p.Name] = gv
+				}
+			}
+			for name, dst := range map[string]*float64{outLoss: &sums.loss, outClippedSum: &sums.clipped, outKLSum: &sums.kl, outEntropySum: &sums.ent, outMaskSum: &sums.mask, outLogprobSum: &sums.lp} {
+				if out[name] == nil {
+					continue
+				}
+				v, err := ort.Values[float32](out[name])
+				if err != nil {
+					return fmt.Errorf("trainer: %s: %w", name, err)
+				}
+				*dst += float64(v[0])
+			}
+			return nil
+		}()
+		if err != nil {
+			return Metrics{}, err
+		}
+	}
+
+	norm, err := t.applyOptimizer(grads)
+	if err != nil {
+		return Metrics{}, err
+	}
+	m := Metrics{
+		Step:         t.state.Step,
+		Loss:         sums.loss,
+		GradNorm:     norm,
+		ClipFraction: sums.clipped / tokens,
+		ApproxKL:     sums.kl / tokens,
+		LogprobMean:  sums.lp / tokens,
+		Tokens:       int(tokens),
+	}
+	if t.opts.Artifact.Entropy {
+		m.Entropy = sums.ent / tokens
+	}
+	return m, nil
+}
+
+func (t *Trainer) checkBatch(b *Batch) error {
+	rows := len(b.InputIDs)
+	if rows == 0 {
+		return fmt.Errorf("trainer: empty batch")
+	}
+	cols := len(b.InputIDs[0])
+	if cols < 2 {
+		return fmt.Errorf("trainer: sequences need at least 2 tokens, have %d", cols)
+	}
+	grpo := t.opts.Artifact.Loss.Kind == LossGRPO
+	kl := grpo && t.opts.Artifact.Loss.KLBeta > 0
+	for _, c := range []struct {
+		name     string
+		n        int
+		required bool
+	}{
+		{"attention_mask", len(b.AttentionMask), true},
+		{"loss_mask", len(b.LossMask), true},
+		{"advantages", len(b.Advantages), grpo},
+		{"old_logprobs", len(b.OldLogprobs), grpo},
+		{"ref_logprobs", len(b.RefLogprobs), kl},
+	} {
+		if (c.required || c.n > 0) && c.n != rows {
+			return fmt.Errorf("trainer: %s has %d rows, input_ids has %d", c.name, c.n, rows)
+		}
+	}
+	for r := 0; r < rows; r++ {
+		if len(b.InputIDs[r]) != cols || len(b.AttentionMask[r]) != cols {
+			return fmt.Errorf("trainer: row %d: input_ids/attention_mask must all have %d columns", r, cols)
+		}
+		for name, m := range map[string][][]float32{"loss_mask": b.LossMask, "advantages": b.Advantages, "old_logprobs": b.OldLogprobs, "ref_logprobs": b.RefLogprobs} {
+			if len(m) > 0 && len(m[r]) != cols-1 {
+				return fmt.Errorf("trainer: row %d: %s has %d columns, want %d (one per next token)", r, name, len(m[r]), cols-1)
+			}
+		}
+		for _, id := range b.InputIDs[r] {
+			if id < 0 || id >= int64(t.Config.VocabSize) {
+				return fmt.Errorf("trainer: row %d: token id %d outside the vocabulary (%d)", r, id, t.Config.VocabSize)
+			}
+		}
+	}
+	return nil
+}
+
+// runGrad runs the gradient graph on rows [lo, hi).
+func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32) (ort.Outputs, error) {
+	in := map[string]*ort.Tensor{}
+	defer func() {
+		for _, x := range in {
+			x.Destroy()
+		}
+	}()
+	add := func(name string, tensor *ort.Tensor, err error) error {
+		if err != nil {
+			return fmt.Errorf("trainer: input %s: %w", name, err)
+		}
+		in[name] = tensor
+		return nil
+	}
+	for _, p := range t.all {
+		x, err := ort.NewTensor(p.Shape, t.state.Params[p.Name])
+		if err := add(p.Name, x, err); err != nil {
+			return nil, err
+		}
+	}
+	rows, cols := int64(hi-lo), int64(len(b.InputIDs[0]))
+	ids, err := ort.NewTensor([]int64{rows, cols}, flatten(b.InputIDs[lo:hi]))
+	if err := add(qwen2.InputIDs, ids, err); err != nil {
+		return nil, err
+	}
+	mask, err := ort.NewTensor([]int64{rows, cols}, flatten(b.AttentionMask[lo:hi]))
+	if err := add(qwen2.AttentionMask, mask, err); err != nil {
+		return nil, err
+	}
+	for name, m := range map[string][][]float32{"loss_mask": b.LossMask, "advantages": b.Advantages, "old_logprobs": b.OldLogprobs, "ref_logprobs": b.RefLogprobs} {
+		if !t.hasInput(name) {
+			continue
+		}
+		x, err := ort.NewTensor([]int64{rows, cols - 1}, flatten(m[lo:hi]))
+		if err := add(name, x, err); err != nil {
+			return nil, err
+		}
+	}
+	s, err := ort.NewTensor(nil, []float32{scale})
+	if err := add("loss_scale", s, err); err != nil {
+		return nil, err
+	}
+	out, err := t.grad.Run(in)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
+	}
+	return out, nil
+}
+
+func (t *Trainer) hasInput(name string) bool {
+	for _, io := range t.grad.Inputs() {
+		if io.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// applyOptimizer runs the optimiser graph and swaps the new weights and
+// moments into the state. It returns the gradient norm before clipping.
+func (t *Trainer) applyOptimizer(grads map[string][]float32) (float64, error) {
+	step := t.state.Step + 1
+	in := map[string]*ort.Tensor{}
+	defer func() {
+		for _, x := range in {
+			x.Destroy()
+		}
+	}()
+	for name, v := range optimScalars(t.opts.Optim, step) {
+		x, err := ort.NewTensor(nil, []float32{v})
+		if err != nil {
+			return 0, err
+		}
+		in[name] = x
+	}
+	for _, p := range t.art.Trainable {
+		for name, data := range map[string][]float32{paramIn(p.Name): t.state.Params[p.Name], gradIn(p.Name): grads[p.Name], mIn(p.Name): t.state.M[p.Name], vIn(p.Name): t.state.V[p.Name]} {
+			x, err := ort.NewTensor(p.Shape, data)
+			if err != nil {
+				return 0, fmt.Errorf("trainer: optimizer input %s: %w", name, err)
+			}
+			in[name] = x
+		}
+	}
+	out, err := t.optim.Run(in)
+	if err != nil {
+		return 0, fmt.Errorf("trainer: optimizer graph: %w", err)
+	}
+	defer out.Destroy()
+	normV, err := ort.Values[float32](out["grad_norm"])
+	if err != nil {
+		return 0, err
+	}
+	next := map[string][3][]float32{}
+	for _, p := range t.art.Trainable {
+		var vals [3][]float32
+		for i, name := range []string{paramOut(p.Name), mOut(p.Name), vOut(p.Name)} {
+			v, err := ort.Values[float32](out[name])
+			if err != nil {
+				return 0, fmt.Errorf("trainer: optimizer output %s: %w", name, err)
+			}
+			vals[i] = v
+		}
+		next[p.Name] = vals
+	}
+	norm := float64(normV[0])
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return norm, fmt.Errorf("trainer: step %d: gradient norm is %v; weights left unchanged", step, norm)
+	}
+	for name, v := range next {
+		t.state.Params[name], t.state.M[name], t.state.V[name] = v[0], v[1], v[2]
+	}
+	t.state.Step = step
+	return norm, nil
+}
+
+func flatten[T any](rows [][]T) []T {
+	n := 0
+	for _, r := range rows {
+		n += len(r)
+	}
+	out := make([]T, 0, n)
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+func numElements(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
