@@ -28,6 +28,8 @@ var stages = []*stage{
 	versionStage,
 	indexStage,
 	worldStage,
+	generateStage,
+	logprobsStage,
 	tokenizeStage,
 }
 

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/tokenize"
+)
+
+var generateStage = &stage{
+	name:    "generate",
+	summary: "sample continuations of prompts with a policy (batched, KV cache)",
+	usage: `igsearch generate --model DIR (--prompt TEXT | --prompts FILE) [flags]
+
+Generates a continuation of each prompt, in batches that share one KV cache,
+and writes one JSONL row per prompt, in order:
+  {"index": 0, "id": "q1", "prompt": "...", "text": "...", "ids": [...],
+   "logprobs": [...], "finish_reason": "eos|stop|length", "stop": "</search>"}
+ids are the generated token ids; logprobs are their log-probs under the
+model's raw logits (log_softmax before temperature, top-k and top-p: PPO's
+old log-probs); "id" and "stop" appear when known. Generation stops at an
+end-of-sequence token (config.json's eos_token_id, <|im_end|>,
+<|endoftext|>), when the decoded text contains a --stop string (the token
+completing it is kept), or after --max-new-tokens.
+
+Inputs:
+  --model DIR          a Hugging Face Qwen2 checkpoint (graphs are built and
+                       cached in DIR/.onnx) or an exported ONNX directory
+                       (model.onnx + config.json)
+  --tokenizer PATH     tokenizer.json (default DIR/tokenizer.json)
+  --prompt TEXT        a prompt; repeatable
+  --prompts FILE       one prompt per line: JSON {"prompt": "...", "id": ...}
+                       or plain text; "-" reads stdin
+
+Output:
+  --out FILE           JSONL, written to a temporary file and renamed into
+                       place (default stdout)
+
+Flags:
+  --chat               wrap each prompt as a user message in the Qwen2.5
+                       chat format, with the assistant's turn opened
+  --max-new-tokens N   most tokens generated per prompt (default 128)
+  --temperature T      0 is greedy (default 0)
+  --top-p P            nucleus sampling mass, 1 keeps all (default 1)
+  --top-k K            keep the K most probable tokens, 0 keeps all (default 0)
+  --seed S             prompt i samples with seed S+i (default 0)
+  --stop STR           stop string; repeatable
+  --batch-size N       prompts generated together (default 16)
+  --device D           cpu, cuda or cuda:N (default cpu)
+  --threads N          intra-op threads (default: ONNX Runtime's choice)
+  --ort-lib PATH       the ONNX Runtime shared library (default: found by set-up)
+
+Example:
+  igsearch generate --model models/Qwen2.5-0.5B-Instruct --chat \
+    --prompt "Who wrote Hamlet?" --temperature 0.7 --top-p 0.9 --seed 1 \
+    --stop "</answer>" --max-new-tokens 64
+`,
+	run: runGenerate,
+}
+
+// repeatedString is a repeatable string flag.
+type repeatedString []string
+
+func (s *repeatedString) String() string     { return fmt.Sprint(*s) }
+func (s *repeatedString) Set(v string) error { *s = append(*s, v); return nil }
+func (s *repeatedString) Type() string       { return "string" }
+
+// promptRow is one prompt to generate from.
+type promptRow struct {
+	id   json.RawMessage // nil when the input has none
+	text string
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate")
+	var pf policyFlags
+	pf.register(fs)
+	tokPath := fs.String("tokenizer", "", "tokenizer.json (default DIR/tokenizer.json)")
+	var prompts, stops repeatedString
+	fs.Var(&prompts, "prompt", "a prompt; repeatable")
+	promptsFile := fs.String("prompts", "", "file of prompts, one per line")
+	chat := fs.Bool("chat", false, "wrap prompts in the Qwen2.5 chat format")
+	var sp policy.SamplingParams
+	fs.IntVar(&sp.MaxNewTokens, "max-new-tokens", 128, "most tokens generated per prompt")
+	fs.Float64Var(&sp.Temperature, "temperature", 0, "sampling temperature; 0 is greedy")
+	fs.Float64Var(&sp.TopP, "top-p", 1, "nucleus sampling mass")
+	fs.IntVar(&sp.TopK, "top-k", 0, "keep the K most probable tokens; 0 keeps all")
+	seed := fs.Uint64("seed", 0, "prompt i samples with seed S+i")
+	fs.Var(&stops, "stop", "stop string; repeatable")
+	batch := fs.Int("batch-size", 16, "prompts generated together")
+	out := fs.String("out", "-", "output JSONL")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case len(prompts) == 0 && *promptsFile == "":
+		return usagef("give --prompt TEXT or --prompts FILE")
+	case len(prompts) > 0 && *promptsFile != "":
+		return usagef("give --prompt or --prompts, not both")
+	case *batch <= 0:
+		return usagef("--batch-size must be positive")
+	case fs.NArg() > 0:
+		return usagef("unexpected arguments %v", fs.Args())
+	}
+	sp.Stop = stops
+	if err := checkSampling(sp); err != nil {
+		return usagef("%v", err)
+	}
+	if *tokPath == "" {
+		if pf.model == "" {
+			return usagef("--model is required")
+		}
+		*tokPath = filepath.Join(pf.model, "tokenizer.json")
+	}
+	tok, err := tokenize.Load(*tokPath)
+	if err != nil {
+		return fmt.Errorf("tokenizer: %w (pass --tokenizer PATH)", err)
+	}
+	p, err := pf.open(policy.Options{Tokenizer: tok})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	var rows []promptRow
+	for _, t := range prompts {
+		rows = append(rows, promptRow{text: t})
+	}
+	var sc *bufio.Scanner
+	var in string
+	if *promptsFile != "" {
+		r, _, err := openInput(*promptsFile)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		in = *promptsFile
+		sc = bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 1<<28)
+	}
+	w, err := createOutput(*out)
+	if err != nil {
+		return err
+	}
+	defer w.abort()
+	prog := newProgress("generate", "prompts", 0)
+	defer prog.finish()
+
+	template := tokenize.ChatPlain
+	if *chat {
+		template = tokenize.ChatQwen
+	}
+	index, line := 0, 0
+	run := func(batch []promptRow) error {
+		reqs := make([]policy.Request, len(batch))
+		for i, r := range batch {
+			text := r.text
+			if *chat {
+				text = template.Format([]tokenize.Message{{Role: "user", Content: r.text}}, true)
+			}
+			ids := tok.Encode(text)
+			if len(ids) == 0 {
+				return fmt.Errorf("prompt %d is empty", index+i)
+			}
+			reqs[i] = policy.Request{Prompt: ids, Seed: *seed + uint64(index+i)}
+		}
+		comps, err := p.Generate(context.Background(), reqs, sp)
+		if err != nil {
+			return fmt.Errorf("prompts %d–%d: %w", index, index+len(batch)-1, err)
+		}
+		for i, c := range comps {
+			b, err := json.Marshal(generateRow(index+i, batch[i], c))
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(append(b, '\n')); err != nil {
+				return err
+			}
+		}
+		index += len(batch)
+		prog.update(0, int64(index))
+		return nil
+	}
+	if sc == nil {
+		for len(rows) > 0 {
+			n := min(*batch, len(rows))
+			if err := run(rows[:n]); err != nil {
+				return err
+			}
+			rows = rows[n:]
+		}
+		return w.commit()
+	}
+	var pending []promptRow
+	for sc.Scan() {
+		line++
+		text := sc.Bytes()
+		if len(bytes.TrimSpace(text)) == 0 {
+			continue
+		}
+		r := promptRow{text: string(text)}
+		if text[0] == '{' {
+			var obj struct {
+				Prompt *string         `json:"prompt"`
+				ID     json.RawMessage `json:"id"`
+			}
+			if err := json.Unmarshal(text, &obj); err != nil {
+				return fmt.Errorf("%s:%d: malformed JSON prompt: %v", in, line, err)
+			}
+			if obj.Prompt == nil {
+				return fmt.Errorf("%s:%d: JSON row has no \"prompt\"", in, line)
+			}
+			r = promptRow{id: obj.ID, text: *obj.Prompt}
+		}
+		pending = append(pending, r)
+		if len(pending) == *batch {
+			if err := run(pending); err != nil {
+				return err
+			}
+			pending = pending[:0]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: line %d: %w", in, line+1, err)
+	}
+	if len(pending) > 0 {
+		if err := run(pending); err != nil {
+			return err
+		}
+	}
+	return w.commit()
+}
+
+// checkSampling validates the sampling flags before the model loads.
+func checkSampling(sp policy.SamplingParams) error {
+	switch {
+	case sp.MaxNewTokens <= 0:
+		return fmt.Errorf("--max-new-tokens must be positive")
+	case sp.Temperature < 0:
+		return fmt.Errorf("--temperature must be ≥ 0")
+	case sp.TopP <= 0 || sp.TopP > 1:
+		return fmt.Errorf("--top-p must be in (0, 1]")
+	case sp.TopK < 0:
+		return fmt.Errorf("--top-k must be ≥ 0")
+	}
+	for _, s := range sp.Stop {
+		if s == "" {
+			return fmt.Errorf("--stop must not be empty")
+		}
+	}
+	return nil
+}
+
+// generateOut is one output row of igsearch generate.
+type generateOut struct {
+	Index    int             `json:"index"`
+	ID       json.RawMessage `json:"id,omitempty"`
+	Prompt   string          `json:"prompt"`
+	Text     string          `json:"text"`
+	IDs      []int32         `json:"ids"`
+	Logprobs []jsonFloat32   `json:"logprobs"`
+	Finish   string          `json:"finish_reason"`
+	Stop     string          `json:"stop,omitempty"`
+}
+
+func generateRow(index int, r promptRow, c policy.Completion) generateOut {
+	lp := make([]jsonFloat32, len(c.LogProbs))
+	for i, x := range c.LogProbs {
+		lp[i] = jsonFloat32(x)
+	}
+	ids := c.Tokens
+	if ids == nil {
+		ids = []int32{}
+	}
+	return generateOut{Index: index, ID: r.id, Prompt: r.text, Text: c.Text, IDs: ids, Logprobs: lp, Finish: string(c.Finish), Stop: c.Stop}
+}
+
+// jsonFloat32 marshals a float32 in its shortest form.
+type jsonFloat32 float32
+
+func (f jsonFloat32) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(f), 'g', -1, 32), nil
+}
