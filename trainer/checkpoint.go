@@ -1,0 +1,179 @@
+package trainer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/models/safetensors"
+	"github.com/igsearch/igsearch/onnx"
+)
+
+// Checkpoint files beside the Hugging Face layout (config.json +
+// model.safetensors), which transformers loads unchanged.
+const (
+	OptimizerFile = "optimizer.safetensors" // AdamW moments: exp_avg.<name>, exp_avg_sq.<name>
+	StateFile     = "trainer_state.json"
+)
+
+// trainerState is trainer_state.json.
+type trainerState struct {
+	Step     int64           `json:"step"`
+	Loss     LossConfig      `json:"loss"`
+	Optim    AdamWConfig     `json:"optimizer"`
+	Frozen   []string        `json:"frozen,omitempty"`
+	Extra    json.RawMessage `json:"extra,omitempty"`
+	Producer string          `json:"producer"`
+}
+
+// Save writes the model (HF layout, F32), the optimizer state and
+// trainer_state.json to dir. extra (may be nil) is stored verbatim under
+// "extra", for the caller's own state such as RNG seeds and the data
+// position. The directory is written under a temporary name and renamed into
+// place, so an interrupted save never leaves a half checkpoint; an existing
+// dir is replaced.
+func (t *Trainer) Save(dir string, extra json.RawMessage) error {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := qwen2.Save(tmp, t.Config, t.Weights(), 0); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	var moments []safetensors.Tensor
+	for _, p := range t.art.Trainable {
+		moments = append(moments,
+			safetensors.Tensor{Name: "exp_avg." + p.Name, DType: safetensors.F32, Shape: p.Shape, Data: onnx.FloatBytes(t.state.M[p.Name])},
+			safetensors.Tensor{Name: "exp_avg_sq." + p.Name, DType: safetensors.F32, Shape: p.Shape, Data: onnx.FloatBytes(t.state.V[p.Name])})
+	}
+	meta := map[string]string{"step": strconv.FormatInt(t.state.Step, 10), "format": "igsearch-adamw"}
+	if err := safetensors.Write(filepath.Join(tmp, OptimizerFile), moments, meta); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	st := trainerState{Step: t.state.Step, Loss: t.opts.Artifact.Loss, Optim: t.opts.Optim, Extra: extra, Producer: "igsearch"}
+	for _, p := range t.art.Frozen {
+		st.Frozen = append(st.Frozen, p.Name)
+	}
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, StateFile), append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	// Swap into place: the old checkpoint moves aside first, so that some
+	// complete checkpoint exists at every moment.
+	old := ""
+	if _, err := os.Stat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return nil
+}
+
+// ErrNoOptimizerState reports a checkpoint directory without optimizer
+// state: a plain model checkpoint, which can start training but not resume.
+var ErrNoOptimizerState = errors.New("no optimizer state")
+
+// Resume loads a checkpoint written by Save and continues exactly where it
+// left off: same weights, moments and step. opts must describe the same
+// training (loss and frozen weights); the optimiser settings may change (a
+// schedule sets the learning rate every step). It returns the extra state
+// that Save stored.
+func Resume(dir string, opts Options) (*Trainer, json.RawMessage, error) {
+	js, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil, fmt.Errorf("resume %s: %w: %s is missing", dir, ErrNoOptimizerState, StateFile)
+		}
+		return nil, nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	var st trainerState
+	if err := json.Unmarshal(js, &st); err != nil {
+		return nil, nil, fmt.Errorf("resume %s: %s: %w", dir, StateFile, err)
+	}
+	if st.Step < 0 {
+		return nil, nil, fmt.Errorf("resume %s: %s: negative step %d", dir, StateFile, st.Step)
+	}
+	ck, err := qwen2.LoadCheckpoint(dir, onnx.Float)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resume: %w", err)
+	}
+	defer ck.Close()
+	t, err := New(ck.Config, ck.Weights, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.loadMoments(filepath.Join(dir, OptimizerFile), st.Step); err != nil {
+		t.Close()
+		return nil, nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	t.state.Step = st.Step
+	return t, st.Extra, nil
+}
+
+func (t *Trainer) loadMoments(path string, step int64) error {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %s is missing", ErrNoOptimizerState, path)
+		}
+		return err
+	}
+	defer f.Close()
+	if s := f.Metadata()["step"]; s != strconv.FormatInt(step, 10) {
+		return fmt.Errorf("%s: step %q does not match %s (step %d)", path, s, StateFile, step)
+	}
+	for _, p := range t.art.Trainable {
+		for _, kind := range []string{"exp_avg.", "exp_avg_sq."} {
+			info, data, err := f.Float32s(kind + p.Name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if !sameShape(info.Shape, p.Shape) {
+				return fmt.Errorf("%s: %s%s has shape %v, want %v", path, kind, p.Name, info.Shape, p.Shape)
+			}
+			dst := t.state.M
+			if kind == "exp_avg_sq." {
+				dst = t.state.V
+			}
+			dst[p.Name] = append([]float32(nil), data...)
+		}
+	}
+	return nil
+}
+
+func sameShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
