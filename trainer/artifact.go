@@ -36,6 +36,14 @@ type GradArtifact struct {
 	Trainable []Param
 	// Frozen lists the weights that are inputs but not trained.
 	Frozen []Param
+	// Init holds starting values for trainable tensors that are not model
+	// weights (adapters); model weights start from the checkpoint.
+	Init map[string][]float32
+}
+
+// Inputs lists every weight-like input of the graph: frozen, then trainable.
+func (a *GradArtifact) Inputs() []Param {
+	return append(append([]Param(nil), a.Frozen...), a.Trainable...)
 }
 
 // BuildGradGraph makes grad.onnx for a Qwen2 model: inputs are every weight

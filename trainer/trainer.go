@@ -58,7 +58,6 @@ type Trainer struct {
 	Config qwen2.Config
 	opts   Options
 	art    *GradArtifact
-	all    []Param
 	state  *State
 	grad   *ort.Session
 	optim  *ort.Session
@@ -68,20 +67,26 @@ type Trainer struct {
 // (consumed: the trainer copies them into its state). ONNX Runtime must be
 // initialised (ort.Init).
 func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error) {
-	st := &State{Params: map[string][]float32{}, M: map[string][]float32{}, V: map[string][]float32{}}
-	for _, p := range qwen2.Params(cfg) {
-		w := weights[p.Name]
-		if w == nil {
-			return nil, fmt.Errorf("trainer: missing weight %q", p.Name)
-		}
-		if w.DType != onnx.Float {
-			return nil, fmt.Errorf("trainer: weight %q is %s; training needs float32", p.Name, w.DType)
-		}
-		st.Params[p.Name] = w.Floats()
-	}
 	t, err := newTrainer(cfg, opts)
 	if err != nil {
 		return nil, err
+	}
+	st := &State{Params: map[string][]float32{}, M: map[string][]float32{}, V: map[string][]float32{}}
+	for _, p := range t.art.Inputs() {
+		if init, ok := t.art.Init[p.Name]; ok {
+			st.Params[p.Name] = init
+			continue
+		}
+		w := weights[p.Name]
+		if w == nil {
+			t.Close()
+			return nil, fmt.Errorf("trainer: missing weight %q", p.Name)
+		}
+		if w.DType != onnx.Float {
+			t.Close()
+			return nil, fmt.Errorf("trainer: weight %q is %s; training needs float32", p.Name, w.DType)
+		}
+		st.Params[p.Name] = w.Floats()
 	}
 	for _, p := range t.art.Trainable {
 		n := numElements(p.Shape)
@@ -110,11 +115,7 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 		gs.Close()
 		return nil, fmt.Errorf("trainer: optimizer graph: %w", err)
 	}
-	var all []Param
-	for _, p := range qwen2.Params(cfg) {
-		all = append(all, Param(p))
-	}
-	return &Trainer{Config: cfg, opts: opts, art: art, all: all, grad: gs, optim: os}, nil
+	return &Trainer{Config: cfg, opts: opts, art: art, grad: gs, optim: os}, nil
 }
 
 // Close releases the sessions.
@@ -126,11 +127,11 @@ func (t *Trainer) Close() error {
 // State exposes the trainer's state (read-only for callers).
 func (t *Trainer) State() *State { return t.state }
 
-// Weights returns the current weights as IR tensors aliasing the state;
-// they are valid until the next Step.
+// Weights returns the current model weights (qwen2.Params) as IR tensors
+// aliasing the state; they are valid until the next Step.
 func (t *Trainer) Weights() qwen2.Weights {
 	w := qwen2.Weights{}
-	for _, p := range t.all {
+	for _, p := range qwen2.Params(t.Config) {
 		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: onnx.FloatBytes(t.state.Params[p.Name])}
 	}
 	return w
@@ -279,7 +280,7 @@ func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32) (ort.Outputs, err
 		in[name] = tensor
 		return nil
 	}
-	for _, p := range t.all {
+	for _, p := range t.art.Inputs() {
 		x, err := ort.NewTensor(p.Shape, t.state.Params[p.Name])
 		if err := add(p.Name, x, err); err != nil {
 			return nil, err
