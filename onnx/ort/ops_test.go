@@ -117,7 +117,9 @@ func floatCases() []floatCase {
 		{"Greater", func(g *onnx.Graph, _ onnx.DType, x, _, _, y2 *onnx.Value) *onnx.Value { return g.Greater(x, y2) }, shape23, zip(xs, y2s, func(a, b float64) float64 { return b2f(a > b) })},
 		{"LessOrEqual", func(g *onnx.Graph, _ onnx.DType, x, _, _, y2 *onnx.Value) *onnx.Value { return g.LessOrEqual(x, y2) }, shape23, zip(xs, y2s, func(a, b float64) float64 { return b2f(a <= b) })},
 		{"GreaterOrEqual", func(g *onnx.Graph, _ onnx.DType, x, _, _, y2 *onnx.Value) *onnx.Value { return g.GreaterOrEqual(x, y2) }, shape23, zip(xs, y2s, func(a, b float64) float64 { return b2f(a >= b) })},
-		{"Where", func(g *onnx.Graph, _ onnx.DType, x, y, _, _ *onnx.Value) *onnx.Value { return g.Where(g.Less(x, y), x, y) }, shape23, zip(xs, ys, math.Min)},
+		{"Where", func(g *onnx.Graph, _ onnx.DType, x, y, _, _ *onnx.Value) *onnx.Value {
+			return g.Where(g.Less(x, y), x, y)
+		}, shape23, zip(xs, ys, math.Min)},
 		{"Neg", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.Neg(x) }, shape23, each(xs, func(a float64) float64 { return -a })},
 		{"Exp", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.Exp(x) }, shape23, each(xs, math.Exp)},
 		{"Log", func(g *onnx.Graph, _ onnx.DType, _, _, p, _ *onnx.Value) *onnx.Value { return g.Log(p) }, shape23, each(ps, math.Log)},
@@ -143,8 +145,12 @@ func floatCases() []floatCase {
 			s := softmaxRows(t, 2, false)
 			return []float64{s[0], s[2], s[4], s[1], s[3], s[5]}
 		}()},
-		{"CastBool", func(g *onnx.Graph, dt onnx.DType, x, y, _, _ *onnx.Value) *onnx.Value { return g.Cast(g.Less(x, y), dt) }, shape23, zip(xs, ys, func(a, b float64) float64 { return b2f(a < b) })},
-		{"CastInt64", func(g *onnx.Graph, dt onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.Cast(g.Cast(x, onnx.Int64), dt) }, shape23, each(xs, math.Trunc)},
+		{"CastBool", func(g *onnx.Graph, dt onnx.DType, x, y, _, _ *onnx.Value) *onnx.Value {
+			return g.Cast(g.Less(x, y), dt)
+		}, shape23, zip(xs, ys, func(a, b float64) float64 { return b2f(a < b) })},
+		{"CastInt64", func(g *onnx.Graph, dt onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value {
+			return g.Cast(g.Cast(x, onnx.Int64), dt)
+		}, shape23, each(xs, math.Trunc)},
 		{"Clip", func(g *onnx.Graph, dt onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value {
 			return g.Clip(x, g.Scalar(dt, -1), g.Scalar(dt, 1))
 		}, shape23, each(xs, func(a float64) float64 { return math.Max(-1, math.Min(1, a)) })},
@@ -153,7 +159,7 @@ func floatCases() []floatCase {
 		}, []int64{2, 2}, matmul},
 		{"MatMulBatched", func(g *onnx.Graph, dt onnx.DType, x, y, _, _ *onnx.Value) *onnx.Value {
 			b := g.Concat(0, g.Unsqueeze(x, 0), g.Unsqueeze(y, 0)) // [2,2,3]
-			return g.MatMul(b, g.Transpose(b, 0, 2, 1))           // [2,2,2]
+			return g.MatMul(b, g.Transpose(b, 0, 2, 1))            // [2,2,2]
 		}, []int64{2, 2, 2}, func() []float64 {
 			var out []float64
 			for _, m := range [][]float64{xs, ys} {
@@ -171,12 +177,18 @@ func floatCases() []floatCase {
 		}()},
 		{"ReduceSum", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.ReduceSum(x, true, 1) }, []int64{2, 1}, []float64{1.25, 3.75}},
 		{"ReduceSumAll", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.ReduceSum(x, false) }, []int64{}, []float64{5}},
-		{"ReduceMean", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.ReduceMean(x, false, 0) }, []int64{3}, []float64{1.75, -1, 1.75}},
-		{"ReduceMax", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.ReduceMax(x, false, -1) }, []int64{2}, []float64{2, 3}},
+		{"ReduceMean", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value {
+			return g.ReduceMean(x, false, 0)
+		}, []int64{3}, []float64{1.75, -1, 1.75}},
+		{"ReduceMax", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value {
+			return g.ReduceMax(x, false, -1)
+		}, []int64{2}, []float64{2, 3}},
 		{"Reshape", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.Reshape(x, 3, -1) }, []int64{3, 2}, xs},
 		{"Transpose", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.Transpose(x, 1, 0) }, []int64{3, 2}, []float64{0.5, 3, -1.25, -0.75, 2, 1.5}},
 		{"Unsqueeze", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.Unsqueeze(x, 0, -1) }, []int64{1, 2, 3, 1}, xs},
-		{"Squeeze", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value { return g.Squeeze(g.Unsqueeze(x, 1), 1) }, shape23, xs},
+		{"Squeeze", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value {
+			return g.Squeeze(g.Unsqueeze(x, 1), 1)
+		}, shape23, xs},
 		{"Concat", func(g *onnx.Graph, _ onnx.DType, x, y, _, _ *onnx.Value) *onnx.Value { return g.Concat(1, x, y) }, []int64{2, 6}, append(append(append(append([]float64{}, xs[:3]...), ys[:3]...), xs[3:]...), ys[3:]...)},
 		{"Slice", func(g *onnx.Graph, _ onnx.DType, x, _, _, _ *onnx.Value) *onnx.Value {
 			return g.Slice(x, []int64{1}, []int64{1}, []int64{math.MaxInt64})
