@@ -26,6 +26,7 @@ type stage struct {
 // stages lists every sub-command; each lives in a file named after it.
 var stages = []*stage{
 	versionStage,
+	trainerStage,
 	indexStage,
 	worldStage,
 	generateStage,

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/trainer"
+)
+
+var trainerStage = &stage{
+	name:    "trainer",
+	summary: "run one optimiser step (GRPO or SFT) on a batch file",
+	usage: `igsearch trainer step --model HFDIR --batch FILE.json --out DIR [flags]
+
+Runs exactly one optimiser step on the batch in FILE with the project's
+training artifacts (a gradient graph differentiated by igsearch, and a
+grad-norm clipping + AdamW graph, both standard ONNX run by ONNX Runtime),
+and writes the updated checkpoint to DIR.
+
+Inputs:
+  --model HFDIR        a Hugging Face Qwen2 checkpoint (config.json +
+                       model.safetensors, F32/BF16/F16)
+  --batch FILE         JSON with the micro-batch and hyper-parameters, in the
+                       layout of grpo_step.json:
+                         input_ids, attention_mask      [B][T] (left padded)
+                         loss_mask, advantages,
+                         old_logprobs, ref_logprobs     [B][T-1], column t
+                                                        scores input_ids[t+1]
+                         loss_type ("grpo" default, or "sft"), clip_eps,
+                         clip_eps_high, kl_beta, lr, weight_decay,
+                         adam_betas, adam_eps, max_grad_norm
+Output:
+  --out DIR            the updated checkpoint in HF layout (F32 weights),
+                       with optimizer.safetensors and trainer_state.json;
+                       written under a temporary name and renamed into place
+  stdout               one JSON line: {"loss", "grad_norm", "clip_fraction",
+                       "approx_kl", ...}; grad_norm is before clipping
+
+Flags:
+  --micro-batch N      sequences per gradient run; gradients are summed, so
+                       the result equals the full batch within fp32 noise
+                       (default 0: the whole batch at once)
+  --freeze-embeddings  keep the embedding (and a tied lm_head) fixed
+  --device D           cpu, cuda or cuda:N (default cpu)
+  --threads N          intra-op threads (default: ONNX Runtime's choice)
+  --ort-lib PATH       the ONNX Runtime shared library (default: found by set-up)
+
+The loss (GRPO, as in the reference fixture):
+  r = exp(logp − old_logprobs)
+  loss = Σ mask·(−min(r·A, clip(r, 1−ε, 1+ε_high)·A) + β·(exp(ref−logp) − (ref−logp) − 1)) / Σ mask
+
+Example:
+  igsearch trainer step --model testdata/models/tiny-qwen2 \
+    --batch testdata/models/tiny-qwen2/grpo-step/grpo_step.json --out out/step1
+`,
+	run: runTrainer,
+}
+
+func runTrainer(args []string) error {
+	_, rest, err := subVerb(args, "step")
+	if err != nil {
+		return err
+	}
+	fs := newFlags("trainer step")
+	var pf policyFlags
+	pf.register(fs)
+	batchPath := fs.String("batch", "", "batch JSON file")
+	out := fs.String("out", "", "output checkpoint directory")
+	micro := fs.Int("micro-batch", 0, "sequences per gradient run (0: all)")
+	freeze := fs.Bool("freeze-embeddings", false, "keep the embeddings fixed")
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	switch {
+	case pf.model == "":
+		return usagef("--model is required")
+	case *batchPath == "":
+		return usagef("--batch is required")
+	case *out == "":
+		return usagef("--out is required")
+	case *micro < 0:
+		return usagef("--micro-batch must not be negative")
+	case fs.NArg() > 0:
+		return usagef("unexpected arguments %v", fs.Args())
+	}
+	dev, err := ort.ParseDevice(pf.device)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if _, err := ort.InitDefault(pf.ortLib, dev); err != nil {
+		return err
+	}
+	file, err := trainer.ReadStepFile(*batchPath)
+	if err != nil {
+		return err
+	}
+	ck, err := qwen2.LoadCheckpoint(pf.model, onnx.Float)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	lossCfg, optCfg := file.Configs()
+	tr, err := trainer.New(ck.Config, ck.Weights, trainer.Options{
+		Artifact:   trainer.ArtifactOptions{Loss: lossCfg, FreezeEmbeddings: *freeze},
+		Optim:      optCfg,
+		MicroBatch: *micro,
+		Session:    ort.Options{Device: dev, IntraOpThreads: pf.threads},
+	})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	m, err := tr.Step(file.Batch())
+	if err != nil {
+		return fmt.Errorf("%s: %w", *batchPath, err)
+	}
+	if err := tr.Save(*out, nil); err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(m)
+}
