@@ -57,7 +57,13 @@ func newTestSession(t testing.TB, g *onnx.Graph, threads int) *testSession {
 	return newTestSessionBytes(t, b, inputNames(g), outputNames(g), threads)
 }
 
+// newTestSessionBytes makes a session from model bytes, or from the file
+// path when model is nil (needed for external data).
 func newTestSessionBytes(t testing.TB, model []byte, ins, outs []string, threads int) *testSession {
+	return newTestSessionFrom(t, "", model, ins, outs, threads)
+}
+
+func newTestSessionFrom(t testing.TB, path string, model []byte, ins, outs []string, threads int) *testSession {
 	t.Helper()
 	needORT(t)
 	opts, err := ortgo.NewSessionOptions()
@@ -69,7 +75,12 @@ func newTestSessionBytes(t testing.TB, model []byte, ins, outs []string, threads
 		opts.SetIntraOpNumThreads(threads)
 		opts.SetInterOpNumThreads(1)
 	}
-	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, ins, outs, opts)
+	var s *ortgo.DynamicAdvancedSession
+	if path != "" {
+		s, err = ortgo.NewDynamicAdvancedSession(path, ins, outs, opts)
+	} else {
+		s, err = ortgo.NewDynamicAdvancedSessionWithONNXData(model, ins, outs, opts)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
