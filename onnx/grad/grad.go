@@ -92,6 +92,7 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 	}
 	b := &builder{
 		g:      g,
+		params: map[*onnx.Value]bool{},
 		grads:  map[*onnx.Value]*accum{},
 		shapes: map[*onnx.Value]*onnx.Value{},
 		consts: map[constKey]*onnx.Value{},
@@ -161,6 +162,10 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 		}
 	}
 	onPath := func(v *onnx.Value) bool { return v != nil && requires[v] && reaches[v] }
+	b.onPath = onPath
+	for _, p := range params {
+		b.params[p] = true
+	}
 
 	if onPath(loss) {
 		b.add(loss, seed)
@@ -293,6 +298,8 @@ var handled = &onnx.Value{Name: "<handled>"}
 // builder holds the state of one Backward call.
 type builder struct {
 	g      *onnx.Graph
+	params map[*onnx.Value]bool   // the requested parameters
+	onPath func(*onnx.Value) bool // v needs a gradient
 	grads  map[*onnx.Value]*accum
 	shapes map[*onnx.Value]*onnx.Value
 	consts map[constKey]*onnx.Value
@@ -306,11 +313,22 @@ type accum struct {
 	total  *onnx.Value
 }
 
-// sparseGrad is a gradient that is zero except at indices along axis:
-// ScatterElements-add(zeros, indices, updates, axis).
+// sparseGrad is a gradient that is zero except at indices: with nd false,
+// ScatterElements-add(zeros, indices, updates, axis) (from GatherElements);
+// with nd true, ScatterND-add(zeros, indices, updates) (from an axis-0 Gather,
+// indices with a trailing axis of 1).
 type sparseGrad struct {
 	indices, updates *onnx.Value
 	axis             int
+	nd               bool
+}
+
+// scatter adds s into base.
+func (b *builder) scatter(base *onnx.Value, s sparseGrad) *onnx.Value {
+	if s.nd {
+		return b.g.ScatterND(base, s.indices, s.updates, "add")
+	}
+	return b.g.ScatterElements(base, s.indices, s.updates, s.axis, "add")
 }
 
 type constKey struct {
@@ -364,7 +382,7 @@ func (b *builder) total(v *onnx.Value) *onnx.Value {
 		if base == nil {
 			base = b.zeros(v)
 		}
-		t = b.g.ScatterElements(base, s.indices, s.updates, s.axis, "add")
+		t = b.scatter(base, s)
 	}
 	a.total = t
 	return t

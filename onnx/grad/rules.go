@@ -120,8 +120,11 @@ func (c *ctx) attrInt(name string, def int64) int64 {
 }
 
 // attrInts reads an integer-list attribute.
-func (c *ctx) attrInts(name string) ([]int64, bool) {
-	switch v := c.n.Attrs[name].(type) {
+func (c *ctx) attrInts(name string) ([]int64, bool) { return nodeInts(c.n, name) }
+
+// nodeInts reads an integer-list attribute of n.
+func nodeInts(n *onnx.Node, name string) ([]int64, bool) {
+	switch v := n.Attrs[name].(type) {
 	case []int64:
 		return v, true
 	case []int:
@@ -424,7 +427,7 @@ func logSoftmaxGrad(c *ctx) ([]*onnx.Value, error) {
 	a := c.grads[y]
 	fused := a.total == nil && len(a.sparse) > 0
 	for _, s := range a.sparse {
-		if s.axis != axis || !sameExcept(s.indices.Shape, y.Shape, axis) {
+		if s.nd || s.axis != axis || !sameExcept(s.indices.Shape, y.Shape, axis) {
 			fused = false
 		}
 	}
@@ -599,17 +602,52 @@ func (c *ctx) flatten2(x *onnx.Value) *onnx.Value {
 }
 
 // matMulGrad: da = ↓(dy·bᵀ), db = ↓(aᵀ·dy). A 2-D b with batched a (a
-// weight) gets db = flat(a)ᵀ·flat(dy), without a per-batch [.., K, N].
+// weight) gets db = flat(a)ᵀ·flat(dy), without a per-batch [.., K, N]. For
+// the linear-layer pattern b = transpose(w) (HF [out, in] weights) it emits
+// da = dy·w and records dw = flat(dy)ᵀ·flat(a) on w directly, so that no
+// weight-sized gradient is transposed (ORT folds the remaining transposes
+// of activations into FusedMatMul).
 func matMulGrad(c *ctx) ([]*onnx.Value, error) {
 	dy, a, b := c.dy(0), c.in(0), c.in(1)
-	da := func() *onnx.Value { return c.sumTo(c.g.MatMul(dy, c.transposeLast(b)), a) }
+	w := transposedWeight(b)
+	if w != nil && (c.params[b] || !c.onPath(w)) {
+		w = nil
+	}
+	flat := func(x *onnx.Value) *onnx.Value {
+		if x.Rank() == 2 {
+			return x
+		}
+		return c.flatten2(x)
+	}
+	da := func() *onnx.Value {
+		if w != nil {
+			return c.sumTo(c.g.MatMul(dy, w), a)
+		}
+		return c.sumTo(c.g.MatMul(dy, c.transposeLast(b)), a)
+	}
 	db := func() *onnx.Value {
-		if b.Rank() == 2 && a.Rank() > 2 {
-			return c.g.MatMul(c.transposeLast(c.flatten2(a)), c.flatten2(dy))
+		switch {
+		case w != nil:
+			c.add(w, c.g.MatMul(c.transposeLast(flat(dy)), flat(a)))
+			return handled
+		case b.Rank() == 2:
+			return c.g.MatMul(c.transposeLast(flat(a)), flat(dy))
 		}
 		return c.sumTo(c.g.MatMul(c.transposeLast(a), dy), b)
 	}
 	return c.binaryGrads(da, db), nil
+}
+
+// transposedWeight returns w when x = Transpose(w) swaps the axes of a 2-D w.
+func transposedWeight(x *onnx.Value) *onnx.Value {
+	n := x.Producer
+	if n == nil || n.Op != "Transpose" || n.Domain != "" || x.Rank() != 2 {
+		return nil
+	}
+	if p, ok := nodeInts(n, "perm"); ok && !(len(p) == 2 && p[0] == 1 && p[1] == 0) {
+		return nil
+	}
+	return n.Inputs[0]
 }
 
 // reshapeGrad (Reshape, Squeeze, Unsqueeze, Flatten): dx = reshape(dy, shape(x)).
@@ -825,8 +863,9 @@ func tileGrad(c *ctx) ([]*onnx.Value, error) {
 	return dx, nil
 }
 
-// gatherGrad: dx = ScatterND-add(zeros(x), indices, dy), with axis moved to
-// the front by transposes when it is not 0.
+// gatherGrad: dx = ScatterND-add(zeros(x), indices, dy), recorded sparsely
+// for axis 0 (the embedding), with axis moved to the front by transposes
+// otherwise.
 func gatherGrad(c *ctx) ([]*onnx.Value, error) {
 	data, idx, dy := c.in(0), c.in(1), c.dy(0)
 	r, q := data.Rank(), idx.Rank()
@@ -846,7 +885,10 @@ func gatherGrad(c *ctx) ([]*onnx.Value, error) {
 
 	dx := make([]*onnx.Value, 2)
 	if axis == 0 {
-		dx[0] = c.g.ScatterND(c.zeros(data), idx, dy, "add")
+		// Sparse: scattered into the other contributions (the tied lm_head's)
+		// or into zeros when the gradient is read.
+		c.addSparse(data, sparseGrad{indices: idx, updates: dy, nd: true})
+		dx[0] = handled
 		return dx, nil
 	}
 	// data' = transpose(data, [axis, 0..axis-1, axis+1..]); gather(data', idx, 0)
