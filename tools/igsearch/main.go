@@ -32,6 +32,7 @@ var stages = []*stage{
 	generateStage,
 	logprobsStage,
 	tokenizeStage,
+	modelStage,
 }
 
 // errUsage marks an error whose message is a usage problem: main prints the

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
+)
+
+var modelStage = &stage{
+	name:    "model",
+	summary: "Qwen2 → ONNX without Python: export graphs, init random checkpoints",
+	usage: `igsearch model: Hugging Face Qwen2 (Qwen2.5) checkpoints as ONNX graphs.
+
+Usage: igsearch model export|init [flags]
+
+model export --model HFDIR --out DIR [--graph inference|scoring] [--dtype fp32|fp16]
+             [--attention standard|contrib] [--entropy] [--external-data]
+  Input:  an HF checkpoint directory: config.json (model_type "qwen2") and
+          model.safetensors or shards with model.safetensors.index.json
+          (F32, BF16 or F16).
+  Output: DIR/model.onnx (weights in DIR/model.onnx.data above 1 GiB or with
+          --external-data) and DIR/config.json, each written atomically.
+          inference: the onnx-community I/O — input_ids, attention_mask,
+            position_ids, past_key_values.{i}.key/value [B,kv_heads,P,head_dim]
+            → logits [B,T,V], present.{i}.key/value.
+          scoring: input_ids, attention_mask → token_logprobs [B,T-1]
+            (log p(ids[t+1] | ids[..t])), and entropy [B,T-1] with --entropy.
+          --dtype fp16 stores weights and the KV cache in fp16 (for CUDA);
+          norms, softmax and logits stay fp32. --attention contrib uses ONNX
+          Runtime's GroupQueryAttention and SimplifiedLayerNormalization
+          (faster on long contexts; runs only on ONNX Runtime).
+  Example: igsearch model export --model ckpt/Qwen2.5-0.5B --out out/qwen-onnx --attention contrib
+
+model init --config FILE.json --out DIR [--seed 1]
+  Input:  a Qwen2 config.json.
+  Output: DIR/config.json and DIR/model.safetensors (F32, HF names) with
+          HF's initialisation: weights normal(0, initializer_range), biases 0,
+          norms 1. The same seed gives the same weights.
+  Example: igsearch model init --config testdata/models/tiny-qwen2/config.json --out out/tiny --seed 7
+`,
+	run: runModel,
+}
+
+func runModel(args []string) error {
+	verb, rest, err := subVerb(args, "export", "init")
+	if err != nil {
+		return err
+	}
+	if verb == "export" {
+		return modelExport(rest)
+	}
+	return modelInit(rest)
+}
+
+func modelExport(args []string) error {
+	fs := newFlags("model export")
+	model := fs.String("model", "", "HF checkpoint directory (config.json + safetensors)")
+	out := fs.String("out", "", "output directory")
+	graph := fs.String("graph", "inference", "graph to export: inference or scoring")
+	dtype := fs.String("dtype", "fp32", "weights dtype: fp32 or fp16")
+	attention := fs.String("attention", "standard", "attention variant: standard or contrib")
+	entropy := fs.Bool("entropy", false, "scoring graph: also output entropy")
+	external := fs.Bool("external-data", false, "always write weights to model.onnx.data")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *out == "" {
+		return usagef("--model and --out are required")
+	}
+	kind := qwen2.GraphKind(*graph)
+	if kind != qwen2.InferenceGraph && kind != qwen2.ScoringGraph {
+		return usagef("--graph %q: inference or scoring", *graph)
+	}
+	var dt onnx.DType
+	switch *dtype {
+	case "fp32", "float32":
+		dt = onnx.Float
+	case "fp16", "float16":
+		dt = onnx.Float16
+	default:
+		return usagef("--dtype %q: fp32 or fp16", *dtype)
+	}
+	attn, err := qwen2.ParseAttention(*attention)
+	if err != nil {
+		return usagef("--attention: %v", err)
+	}
+	ck, err := qwen2.LoadCheckpoint(*model, dt)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	opts := qwen2.Options{Attention: attn, DType: dt, Entropy: *entropy}
+	if err := qwen2.Export(*out, ck.Config, ck.Weights, kind, opts, *external); err != nil {
+		return err
+	}
+	size := int64(0)
+	for _, f := range []string{qwen2.ModelFile, qwen2.ModelFile + ".data"} {
+		if st, err := os.Stat(filepath.Join(*out, f)); err == nil {
+			size += st.Size()
+		}
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%s graph, %s, %s attention, %.1f MB)\n",
+		filepath.Join(*out, qwen2.ModelFile), kind, *dtype, attn, float64(size)/1e6)
+	return nil
+}
+
+func modelInit(args []string) error {
+	fs := newFlags("model init")
+	config := fs.String("config", "", "Qwen2 config.json")
+	out := fs.String("out", "", "output checkpoint directory")
+	seed := fs.Uint64("seed", 1, "random seed")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *config == "" || *out == "" {
+		return usagef("--config and --out are required")
+	}
+	cfg, err := qwen2.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	if err := qwen2.Save(*out, cfg, qwen2.Init(cfg, *seed), 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %d parameters, seed %d\n", *out, qwen2.NumParams(cfg), *seed)
+	return nil
+}
