@@ -114,6 +114,21 @@ func (t *Tokenizer) tokenText(id int32, skipSpecial bool) (string, bool) {
 	return s, s != ""
 }
 
+// TokenBytes returns the bytes that id decodes to, which for a byte-level
+// token may be part of a UTF-8 character; nil for an unused id. Under the
+// space-joining decoder (no "decoder" in tokenizer.json) it is the token's
+// string.
+func (t *Tokenizer) TokenBytes(id int32) []byte {
+	s, ok := t.tokenText(id, false)
+	if !ok {
+		return nil
+	}
+	if t.decoder == decodeByteLevel {
+		return appendByteLevel(nil, s)
+	}
+	return []byte(s)
+}
+
 // Decode turns ids back into text. With skipSpecial, special added tokens
 // (such as <|im_end|>) are left out. Ids outside the vocabulary are skipped.
 // Byte sequences that are not valid UTF-8 become U+FFFD, one per maximal
