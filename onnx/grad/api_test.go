@@ -224,3 +224,38 @@ func TestBadParameters(t *testing.T) {
 		t.Errorf("err = %v, want the Slice steps error", err)
 	}
 }
+
+func TestIntermediateParameter(t *testing.T) {
+	// Asking for the gradient of transpose(w) as well as of w: the linear
+	// layer's shortcut (recording dw on w directly) must not starve wᵀ.
+	g := onnx.NewGraph("t")
+	a := g.Input("a", onnx.Double, onnx.D(3), onnx.D(2))
+	w := g.Input("w", onnx.Double, onnx.D(4), onnx.D(2))
+	wt := g.Transpose(w, 1, 0)
+	loss := g.ReduceSum(g.Mul(g.MatMul(a, wt), g.MatMul(a, wt)), false)
+	grads, err := Backward(g, loss, []*onnx.Value{w, wt}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Output("dw", grads[0])
+	g.Output("dwt", grads[1])
+	model, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := openSession(t, model, false).run([]feed{
+		{"a", []int64{3, 2}, []float64{1, 2, 3, 4, 5, 6}},
+		{"w", []int64{4, 2}, []float64{1, -1, 0.5, 2, -3, 1, 0, 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dw, dwt := res["dw"], res["dwt"]
+	for i := range 4 {
+		for j := range 2 {
+			if dw[i*2+j] != dwt[j*4+i] || dw[i*2+j] == 0 {
+				t.Fatalf("dw %v is not dwtᵀ %v", dw, dwt)
+			}
+		}
+	}
+}

@@ -421,6 +421,18 @@ func opCases() []gradCase {
 			outDims: mm.out})
 	}
 
+	cs = append(cs, gradCase{name: "MatMul/linear",
+		params: []pspec{{name: "a", dims: []int64{2, 3, 4}}, {name: "w", dims: []int64{5, 4}}},
+		build: func(g *onnx.Graph, p []*onnx.Value) *onnx.Value {
+			return g.MatMul(p[0], g.Transpose(p[1], 1, 0))
+		}})
+	cs = append(cs, gradCase{name: "MatMul/linear-shared",
+		params: []pspec{{name: "a", dims: []int64{3, 4}}, {name: "w", dims: []int64{5, 4}}},
+		build: func(g *onnx.Graph, p []*onnx.Value) *onnx.Value {
+			wt := g.Transpose(p[1], 1, 0)
+			return g.Concat(0, g.MatMul(p[0], wt), g.Mul(wt, wt))
+		}})
+
 	// Shape ops.
 	one("Reshape", uniform, []int64{2, 3, 4}, func(g *onnx.Graph, x *onnx.Value) *onnx.Value { return g.Reshape(x, 0, -1) })
 	cs = append(cs, gradCase{name: "Reshape/symbolic",

@@ -108,10 +108,8 @@ func (m tinyLM) build(g *onnx.Graph, w map[string]*onnx.Value, ids, mask []int64
 		o = g.Reshape(g.Transpose(g.Reshape(o, 0, m.heads, T, m.headDim), 0, 2, 1, 3), 0, 0, m.heads*m.headDim)
 		x = g.Add(x, linear(o, p+"wo"))
 		xn = rms(x, w[p+"ln2"])
-		// SiLU as x/(1+e^-x): ORT fuses x·sigmoid(x) into QuickGelu, which
-		// has no float64 kernel (and onnx/ort's metadata session optimises).
 		gate := linear(xn, p+"wg")
-		silu := g.Div(gate, g.Add(sc(1), g.Exp(g.Neg(gate))))
+		silu := g.Mul(gate, g.Sigmoid(gate))
 		x = g.Add(x, linear(g.Mul(silu, linear(xn, p+"wu")), p+"wd"))
 	}
 	hdn := g.Slice(rms(x, w["norm"]), []int64{1}, []int64{0}, []int64{-1}) // positions 0..T-2
