@@ -28,7 +28,15 @@ func FromWeights(cfg qwen2.Config, w qwen2.Weights, tok *tokenize.Tokenizer, opt
 		tok:   tok,
 	}
 	so := ort.Options{Device: opts.Device, IntraOpThreads: opts.Threads, InterOpThreads: 1}
-	gopts := qwen2.Options{Attention: opts.Attention}
+	attn := opts.Attention
+	if attn == "" {
+		attn = "contrib"
+	}
+	a, err := qwen2.ParseAttention(attn)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	gopts := qwen2.Options{Attention: a}
 	ig, err := qwen2.BuildInference(cfg, w, gopts)
 	if err != nil {
 		return nil, fmt.Errorf("policy: inference graph: %w", err)
