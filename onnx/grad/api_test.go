@@ -259,3 +259,12 @@ func TestIntermediateParameter(t *testing.T) {
 		}
 	}
 }
+
+func TestOldOpset(t *testing.T) {
+	g := onnx.NewGraph("t")
+	g.Opsets[""] = 13
+	x := g.Input("x", onnx.Float, onnx.D(3))
+	if _, err := Backward(g, g.ReduceSum(x, false), []*onnx.Value{x}, Options{}); err == nil || !strings.Contains(err.Error(), "opset 13") {
+		t.Fatalf("err = %v, want an opset error", err)
+	}
+}

@@ -31,14 +31,23 @@
 // # Fan-in, sparse gradients and fused rules
 //
 // Gradients that reach one value along several paths are summed in one Sum
-// node. GatherElements (the per-token log-prob pick from a [B,T,V] log-softmax)
-// records its gradient sparsely, as the (indices, updates) of a
-// ScatterElements-add; a consumer that needs it dense scatters it into zeros,
-// but LogSoftmax fuses it: dx = dy - exp(y)·Σdy becomes
-// ScatterElements-add(-exp(y)·Σupdates, indices, updates), which never builds
-// the dense one-hot gradient. Rules reuse forward outputs where the formula
-// allows (Softmax, LogSoftmax, Exp, Sigmoid, Tanh, Sqrt, Reciprocal, Div)
-// instead of recomputing them.
+// node. Two gathers record their gradients sparsely, as the (indices,
+// updates) of a scatter-add, and a value's sparse gradients are scattered
+// into its summed dense gradient (or into zeros) only when it is read:
+//   - GatherElements (the per-token log-prob pick from a [B,T,V]
+//     log-softmax) as a ScatterElements-add. LogSoftmax fuses it:
+//     dx = dy - exp(y)·Σdy becomes ScatterElements-add(-exp(y)·Σupdates,
+//     indices, updates), which never builds the dense one-hot gradient.
+//   - Gather on axis 0 (the embedding lookup) as a ScatterND-add, which a
+//     tied lm_head's dense gradient absorbs without zeros or a Sum.
+//
+// MatMul by transpose(w) of a 2-D w (a linear layer with HF [out, in]
+// weights) records dw = flat(dy)ᵀ·flat(x) on w itself, so that no
+// weight-sized gradient is transposed; a 2-D weight times batched
+// activations is differentiated as one [K,N] product, never per batch.
+// Rules reuse forward outputs where the formula allows (Softmax, LogSoftmax,
+// Exp, Sigmoid, Tanh, Sqrt, Reciprocal, Div, Relu) instead of recomputing
+// them.
 package grad
 
 import (
@@ -47,6 +56,9 @@ import (
 
 	"github.com/igsearch/igsearch/onnx"
 )
+
+// minOpset is the oldest ONNX opset whose operators the rules emit.
+const minOpset = 18
 
 // Options tune Backward. The zero value seeds a one-element loss with 1 and
 // gives parameters that do not reach the loss a zeros gradient.
@@ -89,6 +101,9 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 		if !p.Type.IsFloat() {
 			return nil, fmt.Errorf("grad: parameter %v is not floating point", p)
 		}
+	}
+	if v := g.Opsets[""]; v != 0 && v < minOpset {
+		return nil, fmt.Errorf("grad: graph %s is at ONNX opset %d; backward passes need opset %d or later (axes as inputs, scatter reductions, Pad axes)", g.Name, v, minOpset)
 	}
 	b := &builder{
 		g:      g,

@@ -547,6 +547,12 @@ func opCases() []gradCase {
 	return cs
 }
 
+// TestOpGradients checks every rule by central differences through ONNX
+// Runtime's CPU provider. Every forward op, and every op the backward passes
+// emit (ScatterND/ScatterElements with reduction add, Pad, reversed CumSum,
+// Sum, Split, Expand, ConstantOfShape, ...), runs in float64 there (ORT
+// 1.29), so all cases are float64 except "Cast/float", which differentiates
+// through a float32 → float64 cast on purpose.
 func TestOpGradients(t *testing.T) {
 	initORT(t)
 	for _, c := range opCases() {
