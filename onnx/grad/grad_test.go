@@ -374,6 +374,14 @@ func opCases() []gradCase {
 		ent := g.ReduceSum(g.Mul(g.Exp(ls), ls), true, -1)
 		return g.Add(g.GatherElements(ls, pick(g), -1), ent)
 	})
+	one("LogSoftmax/gathered-other-axis", uniform, []int64{2, 3, 5}, func(g *onnx.Graph, x *onnx.Value) *onnx.Value {
+		// Picked along an axis other than the softmax's: densified, not fused.
+		idx := iconst(g, []int64{2, 1, 5}, 0, 2, 1, 1, 0, 2, 2, 0, 1, 0)
+		return g.GatherElements(g.LogSoftmax(x, -1), idx, 1)
+	})
+	one("Softmax/gathered", uniform, []int64{2, 5}, func(g *onnx.Graph, x *onnx.Value) *onnx.Value {
+		return g.GatherElements(g.Softmax(x, -1), iconst(g, []int64{2, 1}, 3, 0), -1)
+	})
 	cs = append(cs, gradCase{name: "LogSoftmax/gathered-symbolic",
 		params: []pspec{{name: "x", dims: []int64{2, 3, 5}, sym: []string{"batch", "seq", ""}}},
 		feeds:  []feed{{"ids", []int64{2, 3}, []int64{1, 4, 0, 0, 3, 2}}},
