@@ -66,11 +66,30 @@ func (a *Analyzer) Terms(text string) []string {
 // Analyze calls emit for each term of text in order. The string passed to
 // emit may share memory with text.
 func (a *Analyzer) Analyze(text string, emit func(term string)) {
+	if !a.english {
+		analyzeSimple(text, emit)
+		return
+	}
+	a.analyzeEnglish(text, func(tok string) { emit(stem(tok)) })
+}
+
+// tokens calls emit for each token of text before the last, per-token
+// stage (stemming); finish applies that stage. Analyze(text) equals finish
+// applied to each token, which lets the builder cache finish per token.
+func (a *Analyzer) tokens(text string, emit func(tok string)) {
 	if a.english {
 		a.analyzeEnglish(text, emit)
 	} else {
 		analyzeSimple(text, emit)
 	}
+}
+
+// finish turns a token from tokens into its term.
+func (a *Analyzer) finish(tok string) string {
+	if a.english {
+		return stem(tok)
+	}
+	return tok
 }
 
 func analyzeSimple(text string, emit func(string)) {
@@ -111,6 +130,7 @@ func emitLong(tok string, emit func(string)) {
 	}
 }
 
+// analyzeEnglish emits the english analyzer's tokens before stemming.
 func (a *Analyzer) analyzeEnglish(text string, emit func(string)) {
 	it := words.FromString(text)
 	for it.Next() {
@@ -123,7 +143,7 @@ func (a *Analyzer) analyzeEnglish(text string, emit func(string)) {
 			if t == "" || englishStopWords[t] {
 				return
 			}
-			emit(stem(t))
+			emit(t)
 		})
 	}
 }

@@ -291,6 +291,7 @@ func (b *builder) read(ctx context.Context, r io.Reader, out chan<- *batch) erro
 func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out chan<- *batchResult) {
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	defer enc.Close()
+	cache := map[string]uint32{} // token before stemming → term id
 	var (
 		tids  []uint32
 		raw   []byte
@@ -327,14 +328,18 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 			prov := uint64(bt.seq)<<batchShift | uint64(idx)
 			idx++
 			tids = tids[:0]
-			b.an.Analyze(d.Contents(), func(t string) {
-				id, ok := seg.ids[t]
+			b.an.tokens(d.Contents(), func(tok string) {
+				id, ok := cache[tok]
 				if !ok {
-					id = uint32(len(seg.terms))
-					t = strings.Clone(t)
-					seg.ids[t] = id
-					seg.terms = append(seg.terms, t)
-					seg.posts = append(seg.posts, nil)
+					t := b.an.finish(tok)
+					if id, ok = seg.ids[t]; !ok {
+						id = uint32(len(seg.terms))
+						t = strings.Clone(t)
+						seg.ids[t] = id
+						seg.terms = append(seg.terms, t)
+						seg.posts = append(seg.posts, nil)
+					}
+					cache[strings.Clone(tok)] = id
 				}
 				tids = append(tids, id)
 			})
