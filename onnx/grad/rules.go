@@ -482,8 +482,8 @@ func sameExcept(a, b onnx.Shape, skip int) bool {
 }
 
 // reduceAxes reads a reduction's axes (input 1 or the legacy attribute),
-// normalised and sorted; all axes when none are given. ok is false when the
-// reduction is a no-op (empty axes with noop_with_empty_axes).
+// normalised and sorted; all axes when none are given. noop reports a
+// reduction that does nothing (empty axes with noop_with_empty_axes).
 func (c *ctx) reduceAxes(rank int) (axes []int, noop bool, err error) {
 	var ax []int64
 	if v := c.in(1); v != nil {
