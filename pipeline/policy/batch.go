@@ -375,21 +375,89 @@ func (b *Batch) sampleAll(logits []float32, active, rows []int, st []*genState, 
 	wg.Wait()
 }
 
-// prefill runs every pending token of the given rows through the model,
-// right-aligned so that each row's last pending token is in the last column,
-// and returns the logits there, [len(rows), vocab]. Every row must have a
-// pending token. It splits the run into chunks of columns when one would be
-// too large.
+// prefill runs every pending token of the given rows through the model and
+// returns the logits at each row's last token, [len(rows), vocab]. Every row
+// must have a pending token. Rows run together, right-aligned so that each
+// row's last pending token is in the last column, except where the graph
+// cannot take several new tokens on top of a past for several rows at once
+// (GroupQueryAttention): there, rows with a past and more than one pending
+// token run one by one, and the others together.
 func (b *Batch) prefill(ctx context.Context, rows []int) ([]float32, error) {
+	for _, r := range rows {
+		if len(b.rows[r].seq) <= b.rows[r].cached {
+			return nil, fmt.Errorf("policy: row %d has no pending token", r)
+		}
+	}
+	if b.p.batchAppend || len(rows) == 1 {
+		return b.prefillRun(ctx, rows)
+	}
+	var alone, fresh, single []int // indices into rows
+	freshT := 0
+	for i, r := range rows {
+		row := b.rows[r]
+		switch {
+		case len(row.seq)-row.cached == 1:
+			single = append(single, i)
+		case row.cached == 0:
+			fresh = append(fresh, i)
+			freshT = max(freshT, len(row.seq))
+		default:
+			alone = append(alone, i)
+		}
+	}
+	if len(fresh) > 1 && freshT > b.p.chunkColumns(len(fresh)) {
+		// Chunks after the first would have a past.
+		alone, fresh = append(alone, fresh...), nil
+	}
+	if len(alone) == 0 && (len(fresh) == 0 || len(single) == 0) {
+		return b.prefillRun(ctx, rows)
+	}
+	v := b.p.vocab
+	logits := make([]float32, len(rows)*v)
+	// Give each lone row a cache of its own first, one copy per row.
+	for _, i := range alone {
+		b.isolate(rows[i])
+	}
+	groups := [][]int{single, fresh}
+	for _, i := range alone {
+		groups = append(groups, []int{i})
+	}
+	for _, g := range groups {
+		if len(g) == 0 {
+			continue
+		}
+		sub := make([]int, len(g))
+		for j, i := range g {
+			sub[j] = rows[i]
+		}
+		l, err := b.prefillRun(ctx, sub)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range g {
+			copy(logits[i*v:(i+1)*v], l[j*v:(j+1)*v])
+		}
+	}
+	return logits, nil
+}
+
+// isolate moves row r into a compact cache of its own, unless it has one.
+func (b *Batch) isolate(r int) {
+	row := b.rows[r]
+	if row.cache == nil || row.cache.rows == 1 {
+		return
+	}
+	b.adopt([]int{r}, gatherKV(b.p.shape, []slot{{row.cache, row.slot}}))
+}
+
+// prefillRun runs the pending tokens of rows in one batch (in chunks of
+// columns when it would be very large).
+func (b *Batch) prefillRun(ctx context.Context, rows []int) ([]float32, error) {
 	p := b.p
 	n := len(rows)
 	T := 0
 	for _, r := range rows {
-		pend := len(b.rows[r].seq) - b.rows[r].cached
-		if pend <= 0 {
-			return nil, fmt.Errorf("policy: row %d has no pending token", r)
-		}
-		T = max(T, pend)
+		T = max(T, len(b.rows[r].seq)-b.rows[r].cached)
 	}
 	c := b.place(rows)
 	chunk := p.chunkColumns(n)

@@ -32,8 +32,10 @@ type Options struct {
 	// loads DIR/tokenizer.json when there is one.
 	Tokenizer *tokenize.Tokenizer
 	// Attention picks the attention variant of graphs built from a
-	// checkpoint.
-	Attention qwen2.Attention
+	// checkpoint: "standard" (MatMul/Softmax) or "contrib" (ONNX Runtime's
+	// GroupQueryAttention). "" is contrib, which measured 2–5× faster on
+	// CPU (scripts/bench.d/40-policy.sh).
+	Attention string
 	// Format forces how dir is read: "checkpoint" or "onnx". The default
 	// reads a checkpoint when dir holds *.safetensors, else model.onnx.
 	Format string
@@ -57,6 +59,14 @@ type Policy struct {
 	// [B,1,V] (see lastLogitsOnly).
 	lastOnly bool
 	hasPos   bool // the inference graph takes position_ids
+	// runTokens bounds the new tokens of one run (0: 2048); tests lower it
+	// to exercise chunked prefill.
+	runTokens int
+	// batchAppend: the inference graph takes several new tokens on top of
+	// a past for several rows in one run. com.microsoft.GroupQueryAttention's
+	// CPU kernel does that for one row only, so unless the graph is known
+	// to have none, prefill runs such rows one by one.
+	batchAppend bool
 	tok      *tokenize.Tokenizer
 	eos      []int32
 	source   string // where the graphs came from, for messages
@@ -190,6 +200,9 @@ func (p *Policy) openExported(so ort.Options) error {
 		return err
 	}
 	p.infer, p.source = s, path
+	if m, err := onnx.LoadWith(path, onnx.LoadOptions{SkipData: true}); err == nil {
+		p.batchAppend = !usesGQA(m.Graph)
+	}
 	sp := filepath.Join(p.dir, "scoring.onnx")
 	if _, err := os.Stat(sp); err == nil {
 		if p.scoring, err = ort.NewSession(sp, so); err != nil {
@@ -202,6 +215,16 @@ func (p *Policy) openExported(so ort.Options) error {
 	return nil
 }
 
+// usesGQA reports whether g has a GroupQueryAttention node.
+func usesGQA(g *onnx.Graph) bool {
+	for _, n := range g.Nodes {
+		if n.Op == "GroupQueryAttention" {
+			return true
+		}
+	}
+	return false
+}
+
 // graphCacheVersion changes when the cached graphs' contract changes (the
 // surgery lastLogitsOnly does, the file names), so that old caches are not
 // reused.
@@ -210,7 +233,16 @@ const graphCacheVersion = "policy-graphs-1"
 // openCheckpoint builds the inference and scoring graphs from an HF
 // checkpoint, or reuses them from DIR/.onnx.
 func (p *Policy) openCheckpoint(so ort.Options, opts Options) error {
-	gopts := qwen2.Options{Attention: opts.Attention}
+	attn := opts.Attention
+	if attn == "" {
+		attn = "contrib"
+	}
+	a, err := qwen2.ParseAttention(attn)
+	if err != nil {
+		return err
+	}
+	gopts := qwen2.Options{Attention: a}
+	p.batchAppend = a != qwen2.ContribAttention
 	key, err := cacheKey(p.dir, gopts)
 	if err != nil {
 		return err
@@ -478,10 +510,13 @@ type forwardResult struct {
 }
 
 // chunkColumns is how many new columns one run may take for n rows: about
-// 2048 new tokens per run, and no more than 64 Mi logits when the graph
+// runTokens new tokens per run, and no more than 64 Mi logits when the graph
 // returns the logits of every position.
 func (p *Policy) chunkColumns(n int) int {
-	tokens := 2048
+	tokens := p.runTokens
+	if tokens <= 0 {
+		tokens = 2048
+	}
 	if !p.lastOnly {
 		tokens = min(tokens, (64<<20)/p.vocab)
 	}

@@ -84,8 +84,10 @@ var models = struct {
 	m map[string]*Policy
 }{m: map[string]*Policy{}}
 
-// openTiny opens tiny-qwen2 as a checkpoint ("checkpoint") or as its torch
-// export ("onnx"), with the Qwen2.5 tokenizer when withTok.
+// openModel opens tiny-qwen2 as a checkpoint ("checkpoint": contrib
+// attention; "standard": standard attention, no tokenizer) or as its torch
+// export ("onnx"), with the Qwen2.5 tokenizer; or tiny-qwen2-tied-fullvocab
+// ("fullvocab"). Policies are shared between tests.
 func openModel(t testing.TB, kind string) *Policy {
 	t.Helper()
 	needORT(t)
@@ -99,12 +101,15 @@ func openModel(t testing.TB, kind string) *Policy {
 	switch kind {
 	case "checkpoint":
 		dir = copyModel(t, tinyDir, "config.json", "model.safetensors")
+	case "standard":
+		dir = copyModel(t, tinyDir, "config.json", "model.safetensors")
+		opts.Attention = "standard"
 	case "onnx":
 		dir = copyModel(t, tinyDir, "config.json", "model.onnx")
 	case "fullvocab":
 		dir = copyModel(t, fullVocabDir, "config.json", "model.safetensors")
 	}
-	if kind != "fullvocab" {
+	if kind != "fullvocab" && kind != "standard" {
 		opts.Tokenizer = qwenTokenizer(t)
 	}
 	p, err := Open(dir, opts)
@@ -170,10 +175,10 @@ func maxDiff(got []float32, want []float64) float64 {
 // TestReferenceForcedDecode prefills the reference batch through Batch
 // (left padding, one run) and forces the reference decode tokens, comparing
 // the last-position logits with reference.json at every step; for our built
-// graph and for the torch export alike.
+// graph (both attention variants) and for the torch export alike.
 func TestReferenceForcedDecode(t *testing.T) {
 	ref := loadReference(t, tinyDir)
-	for _, kind := range []string{"checkpoint", "onnx"} {
+	for _, kind := range []string{"checkpoint", "standard", "onnx"} {
 		t.Run(kind, func(t *testing.T) {
 			p := openModel(t, kind)
 			var reqs []Request
@@ -410,6 +415,42 @@ func TestStopAndContinue(t *testing.T) {
 		worst = max(worst, compareCompletions(t, "second continuation", last[r], want, 1e-4))
 	}
 	t.Logf("continuation vs from scratch: tokens equal, max |Δ log-prob| %.2e", worst)
+}
+
+// TestChunkedPrefill: prompts and continuations prefilled in chunks of a
+// few columns give what one run gives, with both attention variants.
+func TestChunkedPrefill(t *testing.T) {
+	for _, kind := range []string{"checkpoint", "standard", "onnx"} {
+		p := openModel(t, kind)
+		sp := SamplingParams{MaxNewTokens: 6, EOS: []int32{}}
+		want := generate(t, p, requests(tinyPrompts, 0), sp)
+		ctx := context.Background()
+		p.runTokens = 5
+		b, err := p.NewBatch(requests(tinyPrompts, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.Generate(ctx, []int{0, 1, 2, 3}, sp)
+		if err != nil {
+			p.runTokens = 0
+			t.Fatal(err)
+		}
+		obs := [][]int32{{5, 6, 7, 8, 9, 10, 11, 12, 13}, {12}, {13, 14, 15, 16, 17, 18}, {1, 2}}
+		cont, err := b.Continue(ctx, []int{0, 1, 2, 3}, obs, sp)
+		p.runTokens = 0
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i := range want {
+			worst = max(worst, compareCompletions(t, kind+" chunked prompt", got[i], want[i], 1e-4))
+			full := b.Tokens(i)
+			ref := generate(t, p, []Request{{Prompt: full[:len(full)-len(cont[i].Tokens)]}}, sp)[0]
+			worst = max(worst, compareCompletions(t, kind+" chunked continuation", cont[i], ref, 1e-4))
+		}
+		b.Close()
+		t.Logf("%s: chunks of ≤5 tokens vs one run: tokens equal, max |Δ log-prob| %.2e", kind, worst)
+	}
 }
 
 // TestExportMatchesBuiltGraph: the torch export, run through the same

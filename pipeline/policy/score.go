@@ -37,10 +37,20 @@ func (p *Policy) Score(ctx context.Context, seqs [][]int32) ([][]float32, error)
 		}
 		var lps [][]float32
 		var err error
-		if p.scoring != nil {
+		switch {
+		case p.scoring != nil:
 			lps, err = p.scoreGraph(ctx, group)
-		} else {
+		case p.batchAppend:
 			lps, err = p.scoreInference(ctx, group)
+		default:
+			// Chunks after the first have a past: one row per run.
+			for _, s := range group {
+				var lp [][]float32
+				if lp, err = p.scoreInference(ctx, [][]int32{s}); err != nil {
+					break
+				}
+				lps = append(lps, lp[0])
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("policy: score: %w", err)
