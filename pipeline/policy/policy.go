@@ -67,9 +67,9 @@ type Policy struct {
 	// CPU kernel does that for one row only, so unless the graph is known
 	// to have none, prefill runs such rows one by one.
 	batchAppend bool
-	tok      *tokenize.Tokenizer
-	eos      []int32
-	source   string // where the graphs came from, for messages
+	tok         *tokenize.Tokenizer
+	eos         []int32
+	source      string // where the graphs came from, for messages
 }
 
 // Open loads the policy in dir, which is either
