@@ -487,9 +487,43 @@ func (b *builder) zeros(x *onnx.Value) *onnx.Value {
 	return b.g.ConstantOfShape(b.shapeOf(x), t, x.Shape)
 }
 
-// reshapeTo reshapes dy to x's (runtime) shape.
+// reshapeTo reshapes dy to x's (runtime) shape. It avoids a Shape node on x
+// (which would keep the forward value alive until the backward pass) when
+// x's dims are known, provably equal to dy's at the same index (ONNX's 0), or
+// all but one of them are (-1).
 func (b *builder) reshapeTo(dy, x *onnx.Value) *onnx.Value {
-	return b.g.ReshapeLike(dy, b.shapeOf(x), x.Shape)
+	target := make([]int64, x.Rank())
+	infer := false
+	for i, d := range x.Shape {
+		switch {
+		case d.Known() && d.Size > 0:
+			target[i] = d.Size
+		case !d.Known() && i < dy.Rank() && dy.Shape[i].Same(d):
+			target[i] = 0
+		case !d.Known() && !infer:
+			target[i], infer = -1, true
+		default:
+			return b.g.ReshapeLike(dy, b.shapeOf(x), x.Shape)
+		}
+	}
+	return b.g.ReshapeLike(dy, b.g.Ints(target...), x.Shape)
+}
+
+// expandTo broadcasts dy, which has x's rank with size 1 on the reduced axes,
+// back to x's shape. The target is 1 on the other axes (Expand keeps dy's
+// dim there), so only reduced axes of unknown size need x's runtime shape.
+func (b *builder) expandTo(dy, x *onnx.Value, axes []int) *onnx.Value {
+	target := make([]int64, x.Rank())
+	for i := range target {
+		target[i] = 1
+	}
+	for _, a := range axes {
+		if !x.Shape[a].Known() {
+			return b.g.Expand(dy, b.shapeOf(x), x.Shape)
+		}
+		target[a] = x.Shape[a].Size
+	}
+	return b.g.Expand(dy, b.g.Ints(target...), x.Shape)
 }
 
 // sumTo reduces a gradient of a broadcast result to the shape of the input

@@ -528,7 +528,7 @@ func reduceSumGrad(c *ctx) ([]*onnx.Value, error) {
 	if err != nil || noop {
 		return []*onnx.Value{dy}, err
 	}
-	return []*onnx.Value{c.g.Expand(c.keptGrad(dy, axes), c.shapeOf(x), x.Shape)}, nil
+	return []*onnx.Value{c.expandTo(c.keptGrad(dy, axes), x, axes)}, nil
 }
 
 // reduceMeanGrad: dx = expand(dy / n), n the number of elements averaged.
@@ -554,7 +554,7 @@ func reduceMeanGrad(c *ctx) ([]*onnx.Value, error) {
 		cnt := c.g.Cast(c.g.Div(c.g.Size(x), c.g.Size(y)), x.Type)
 		scaled = c.g.Div(dyk, cnt)
 	}
-	return []*onnx.Value{c.g.Expand(scaled, c.shapeOf(x), x.Shape)}, nil
+	return []*onnx.Value{c.expandTo(scaled, x, axes)}, nil
 }
 
 // reduceMaxGrad: dx = (x == y)·dy / #ties.
