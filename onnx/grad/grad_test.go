@@ -447,6 +447,14 @@ func opCases() []gradCase {
 		params:  []pspec{{name: "x", dims: []int64{2, 3, 4}, sym: []string{"b", "", ""}}},
 		build:   func(g *onnx.Graph, p []*onnx.Value) *onnx.Value { return g.Reshape(p[0], 0, 2, 6) },
 		outDims: []int64{2, 2, 6}})
+	cs = append(cs, gradCase{name: "Reshape/infer",
+		params:  []pspec{{name: "x", dims: []int64{2, 3, 4}, sym: []string{"b", "t", ""}}},
+		build:   func(g *onnx.Graph, p []*onnx.Value) *onnx.Value { return g.Reshape(p[0], 0, -1) },
+		outDims: []int64{2, 12}})
+	cs = append(cs, gradCase{name: "Reshape/two-unknown",
+		params:  []pspec{{name: "x", dims: []int64{2, 3, 4}, sym: []string{"b", "t", ""}}},
+		build:   func(g *onnx.Graph, p []*onnx.Value) *onnx.Value { return g.Reshape(p[0], -1, 4) },
+		outDims: []int64{6, 4}})
 	one("Squeeze", uniform, []int64{2, 1, 3}, func(g *onnx.Graph, x *onnx.Value) *onnx.Value { return g.Squeeze(x, 1) })
 	one("Unsqueeze", uniform, []int64{2, 3}, func(g *onnx.Graph, x *onnx.Value) *onnx.Value { return g.Unsqueeze(x, 1, 3) })
 	one("Flatten", uniform, []int64{2, 3, 4}, func(g *onnx.Graph, x *onnx.Value) *onnx.Value {
