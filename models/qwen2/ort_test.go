@@ -75,6 +75,8 @@ func newTestSessionFrom(t testing.TB, path string, model []byte, ins, outs []str
 		opts.SetIntraOpNumThreads(threads)
 		opts.SetInterOpNumThreads(1)
 	}
+	// No busy-waiting: the cores are shared, and benchmarks count CPU time.
+	opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
 	var s *ortgo.DynamicAdvancedSession
 	if path != "" {
 		s, err = ortgo.NewDynamicAdvancedSession(path, ins, outs, opts)

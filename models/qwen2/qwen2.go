@@ -40,6 +40,19 @@ func (a Attention) String() string {
 	return "standard"
 }
 
+// PreferredAttention is the variant to build for inference and scoring on a
+// device, chosen by measurement (bench_test.go, 2 CPU cores): on CPU the
+// contrib variant costs the same at short contexts, where the lm_head
+// dominates, and 1.4× (prefill) to 1.8× (decode) less CPU time at 2048-token
+// contexts. On CUDA, GroupQueryAttention has fp16/bf16 kernels only, so fp32
+// graphs use standard attention; the fp16 choice is unmeasured.
+func PreferredAttention(cuda bool, dt onnx.DType) Attention {
+	if cuda && dt != onnx.Float16 {
+		return StandardAttention
+	}
+	return ContribAttention
+}
+
 // ParseAttention maps "standard" or "contrib" to an Attention.
 func ParseAttention(s string) (Attention, error) {
 	switch s {
