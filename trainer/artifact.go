@@ -26,6 +26,9 @@ type ArtifactOptions struct {
 	FreezeEmbeddings bool
 	// Entropy adds the policy's mean entropy on masked tokens to the metrics.
 	Entropy bool
+	// LoRA, when set, trains low-rank adapters (lora.go) instead of the
+	// model: every model weight is then frozen.
+	LoRA *LoRAConfig
 }
 
 // GradArtifact is the gradient graph and what it computes.
@@ -64,8 +67,17 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 	ids := g.Input(qwen2.InputIDs, onnx.Int64, batch, seq)
 	mask := g.Input(qwen2.AttentionMask, onnx.Int64, batch, seq)
 	in := declareBatchInputs(g, opts.Loss, batch, steps)
+	fwdWeights := weights
+	var lora *loraGraph
+	if opts.LoRA != nil {
+		var err error
+		if lora, err = addLoRA(g, cfg, *opts.LoRA, weights); err != nil {
+			return nil, err
+		}
+		fwdWeights = lora.weights
+	}
 
-	fwd, err := qwen2.BuildForward(g, cfg, weights, ids, mask, qwen2.Options{Entropy: opts.Entropy})
+	fwd, err := qwen2.BuildForward(g, cfg, fwdWeights, ids, mask, qwen2.Options{Entropy: opts.Entropy})
 	if err != nil {
 		return nil, err
 	}
@@ -77,12 +89,15 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 	art := &GradArtifact{Graph: g}
 	var params []*onnx.Value
 	for _, p := range qwen2.Params(cfg) {
-		if opts.FreezeEmbeddings && p.Name == "model.embed_tokens.weight" {
+		if lora != nil || opts.FreezeEmbeddings && p.Name == "model.embed_tokens.weight" {
 			art.Frozen = append(art.Frozen, Param(p))
 			continue
 		}
 		art.Trainable = append(art.Trainable, Param(p))
 		params = append(params, weights[p.Name])
+	}
+	if lora != nil {
+		art.Trainable, params, art.Init = lora.trainable, lora.inputs, lora.init
 	}
 	grads, err := grad.Backward(g, terms.Loss, params, grad.Options{})
 	if err != nil {

@@ -31,7 +31,10 @@ type trainerState struct {
 }
 
 // Save writes the model (HF layout, F32), the optimizer state and
-// trainer_state.json to dir. extra (may be nil) is stored verbatim under
+// trainer_state.json to dir. With LoRA the model files hold the unchanged
+// base model and the adapters go to PEFT's adapter_config.json and
+// adapter_model.safetensors beside them (MergedWeights gives the adapted
+// model). extra (may be nil) is stored verbatim under
 // "extra", for the caller's own state such as RNG seeds and the data
 // position. The directory is written under a temporary name and renamed into
 // place, so an interrupted save never leaves a half checkpoint; an existing
@@ -50,6 +53,9 @@ func (t *Trainer) Save(dir string, extra json.RawMessage) error {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if err := qwen2.Save(tmp, t.Config, t.Weights(), 0); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := t.saveAdapters(tmp); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	var moments []safetensors.Tensor
@@ -126,6 +132,10 @@ func Resume(dir string, opts Options) (*Trainer, json.RawMessage, error) {
 	t, err := New(ck.Config, ck.Weights, opts)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := t.loadAdapters(dir); err != nil {
+		t.Close()
+		return nil, nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
 	if err := t.loadMoments(filepath.Join(dir, OptimizerFile), st.Step); err != nil {
 		t.Close()
