@@ -224,6 +224,33 @@ func (s *searcher) maxScore(ix *Index, qts []qterm, k int) ([]Hit, SearchStats, 
 		if d == noMoreDocs {
 			break
 		}
+		if full {
+			// Block-max window: up to the first block end among the
+			// essential lists, no passage can beat the sum of their block
+			// bounds and the non-essential bounds; skip the window if that
+			// sum cannot beat theta.
+			end, bound := noMoreDocs, 0.0
+			if ne > 0 {
+				bound = prefix[ne-1]
+			}
+			for i := ne; i < n; i++ {
+				c := ord[i]
+				if c.doc() == noMoreDocs {
+					continue
+				}
+				end = min(end, c.blockLast(c.cb))
+				bound += c.blockBound()
+			}
+			if bound*slack <= theta {
+				if end == noMoreDocs {
+					break
+				}
+				for i := ne; i < n; i++ {
+					ord[i].advance(end + 1)
+				}
+				continue
+			}
+		}
 		clear(s.contrib)
 		partial := 0.0
 		for i := ne; i < n; i++ {
