@@ -14,6 +14,13 @@ import (
 // TestMain loads the library the way the binary does ($IGSEARCH_ORT_LIB from
 // the Makefile, else the set-up cache).
 func TestMain(m *testing.M) {
+	if name := os.Getenv(childEnv); name != "" {
+		if err := children[name](); err != nil {
+			os.Stderr.WriteString(name + ": " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if _, err := ort.InitDefault("", ort.CPU); err != nil {
 		os.Stderr.WriteString("ort tests: " + err.Error() + "\n")
 		os.Exit(1)

@@ -3,9 +3,11 @@ package ort
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/igsearch/igsearch/onnx"
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -199,11 +201,24 @@ func sessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 }
 
 // appendCUDA appends the CUDA execution provider; failures wrap ErrNoCUDA.
+//
+// Builds compiled with CUDA support (such as onnxruntime-node's) take the
+// provider through the CUDA provider-options API. The npm CUDA build from
+// `make setup-cuda` is not compiled that way: it ships
+// libonnxruntime_providers_cuda.so as a plugin execution provider
+// (CreateEpFactories), which must be registered with the environment and
+// then selected with SessionOptionsAppendExecutionProvider_V2, an API that
+// onnxruntime_go v1.27 does not wrap. For that build appendCUDA registers the
+// plugin, which reports missing CUDA libraries precisely, and otherwise
+// returns an ErrNoCUDA saying selection is not implemented yet.
 func appendCUDA(so *ortgo.SessionOptions, dev Device, extra map[string]string) error {
 	lib := Library()
 	hint := fmt.Sprintf("run `make setup-cuda` and pass --ort-lib %s (loaded: %s)", CUDALibraryPath(), lib)
 	co, err := ortgo.NewCUDAProviderOptions()
 	if err != nil {
+		if strings.Contains(err.Error(), "not enabled in this build") {
+			return pluginCUDA(dev, err)
+		}
 		return fmt.Errorf("%s: %w: %v; %s", dev, ErrNoCUDA, err, hint)
 	}
 	defer co.Destroy()
@@ -221,6 +236,32 @@ func appendCUDA(so *ortgo.SessionOptions, dev Device, extra map[string]string) e
 		return fmt.Errorf("%s: %w: %v; %s", dev, ErrNoCUDA, err, hint)
 	}
 	return nil
+}
+
+// plugin remembers the outcome of registering the CUDA plugin execution
+// provider with the process-wide environment (done once).
+var plugin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func pluginCUDA(dev Device, optsErr error) error {
+	lib := Library()
+	plugin.once.Do(func() {
+		plugin.path = filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")
+		if _, err := os.Stat(plugin.path); err != nil {
+			plugin.err = err
+			return
+		}
+		plugin.err = ortgo.RegisterExecutionProviderLibrary("CUDA", plugin.path)
+	})
+	if plugin.err != nil {
+		return fmt.Errorf("%s: %w: %s was built without the CUDA provider-options API (%v), and its CUDA plugin %s does not load: %v; install CUDA 13 and cuDNN 9 on the loader path, or run `make setup-cuda`",
+			dev, ErrNoCUDA, lib, optsErr, plugin.path, plugin.err)
+	}
+	return fmt.Errorf("%s: %w: %s provides CUDA as a plugin execution provider (registered from %s), and selecting it for a session needs SessionOptionsAppendExecutionProvider_V2, which onnxruntime_go v1.27 does not wrap yet",
+		dev, ErrNoCUDA, lib, plugin.path)
 }
 
 // Inputs describes the session's inputs in model order.
