@@ -247,9 +247,9 @@ func (g *Graph) encodeModel(ext map[*Value]externalRef) (*enc, error) {
 	m := &enc{}
 	m.int64(fModelIRVersion, IRVersion)
 	m.string(fModelProducerName, Producer)
-	opsets := g.Opsets
-	if len(opsets) == 0 {
-		opsets = map[string]int64{"": DefaultOpset}
+	opsets := map[string]int64{"": DefaultOpset} // the ONNX domain is always imported
+	for d, v := range g.Opsets {
+		opsets[d] = v
 	}
 	domains := make([]string, 0, len(opsets))
 	for d := range opsets {
