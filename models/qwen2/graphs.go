@@ -38,7 +38,8 @@ func PresentValue(i int) string { return fmt.Sprintf("present.%d.value", i) }
 //
 // The KV cache has the model dtype. attention_mask is 1 for real tokens and 0
 // for (left) padding, over the past and the new tokens; the first call passes
-// P = 0 past tensors. The initializers alias w's data.
+// P = 0 past tensors. With opts.LastLogits, logits are [B,1,V] for the last
+// position only. The initializers alias w's data.
 func BuildInference(cfg Config, w Weights, opts Options) (*onnx.Graph, error) {
 	g, m, err := newInitializerModel("qwen2_inference", cfg, w, opts)
 	if err != nil {
@@ -54,6 +55,10 @@ func BuildInference(cfg Config, w Weights, opts Options) (*onnx.Graph, error) {
 		past[i].value = g.Input(PastValue(i), m.dt, dimBatch, onnx.D(nKV), dimPast, onnx.D(d))
 	}
 	h, present := m.decoder(ids, m.newAttnContext(ids, mask, pos), past)
+	if opts.LastLogits {
+		h = g.Slice(h, []int64{1}, []int64{-1}, []int64{math.MaxInt64})
+		h.Shape[1] = onnx.D(1)
+	}
 	g.Output(Logits, m.lmHead(h))
 	for i, kv := range present {
 		kv.key.Shape[2], kv.value.Shape[2] = dimTotal, dimTotal

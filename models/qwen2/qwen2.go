@@ -74,6 +74,12 @@ type Options struct {
 	// Entropy adds the per-token entropy of the next-token distribution to
 	// the scoring graph and the training forward.
 	Entropy bool
+	// LastLogits makes the inference graph output logits for the last
+	// position only, [B,1,V], instead of [B,T,V]: what generation needs
+	// after a prefill, without materialising T×V logits per row (with left
+	// padding the last position is every row's newest token). Not part of
+	// the onnx-community I/O.
+	LastLogits bool
 }
 
 func (o Options) dtype() onnx.DType {

@@ -284,6 +284,18 @@ func TestTiedFullVocab(t *testing.T) {
 			logits := gen.step(t, ref.InputIDs, ref.AttentionMask, ref.PositionIDs)
 			e := checkTop5(t, "prefill", logits.f, V, ref.LastTop5, ref.LastTop5Values, func(b int) int { return b*T + T - 1 })
 			t.Logf("%s prefill top-5 values: max abs error %.3g", attn, e)
+
+			// The same through a graph that computes the last position's logits only.
+			lg, err := BuildInference(cfg, ck.Weights, Options{Attention: attn, LastLogits: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := newGeneration(newTestSession(t, lg, 2), cfg, B).step(t, ref.InputIDs, ref.AttentionMask, ref.PositionIDs)
+			if len(last.shape) != 3 || last.shape[1] != 1 {
+				t.Fatalf("LastLogits: logits shape %v", last.shape)
+			}
+			e = checkTop5(t, "prefill (last logits)", last.f, V, ref.LastTop5, ref.LastTop5Values, func(b int) int { return b })
+			t.Logf("%s prefill top-5 values, last-logits graph: max abs error %.3g", attn, e)
 			for step := range ref.DecodeTop5 {
 				tokens := make([]int64, B)
 				for b := range tokens {
