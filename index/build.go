@@ -187,7 +187,38 @@ type batchResult struct {
 type segment struct {
 	ids   map[string]uint32
 	terms []string
-	posts [][]uint64 // per term: provisional id << 32 | tf
+	posts [][]byte // per term: uvarint (provisional id + 1 − previous), uvarint tf
+	last  []uint32 // per term: last provisional id + 1
+}
+
+// add appends a posting to term id's list.
+func (s *segment) add(id uint32, prov uint32, tf uint32) {
+	p := s.posts[id]
+	p = binary.AppendUvarint(p, uint64(prov+1-s.last[id]))
+	p = binary.AppendUvarint(p, uint64(tf))
+	s.posts[id] = p
+	s.last[id] = prov + 1
+}
+
+// segReader decodes one segment posting list.
+type segReader struct {
+	p    []byte
+	prov uint32 // current provisional id + 1
+	tf   uint32
+	ok   bool
+}
+
+func (r *segReader) next() {
+	if len(r.p) == 0 {
+		r.ok = false
+		return
+	}
+	d, n := binary.Uvarint(r.p)
+	tf, m := binary.Uvarint(r.p[n:])
+	r.p = r.p[n+m:]
+	r.prov += uint32(d)
+	r.tf = uint32(tf)
+	r.ok = true
 }
 
 func (b *builder) run(ctx context.Context, r io.Reader) (BuildStats, error) {
@@ -325,7 +356,7 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 				res.skipped = append(res.skipped, le)
 				continue
 			}
-			prov := uint64(bt.seq)<<batchShift | uint64(idx)
+			prov := uint32(bt.seq)<<batchShift | uint32(idx)
 			idx++
 			tids = tids[:0]
 			b.an.tokens(d.Contents(), func(tok string) {
@@ -338,6 +369,7 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 						seg.ids[t] = id
 						seg.terms = append(seg.terms, t)
 						seg.posts = append(seg.posts, nil)
+						seg.last = append(seg.last, 0)
 					}
 					cache[strings.Clone(tok)] = id
 				}
@@ -349,7 +381,7 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 				for k < len(tids) && tids[k] == tids[j] {
 					k++
 				}
-				seg.posts[tids[j]] = append(seg.posts[tids[j]], prov<<32|uint64(k-j))
+				seg.add(tids[j], prov, uint32(k-j))
 				j = k
 			}
 			res.dls = append(res.dls, uint32(len(tids)))
@@ -668,7 +700,7 @@ type postingEncoder struct {
 	lens         []uint32
 	base         []uint32
 	docs, tfs    []uint32
-	heads        []int
+	heads        []segReader
 	rb           bytes.Buffer
 }
 
@@ -678,28 +710,28 @@ func (e *postingEncoder) encode(segs []*segment, t mergeTerm, data *[]byte, entr
 	// K-way merge of the segments' lists, mapping provisional ids to doc ids.
 	e.docs, e.tfs = e.docs[:0], e.tfs[:0]
 	e.heads = e.heads[:0]
-	for range segs {
-		e.heads = append(e.heads, 0)
+	for w, id := range t.ids {
+		if id >= 0 {
+			r := segReader{p: segs[w].posts[id]}
+			r.next()
+			e.heads = append(e.heads, r)
+		}
 	}
 	for {
-		bw, bp := -1, uint64(math.MaxUint64)
-		for w, id := range t.ids {
-			if id < 0 {
-				continue
-			}
-			p := segs[w].posts[id]
-			if e.heads[w] < len(p) && p[e.heads[w]] < bp {
-				bw, bp = w, p[e.heads[w]]
+		bi := -1
+		for i := range e.heads {
+			if e.heads[i].ok && (bi < 0 || e.heads[i].prov < e.heads[bi].prov) {
+				bi = i
 			}
 		}
-		if bw < 0 {
+		if bi < 0 {
 			break
 		}
-		e.heads[bw]++
-		prov := uint32(bp >> 32)
-		doc := e.base[prov>>batchShift] + prov&(batchLines-1)
-		e.docs = append(e.docs, doc)
-		e.tfs = append(e.tfs, uint32(bp))
+		h := &e.heads[bi]
+		prov := h.prov - 1
+		e.docs = append(e.docs, e.base[prov>>batchShift]+prov&(batchLines-1))
+		e.tfs = append(e.tfs, h.tf)
+		h.next()
 	}
 	rb := roaring.New()
 	rb.AddMany(e.docs)

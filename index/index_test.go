@@ -463,15 +463,14 @@ func TestRoaringIter(t *testing.T) {
 		var enc postingEncoder
 		enc.lens = make([]uint32, 1<<20)
 		enc.k1, enc.b, enc.avgdl = 0.9, 0.4, 1
-		prov := make([]uint64, len(docs))
 		enc.base = make([]uint32, 1<<20)
-		for i, d := range docs {
-			prov[i] = uint64(d)<<32 | uint64(1+i%5)
-		}
 		for i := range enc.base {
 			enc.base[i] = uint32(i) << batchShift
 		}
-		seg := &segment{posts: [][]uint64{prov}}
+		seg := &segment{posts: [][]byte{nil}, last: []uint32{0}}
+		for i, d := range docs {
+			seg.add(0, d, uint32(1+i%5))
+		}
 		var data []byte
 		entries := enc.encode([]*segment{seg}, mergeTerm{ids: []int32{0}}, &data, nil)
 		ix.entries, ix.postings = entries, data
