@@ -68,6 +68,9 @@ func (t *Tokenizer) EncodeNoSpecial(text string) []int32 {
 // AppendEncode appends the ids of text to dst and returns the extended
 // slice. noSpecial is as in EncodeNoSpecial.
 func (t *Tokenizer) AppendEncode(dst []int32, text string, noSpecial bool) []int32 {
+	if text == "" {
+		return dst
+	}
 	st := &encodeState{t: t, dst: dst, noSpecial: noSpecial}
 	word := st.word
 	if t.wordLevel != nil {
