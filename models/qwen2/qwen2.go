@@ -29,7 +29,10 @@ const (
 	StandardAttention Attention = iota
 	// ContribAttention uses ONNX Runtime's com.microsoft.GroupQueryAttention
 	// (KV cache in BNSH, the padding mask passed as attention_bias) and
-	// SimplifiedLayerNormalization. It runs only on ONNX Runtime.
+	// SimplifiedLayerNormalization. It runs only on ONNX Runtime, and ORT
+	// rejects a multi-token step on top of a past (a continuation chunk)
+	// when batch > 1: use StandardAttention for batched continuations, or
+	// run them one row at a time.
 	ContribAttention
 )
 
@@ -45,7 +48,8 @@ func (a Attention) String() string {
 // contrib variant costs the same at short contexts, where the lm_head
 // dominates, and 1.4× (prefill) to 1.8× (decode) less CPU time at 2048-token
 // contexts. On CUDA, GroupQueryAttention has fp16/bf16 kernels only, so fp32
-// graphs use standard attention; the fp16 choice is unmeasured.
+// graphs use standard attention; the fp16 choice is unmeasured. Batched
+// multi-token continuations need StandardAttention (see ContribAttention).
 func PreferredAttention(cuda bool, dt onnx.DType) Attention {
 	if cuda && dt != onnx.Float16 {
 		return StandardAttention

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/igsearch/igsearch/onnx"
@@ -167,6 +168,99 @@ func TestTinyQwen2LogitsAndDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTinyQwen2Continuation feeds the 4 decode tokens as one chunk after the
+// prefill (the continuation a policy does after inserting retrieved text):
+// the chunk's logits must equal the 4 single-step decode logits. ORT's
+// GroupQueryAttention rejects a multi-token chunk with a past for batch > 1,
+// so the contrib variant is checked one row at a time and must reject the
+// batch with a clear error.
+func TestTinyQwen2Continuation(t *testing.T) {
+	ck, ref := loadReference(t, "tiny-qwen2")
+	cfg := ck.Config
+	V := cfg.VocabSize
+	n := len(ref.DecodeLogits)
+	// continuation runs rows of the reference batch; it returns the chunk's
+	// max abs error, or the run's error.
+	continuation := func(s *testSession, rows []int) (float64, error) {
+		sub := func(x [][]int64) [][]int64 {
+			var out [][]int64
+			for _, r := range rows {
+				out = append(out, x[r])
+			}
+			return out
+		}
+		gen := newGeneration(s, cfg, len(rows))
+		gen.step(t, sub(ref.InputIDs), sub(ref.AttentionMask), sub(ref.PositionIDs))
+		mask, pos := make([][]int64, len(rows)), make([][]int64, len(rows))
+		for i, r := range rows {
+			ones := int64(0)
+			for _, m := range ref.AttentionMask[r] {
+				ones += m
+			}
+			for j := 0; j < n; j++ {
+				mask[i] = append(mask[i], 1)
+				pos[i] = append(pos[i], ones+int64(j))
+			}
+		}
+		in := map[string]tensor{
+			InputIDs:      {shape: []int64{int64(len(rows)), int64(n)}, i: flat64(sub(ref.DecodeTokens))},
+			AttentionMask: {shape: []int64{int64(len(rows)), int64(len(ref.InputIDs[0]) + n)}, i: flat64(concatRows(sub(ref.AttentionMask), mask))},
+			PositionIDs:   {shape: []int64{int64(len(rows)), int64(n)}, i: flat64(pos)},
+		}
+		for k, v := range gen.cache {
+			in[k] = v
+		}
+		out, err := s.run(in)
+		if err != nil {
+			return 0, err
+		}
+		logits, maxErr := out[Logits], 0.0
+		for i, r := range rows {
+			for j := 0; j < n; j++ {
+				for v := 0; v < V; v++ {
+					maxErr = max(maxErr, math.Abs(float64(logits.f[(i*n+j)*V+v])-ref.DecodeLogits[j][r][v]))
+				}
+			}
+		}
+		return maxErr, nil
+	}
+	for _, attn := range []Attention{StandardAttention, ContribAttention} {
+		t.Run(attn.String(), func(t *testing.T) {
+			g, err := BuildInference(cfg, ck.Weights, Options{Attention: attn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newTestSession(t, g, 1)
+			batches := [][]int{{0, 1, 2}}
+			if attn == ContribAttention {
+				if _, err := continuation(s, []int{0, 1, 2}); err == nil || !strings.Contains(err.Error(), "batch_size must be 1") {
+					t.Errorf("contrib batched continuation: %v, want ORT's batch_size error", err)
+				}
+				batches = [][]int{{0}, {1}, {2}}
+			}
+			for _, rows := range batches {
+				maxErr, err := continuation(s, rows)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s continuation chunk of %d, rows %v: max abs error %.3g", attn, n, rows, maxErr)
+				if maxErr > 1e-4 {
+					t.Errorf("rows %v: max abs error %g > 1e-4", rows, maxErr)
+				}
+			}
+		})
+	}
+}
+
+// concatRows joins a[i] and b[i] for each row.
+func concatRows(a, b [][]int64) [][]int64 {
+	out := make([][]int64, len(a))
+	for i := range a {
+		out[i] = append(append([]int64{}, a[i]...), b[i]...)
+	}
+	return out
 }
 
 // TestTinyQwen2Scoring checks the scoring graph against the log-softmax of the
