@@ -36,6 +36,7 @@ const (
 	ContribAttention
 )
 
+// String is the variant's flag name: "standard" or "contrib".
 func (a Attention) String() string {
 	if a == ContribAttention {
 		return "contrib"
