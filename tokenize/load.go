@@ -2,6 +2,7 @@ package tokenize
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -146,18 +147,14 @@ func readModel(r *jsonReader, m *modelJSON) error {
 	})
 }
 
+// sizeGuess is a capacity for the vocabulary and merge lists from the size
+// of the document: a byte-level BPE file spends about 40 bytes per token on
+// its vocabulary entry and merge together.
+func sizeGuess(doc string) int { return len(doc)/40 + 16 }
+
 func readVocab(r *jsonReader, m *modelJSON) error {
 	switch r.peek() {
 	case '{':
-		m.vocab = make([]vocabEntry, 0, 1024)
-		return r.object(func(tok string) error {
-			id, err := r.int()
-			if err != nil {
-				return fmt.Errorf("model.vocab[%q]: %w", tok, err)
-			}
-			m.vocab = append(m.vocab, vocabEntry{tok, id})
-			return nil
-		})
 	case '[':
 		// Unigram stores [token, score] pairs; only noted so that build can
 		// report the model type as unsupported.
@@ -167,11 +164,47 @@ func readVocab(r *jsonReader, m *modelJSON) error {
 	default:
 		return fmt.Errorf("model.vocab: expected an object of token → id")
 	}
+	r.pos++
+	m.vocab = make([]vocabEntry, 0, sizeGuess(r.s))
+	if r.peek() == '}' {
+		r.pos++
+		return nil
+	}
+	for {
+		tok, err := r.str()
+		if err != nil {
+			return err
+		}
+		if err := r.expect(':'); err != nil {
+			return fmt.Errorf("model.vocab[%q]: %w", tok, err)
+		}
+		id, err := r.int()
+		if err != nil {
+			return fmt.Errorf("model.vocab[%q]: %w", tok, err)
+		}
+		m.vocab = append(m.vocab, vocabEntry{tok, id})
+		switch r.peek() {
+		case ',':
+			r.pos++
+		case '}':
+			r.pos++
+			return nil
+		default:
+			return r.syntaxErr("expected ',' or '}'")
+		}
+	}
 }
 
 func readMerges(r *jsonReader, m *modelJSON) error {
-	m.merges = make([][2]string, 0, 1024)
-	return r.array(func(i int) error {
+	if err := r.expect('['); err != nil {
+		return err
+	}
+	m.merges = make([][2]string, 0, sizeGuess(r.s))
+	if r.peek() == ']' {
+		r.pos++
+		return nil
+	}
+	for i := 0; ; i++ {
 		switch r.peek() {
 		case '"':
 			s, err := r.str()
@@ -184,31 +217,36 @@ func readMerges(r *jsonReader, m *modelJSON) error {
 			}
 			m.merges = append(m.merges, [2]string{a, b})
 		case '[':
-			var pair [2]string
-			n := 0
-			err := r.array(func(j int) error {
-				s, err := r.str()
-				if err != nil {
-					return err
-				}
-				if j < 2 {
-					pair[j] = s
-				}
-				n++
-				return nil
-			})
+			r.pos++
+			a, err := r.str()
+			if err == nil {
+				err = r.expect(',')
+			}
+			var b string
+			if err == nil {
+				b, err = r.str()
+			}
+			if err == nil && r.peek() != ']' {
+				err = errors.New("want a pair of two tokens")
+			}
 			if err != nil {
 				return fmt.Errorf("model.merges[%d]: %w", i, err)
 			}
-			if n != 2 {
-				return fmt.Errorf("model.merges[%d]: want 2 tokens, have %d", i, n)
-			}
-			m.merges = append(m.merges, pair)
+			r.pos++
+			m.merges = append(m.merges, [2]string{a, b})
 		default:
 			return fmt.Errorf("model.merges[%d]: expected a string or a pair of strings", i)
 		}
-		return nil
-	})
+		switch r.peek() {
+		case ',':
+			r.pos++
+		case ']':
+			r.pos++
+			return nil
+		default:
+			return r.syntaxErr("expected ',' or ']'")
+		}
+	}
 }
 
 // fieldErr prefixes err with field unless it already names it.
