@@ -4,7 +4,8 @@
 # vocabulary (tools/bench/tokbench), and the Hugging Face JavaScript tokenizer
 # @huggingface/tokenizers@0.2.0 under Node, on the same 12 MB of English prose
 # and Go code (built by `tokbench text` from /usr/share/common-licenses and the
-# Go standard library's source). Each process is pinned to one CPU.
+# Go standard library's source). Go runs with GOMAXPROCS=1; Node runs its
+# JavaScript on one thread. The output is kept in out/bench/tokenize.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,12 +31,10 @@ fi
 text="$out/tokenize-text.jsonl"
 "$out/tokbench" text --out "$text"
 
-pin=()
-if command -v taskset >/dev/null; then pin=(taskset -c 0); fi
 log="$out/tokenize.txt"
 {
-	GOMAXPROCS=1 "${pin[@]}" "$out/tokbench" run --tokenizer "$tok" --text "$text" --passes 3
-	"${pin[@]}" node tools/bench/tokbench/hfjs.mjs "$nodedir" "$tok" "$text" 2
+	GOMAXPROCS=1 "$out/tokbench" run --tokenizer "$tok" --text "$text" --passes 3
+	node tools/bench/tokbench/hfjs.mjs "$nodedir" "$tok" "$text" 2
 } | tee "$log" | grep -v '^RESULT'
 
 awk '$1 == "RESULT" { v[$2] = $3 }
