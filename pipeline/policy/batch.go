@@ -307,11 +307,11 @@ func (b *Batch) Generate(ctx context.Context, rows []int, sp SamplingParams) ([]
 		for i, a := range active {
 			run[i] = rows[a]
 		}
-		logits, err := b.prefill(ctx, run)
+		res, err := b.prefill(ctx, run)
 		if err != nil {
 			return nil, err
 		}
-		b.sampleAll(logits, active, rows, st, sp)
+		b.sampleAll(res, active, rows, st, sp)
 		next := active[:0]
 		for _, a := range active {
 			s, row := st[a], b.rows[rows[a]]
@@ -351,7 +351,7 @@ func (b *Batch) Generate(ctx context.Context, rows []int, sp SamplingParams) ([]
 }
 
 // sampleAll samples the next token of every active row, in parallel.
-func (b *Batch) sampleAll(logits []float32, active, rows []int, st []*genState, sp SamplingParams) {
+func (b *Batch) sampleAll(res *forwardResult, active, rows []int, st []*genState, sp SamplingParams) {
 	v := b.p.vocab
 	workers := min(len(active), runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
@@ -367,7 +367,11 @@ func (b *Batch) sampleAll(logits []float32, active, rows []int, st []*genState, 
 			var s sampler
 			for i := range next {
 				g := st[active[i]]
-				tok, lp := s.sample(logits[i*v:(i+1)*v], sp, b.rows[rows[active[i]]].rng)
+				var cdf []float32
+				if res.cdf != nil {
+					cdf = res.cdf[i*v : (i+1)*v]
+				}
+				tok, lp := s.sample(res.logits[i*v:(i+1)*v], res.normalized, cdf, sp, b.rows[rows[active[i]]].rng)
 				g.sample, g.lp = int32(tok), lp
 			}
 		}()
@@ -382,7 +386,7 @@ func (b *Batch) sampleAll(logits []float32, active, rows []int, st []*genState, 
 // cannot take several new tokens on top of a past for several rows at once
 // (GroupQueryAttention): there, rows with a past and more than one pending
 // token run one by one, and the others together.
-func (b *Batch) prefill(ctx context.Context, rows []int) ([]float32, error) {
+func (b *Batch) prefill(ctx context.Context, rows []int) (*forwardResult, error) {
 	for _, r := range rows {
 		if len(b.rows[r].seq) <= b.rows[r].cached {
 			return nil, fmt.Errorf("policy: row %d has no pending token", r)
@@ -413,7 +417,7 @@ func (b *Batch) prefill(ctx context.Context, rows []int) ([]float32, error) {
 		return b.prefillRun(ctx, rows)
 	}
 	v := b.p.vocab
-	logits := make([]float32, len(rows)*v)
+	out := &forwardResult{logits: make([]float32, len(rows)*v)}
 	// Give each lone row a cache of its own first, one copy per row.
 	for _, i := range alone {
 		b.isolate(rows[i])
@@ -430,15 +434,22 @@ func (b *Batch) prefill(ctx context.Context, rows []int) ([]float32, error) {
 		for j, i := range g {
 			sub[j] = rows[i]
 		}
-		l, err := b.prefillRun(ctx, sub)
+		res, err := b.prefillRun(ctx, sub)
 		if err != nil {
 			return nil, err
 		}
+		out.normalized = res.normalized
+		if res.cdf != nil && out.cdf == nil {
+			out.cdf = make([]float32, len(rows)*v)
+		}
 		for j, i := range g {
-			copy(logits[i*v:(i+1)*v], l[j*v:(j+1)*v])
+			copy(out.logits[i*v:(i+1)*v], res.logits[j*v:(j+1)*v])
+			if res.cdf != nil {
+				copy(out.cdf[i*v:(i+1)*v], res.cdf[j*v:(j+1)*v])
+			}
 		}
 	}
-	return logits, nil
+	return out, nil
 }
 
 // isolate moves row r into a compact cache of its own, unless it has one.
@@ -452,7 +463,7 @@ func (b *Batch) isolate(r int) {
 
 // prefillRun runs the pending tokens of rows in one batch (in chunks of
 // columns when it would be very large).
-func (b *Batch) prefillRun(ctx context.Context, rows []int) ([]float32, error) {
+func (b *Batch) prefillRun(ctx context.Context, rows []int) (*forwardResult, error) {
 	p := b.p
 	n := len(rows)
 	T := 0
@@ -461,7 +472,7 @@ func (b *Batch) prefillRun(ctx context.Context, rows []int) ([]float32, error) {
 	}
 	c := b.place(rows)
 	chunk := p.chunkColumns(n)
-	var logits []float32
+	var last *forwardResult
 	for off := 0; off < T; off += chunk {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("policy: prefill: %w", err)
@@ -491,12 +502,12 @@ func (b *Batch) prefillRun(ctx context.Context, rows []int) ([]float32, error) {
 		// The new cache replaces the old one for these rows.
 		b.adopt(rows, res.present)
 		c = res.present
-		logits = res.logits
+		last = res
 	}
 	for _, r := range rows {
 		b.rows[r].cached = len(b.rows[r].seq)
 	}
-	return logits, nil
+	return last, nil
 }
 
 // Generate samples a continuation of each request in one batch and returns

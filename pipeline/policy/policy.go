@@ -228,7 +228,7 @@ func usesGQA(g *onnx.Graph) bool {
 // graphCacheVersion changes when the cached graphs' contract changes (the
 // surgery lastLogitsOnly does, the file names), so that old caches are not
 // reused.
-const graphCacheVersion = "policy-graphs-1"
+const graphCacheVersion = "policy-graphs-2"
 
 // openCheckpoint builds the inference and scoring graphs from an HF
 // checkpoint, or reuses them from DIR/.onnx.
@@ -384,17 +384,30 @@ func writeGraph(path string, g *onnx.Graph) error {
 	return f.Close()
 }
 
-// lastLogitsOnly changes an inference graph built by models/qwen2 so that
-// its logits output holds only the last position, [B,1,V]: generation needs
-// nothing else, and the lm_head over every prefilled position would cost
-// more than the rest of the model for a large vocabulary and hold B·T·V
-// floats. It slices the hidden states just before the lm_head MatMul. It
-// reports false, leaving g alone, when the graph does not have that shape.
+// Output names of the inference graph after lastLogitsOnly.
+const (
+	// outLogprobs is log_softmax of the last position's logits [B,1,V].
+	outLogprobs = "logprobs"
+	// outCDF is the cumulative sum of exp(logprobs) over the vocabulary
+	// [B,1,V]: sampling at temperature 1 is then a binary search.
+	outCDF = "cdf"
+)
+
+// lastLogitsOnly changes an inference graph built by models/qwen2 for
+// generation. Its logits output becomes two outputs over the last position
+// only: "logprobs" (log_softmax, [B,1,V]) and "cdf" (their cumulative
+// probabilities, [B,1,V]). Generation needs nothing else; the lm_head over
+// every prefilled position would cost more than the rest of the model for a
+// large vocabulary and hold B·T·V floats; and the log-softmax and cumulative
+// sum run vectorised in ONNX Runtime instead of one exp at a time here. It
+// slices the hidden states just before the lm_head MatMul. It reports false,
+// leaving g alone, when the graph does not have that shape.
 func lastLogitsOnly(g *onnx.Graph) bool {
 	var out *onnx.Value
-	for _, o := range g.Outputs {
+	at := -1
+	for i, o := range g.Outputs {
 		if o.Name == qwen2.Logits {
-			out = o
+			out, at = o, i
 		}
 	}
 	if out == nil {
@@ -408,11 +421,11 @@ func lastLogitsOnly(g *onnx.Graph) bool {
 		chain = append(chain, v)
 	}
 	mm := v.Producer
-	if mm == nil || mm.Op != "MatMul" || mm.Inputs[0].Rank() != 3 {
+	if mm == nil || mm.Op != "MatMul" || mm.Inputs[0].Rank() != 3 || out.Rank() != 3 {
 		return false
 	}
-	at := slices.Index(g.Nodes, mm)
-	if at < 0 {
+	mmAt := slices.Index(g.Nodes, mm)
+	if mmAt < 0 {
 		return false
 	}
 	n := len(g.Nodes)
@@ -421,11 +434,16 @@ func lastLogitsOnly(g *onnx.Graph) bool {
 	// Keep the node list topologically sorted: move the new nodes before
 	// the MatMul.
 	added := slices.Clone(g.Nodes[n:])
-	g.Nodes = slices.Insert(g.Nodes[:n], at, added...)
+	g.Nodes = slices.Insert(g.Nodes[:n], mmAt, added...)
 	for _, c := range chain {
 		c.Shape = slices.Clone(c.Shape)
 		c.Shape[1] = onnx.D(1)
 	}
+	lp := g.LogSoftmax(out, -1)
+	cdf := g.CumSum(g.Exp(lp), 2)
+	g.Outputs = slices.Delete(g.Outputs, at, at+1)
+	g.Output(outLogprobs, lp)
+	g.Output(outCDF, cdf)
 	return true
 }
 
@@ -464,12 +482,16 @@ func (p *Policy) checkInference() error {
 			return fmt.Errorf("past keys %v do not match config.json (%d KV heads, head dim %d)", k.Shape, p.shape.heads, p.shape.dim)
 		}
 	}
-	lo, ok := outs[qwen2.Logits]
-	if !ok {
+	_, hasLogits := outs[qwen2.Logits]
+	_, hasLogprobs := outs[outLogprobs]
+	_, hasCDF := outs[outCDF]
+	switch {
+	case hasLogprobs && hasCDF:
+		p.lastOnly = true // lastLogitsOnly's outputs
+	case hasLogits:
+		p.lastOnly = false
+	default:
 		return fmt.Errorf("the inference graph has no output %q", qwen2.Logits)
-	}
-	if len(lo.Shape) == 3 && lo.Shape[1].Known() && lo.Shape[1].Size == 1 {
-		p.lastOnly = true
 	}
 	_, p.hasPos = ins[qwen2.PositionIDs]
 	return nil
@@ -505,7 +527,13 @@ const (
 
 // forwardResult is one run of the inference graph.
 type forwardResult struct {
-	logits  []float32
+	// logits are [n, V] at the last column, or [n, w, V] for logitsAll;
+	// log-probabilities when normalized.
+	logits     []float32
+	normalized bool
+	// cdf, when not nil, is the cumulative sum of exp(logits) per row
+	// (normalized logits only).
+	cdf     []float32
 	present *kvCache
 }
 
@@ -602,14 +630,31 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 		}
 	}
 	res := &forwardResult{present: present}
-	positions := w
+	v := p.vocab
 	if p.lastOnly {
-		positions = 1
+		if want == logitsAll {
+			return nil, fmt.Errorf("policy: the inference graph returns last-position log-probs only")
+		}
+		// Both outputs are computed anyway; bind them when wanted.
+		if want == logitsLast {
+			res.logits, res.cdf = make([]float32, n*v), make([]float32, n*v)
+			res.normalized = true
+			for name, buf := range map[string][]float32{outLogprobs: res.logits, outCDF: res.cdf} {
+				t, err := ort.NewTensor([]int64{int64(n), 1, int64(v)}, buf)
+				if err := add(outputs, name, t, err); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := p.infer.RunWith(inputs, outputs); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		return res, nil
 	}
 	var logits []float32
 	if want != logitsNone {
-		logits = make([]float32, n*positions*p.vocab)
-		t, err := ort.NewTensor([]int64{int64(n), int64(positions), int64(p.vocab)}, logits)
+		logits = make([]float32, n*w*v)
+		t, err := ort.NewTensor([]int64{int64(n), int64(w), int64(v)}, logits)
 		if err := add(outputs, qwen2.Logits, t, err); err != nil {
 			return nil, err
 		}
@@ -617,13 +662,10 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 	if err := p.infer.RunWith(inputs, outputs); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	switch {
-	case want == logitsAll && p.lastOnly:
-		return nil, fmt.Errorf("policy: the inference graph returns last-position logits only")
-	case want == logitsAll || want == logitsLast && positions == 1:
+	switch want {
+	case logitsAll:
 		res.logits = logits
-	case want == logitsLast:
-		v := p.vocab
+	case logitsLast:
 		res.logits = make([]float32, n*v)
 		for r := range n {
 			copy(res.logits[r*v:(r+1)*v], logits[(r*w+w-1)*v:(r*w+w)*v])

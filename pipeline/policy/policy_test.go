@@ -164,6 +164,22 @@ func (r *reference) unpadded() [][]int32 {
 	return out
 }
 
+func logSoftmax64(x []float64) []float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = max(m, v)
+	}
+	s := 0.0
+	for _, v := range x {
+		s += math.Exp(v - m)
+	}
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = v - m - math.Log(s)
+	}
+	return out
+}
+
 func maxDiff(got []float32, want []float64) float64 {
 	d := 0.0
 	for i := range got {
@@ -192,15 +208,27 @@ func TestReferenceForcedDecode(t *testing.T) {
 			defer b.Close()
 			rows := []int{0, 1, 2}
 			ctx := context.Background()
-			logits, err := b.prefill(ctx, rows)
+			res, err := b.prefill(ctx, rows)
 			if err != nil {
 				t.Fatal(err)
 			}
 			V := p.vocab
-			worst := 0.0
+			worst, cdfWorst := 0.0, 0.0
+			check := func(res *forwardResult, r int, want []float64) {
+				got := res.logits[r*V : (r+1)*V]
+				if res.normalized {
+					// Our graphs return log_softmax and its cumulative sum.
+					want = logSoftmax64(want)
+					acc := 0.0
+					for j, x := range want {
+						acc += math.Exp(x)
+						cdfWorst = max(cdfWorst, math.Abs(float64(res.cdf[r*V+j])-acc))
+					}
+				}
+				worst = max(worst, maxDiff(got, want))
+			}
 			for r := range rows {
-				last := ref.Logits[r][len(ref.Logits[r])-1]
-				worst = max(worst, maxDiff(logits[r*V:(r+1)*V], last))
+				check(res, r, ref.Logits[r][len(ref.Logits[r])-1])
 			}
 			for k := range ref.DecodeLogits {
 				var toks [][]int32
@@ -210,14 +238,20 @@ func TestReferenceForcedDecode(t *testing.T) {
 				if err := b.Append(rows, toks); err != nil {
 					t.Fatal(err)
 				}
-				if logits, err = b.prefill(ctx, rows); err != nil {
+				if res, err = b.prefill(ctx, rows); err != nil {
 					t.Fatal(err)
 				}
 				for r := range rows {
-					worst = max(worst, maxDiff(logits[r*V:(r+1)*V], ref.DecodeLogits[k][r]))
+					check(res, r, ref.DecodeLogits[k][r])
 				}
 			}
-			t.Logf("%s: max |logits − reference| over prefill and 4 decode steps: %.2e", kind, worst)
+			if res.normalized != (kind != "onnx") {
+				t.Errorf("%s: normalized output %v", kind, res.normalized)
+			}
+			if cdfWorst > 1e-5 {
+				t.Errorf("%s: cdf off by %.2e", kind, cdfWorst)
+			}
+			t.Logf("%s: max |logits (or log-probs) − reference| over prefill and 4 decode steps: %.2e; cdf %.2e", kind, worst, cdfWorst)
 			if worst > 1e-4 {
 				t.Errorf("max abs diff %.2e > 1e-4", worst)
 			}
@@ -458,14 +492,22 @@ func TestChunkedPrefill(t *testing.T) {
 func TestExportMatchesBuiltGraph(t *testing.T) {
 	ours := openModel(t, "checkpoint")
 	torch := openModel(t, "onnx")
-	sp := SamplingParams{MaxNewTokens: 12, Temperature: 0.8, TopK: 50, EOS: []int32{}}
-	a := generate(t, ours, requests(tinyPrompts, 3), sp)
-	b := generate(t, torch, requests(tinyPrompts, 3), sp)
-	worst := 0.0
-	for i := range a {
-		worst = max(worst, compareCompletions(t, "row", a[i], b[i], 1e-4))
+	// Temperature 0.8 with top-k draws in Go on both; temperature 1 draws
+	// from our graph's cdf output and walks exp(logits) for the export.
+	var a []Completion
+	for _, sp := range []SamplingParams{
+		{MaxNewTokens: 12, Temperature: 0.8, TopK: 50, EOS: []int32{}},
+		{MaxNewTokens: 12, Temperature: 1, EOS: []int32{}},
+	} {
+		a = generate(t, ours, requests(tinyPrompts, 3), sp)
+		b := generate(t, torch, requests(tinyPrompts, 3), sp)
+		worst := 0.0
+		for i := range a {
+			worst = max(worst, compareCompletions(t, "row", a[i], b[i], 1e-4))
+		}
+		t.Logf("T=%v: torch export vs built graph: tokens equal, max |Δ log-prob| %.2e", sp.Temperature, worst)
 	}
-	t.Logf("torch export vs built graph: tokens equal, max |Δ log-prob| %.2e", worst)
+	worst := 0.0
 	// Scoring through the inference graph (the export has no scoring
 	// graph) matches our scoring graph.
 	seqs := [][]int32{tinyPrompts[0], tinyPrompts[3], tinyPrompts[2], append(slices.Clone(tinyPrompts[1]), a[1].Tokens...)}
@@ -477,7 +519,6 @@ func TestExportMatchesBuiltGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	worst = 0
 	for i := range seqs {
 		if len(ga[i]) != len(seqs[i])-1 || len(gb[i]) != len(seqs[i])-1 {
 			t.Fatalf("sequence %d of %d tokens: %d and %d log-probs", i, len(seqs[i]), len(ga[i]), len(gb[i]))

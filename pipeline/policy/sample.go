@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 )
 
 // SamplingParams controls how Generate picks tokens. The zero value is
@@ -102,18 +103,36 @@ type sampler struct {
 	idx   []int32
 }
 
-// sample picks a token from raw logits with the given parameters and returns
-// it with its log-probability under log_softmax(logits), i.e. before
-// temperature, top-k and top-p (the "old log-prob" of PPO).
-func (s *sampler) sample(logits []float32, sp SamplingParams, rng *rand.Rand) (int, float32) {
-	lse := logSumExp(logits)
+// sample picks a token from one row of logits with the given parameters
+// and returns it with its log-probability under log_softmax(logits), i.e.
+// before temperature, top-k and top-p (the "old log-prob" of PPO). When
+// normalized, logits already are log-probabilities. cdf, when not nil, holds
+// the cumulative probabilities of a normalized row; sampling at temperature
+// 1 without top-k or top-p then searches it instead of exponentiating the
+// row. Every non-greedy draw takes exactly one number from rng.
+func (s *sampler) sample(logits []float32, normalized bool, cdf []float32, sp SamplingParams, rng *rand.Rand) (int, float32) {
+	lse := 0.0
+	if !normalized {
+		lse = logSumExp(logits)
+	}
 	var tok int
-	if sp.greedy() {
+	switch {
+	case sp.greedy():
 		tok = argmax(logits)
-	} else {
+	case cdf != nil && sp.Temperature == 1 && (sp.TopK <= 0 || sp.TopK >= len(logits)) && (sp.TopP <= 0 || sp.TopP >= 1):
+		tok = searchCDF(cdf, rng.Float64())
+	default:
 		tok = s.draw(logits, sp, rng.Float64())
 	}
 	return tok, float32(float64(logits[tok]) - lse)
+}
+
+// searchCDF returns the first index whose cumulative probability exceeds
+// u times the total, skipping zero-probability tokens.
+func searchCDF(cdf []float32, u float64) int {
+	target := float32(u) * cdf[len(cdf)-1]
+	i := sort.Search(len(cdf), func(i int) bool { return cdf[i] > target })
+	return min(i, len(cdf)-1)
 }
 
 // draw samples with temperature, top-k and top-p; u is uniform in [0, 1).

@@ -90,7 +90,7 @@ func TestSampleTemperature(t *testing.T) {
 	var s sampler
 	rng := newRowRNG(1)
 	for range 20 {
-		tok, lp := s.sample(l, SamplingParams{Temperature: 3, TopP: 0.9}, rng)
+		tok, lp := s.sample(l, false, nil, SamplingParams{Temperature: 3, TopP: 0.9}, rng)
 		want := math.Log([]float64{0.25, 0.75}[tok])
 		if math.Abs(float64(lp)-want) > 1e-6 {
 			t.Fatalf("log-prob of %d = %v, want %v", tok, lp, want)
@@ -102,7 +102,7 @@ func TestSampleGreedy(t *testing.T) {
 	var s sampler
 	l := []float32{1, 3, 3, -2}
 	for _, sp := range []SamplingParams{{}, {Temperature: 1, TopK: 1}} {
-		tok, lp := s.sample(l, sp, nil)
+		tok, lp := s.sample(l, false, nil, sp, nil)
 		want := 3 - logSumExp(l)
 		if tok != 1 || math.Abs(float64(lp)-want) > 1e-6 {
 			t.Errorf("%+v: greedy = %d, %v; want 1, %v", sp, tok, lp, want)
@@ -204,7 +204,7 @@ func TestSampleFrequencies(t *testing.T) {
 	var first []int
 	const n = 20000
 	for i := range n {
-		tok, _ := s.sample(l, sp, rng)
+		tok, _ := s.sample(l, false, nil, sp, rng)
 		count[tok]++
 		if i < 50 {
 			first = append(first, tok)
@@ -218,7 +218,7 @@ func TestSampleFrequencies(t *testing.T) {
 	}
 	rng = newRowRNG(42)
 	for i := range 50 {
-		if tok, _ := s.sample(l, sp, rng); tok != first[i] {
+		if tok, _ := s.sample(l, false, nil, sp, rng); tok != first[i] {
 			t.Fatalf("draw %d with the same seed: %d, first time %d", i, tok, first[i])
 		}
 	}
