@@ -871,6 +871,7 @@ func newCompFile(dir, name, kind string) (*compFile, error) {
 	return c, nil
 }
 
+// Write appends p to the file body, updating size and checksum.
 func (c *compFile) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err

@@ -35,6 +35,7 @@ type LineError struct {
 	Err  error
 }
 
+// Error formats the error with its line number.
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
 
 // Unwrap returns the underlying error.
@@ -214,6 +215,7 @@ type CountingReader struct {
 	n atomic.Int64
 }
 
+// Read reads from R and counts the bytes.
 func (c *CountingReader) Read(p []byte) (int, error) {
 	n, err := c.R.Read(p)
 	c.n.Add(int64(n))
@@ -228,6 +230,7 @@ type stackCloser struct {
 	closers []io.Closer
 }
 
+// Close closes every layer, innermost last.
 func (s *stackCloser) Close() error {
 	var first error
 	for _, c := range s.closers {
@@ -240,4 +243,5 @@ func (s *stackCloser) Close() error {
 
 type zstdCloser struct{ d *zstd.Decoder }
 
+// Close releases the decoder.
 func (z zstdCloser) Close() error { z.d.Close(); return nil }
