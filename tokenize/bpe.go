@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"sync"
 	"unicode/utf8"
 )
@@ -28,26 +29,54 @@ const noMerge = ^uint64(0)
 
 func newBPE(vocab map[string]int32, merges [][2]string, unk int32, fuseUnk, ignoreMerges bool) (*bpe, error) {
 	b := &bpe{vocab: vocab, unk: unk, fuseUnk: fuseUnk, ignoreMerges: ignoreMerges}
+	// Resolving a merge is three map lookups; split the list over a few
+	// goroutines, since loading time matters for every command-line call.
+	ids := make([][3]int32, len(merges))
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(merges)/16384))
+	errs := make([]error, workers)
+	per := (len(merges) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			errs[w] = resolveMerges(vocab, merges, ids, w*per, min((w+1)*per, len(merges)))
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err // the first failing chunk has the lowest index
+		}
+	}
 	b.merges.init(len(merges))
+	for i, m := range ids {
+		// A repeated pair takes its last rank, as in HF's merge map.
+		b.merges.put(m[0], m[1], uint64(i)<<32|uint64(uint32(m[2])))
+	}
+	return b, nil
+}
+
+// resolveMerges fills ids[lo:hi] with the ids of each merge's two tokens and
+// of the merged token.
+func resolveMerges(vocab map[string]int32, merges [][2]string, ids [][3]int32, lo, hi int) error {
 	var buf []byte
-	for i, m := range merges {
+	for i := lo; i < hi; i++ {
+		m := merges[i]
 		x, ok := vocab[m[0]]
 		if !ok {
-			return nil, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, m[0])
+			return fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, m[0])
 		}
 		y, ok := vocab[m[1]]
 		if !ok {
-			return nil, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, m[1])
+			return fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, m[1])
 		}
 		buf = append(append(buf[:0], m[0]...), m[1]...)
 		z, ok := vocab[string(buf)]
 		if !ok {
-			return nil, fmt.Errorf("model.merges[%d]: merged token %q is not in model.vocab", i, buf)
+			return fmt.Errorf("model.merges[%d]: merged token %q is not in model.vocab", i, buf)
 		}
-		// A repeated pair takes its last rank, as in HF's merge map.
-		b.merges.put(x, y, uint64(i)<<32|uint64(uint32(z)))
+		ids[i] = [3]int32{x, y, z}
 	}
-	return b, nil
+	return nil
 }
 
 // setByteLevel records whether words arrive as raw bytes for a byte-level
