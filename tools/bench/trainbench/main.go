@@ -113,7 +113,7 @@ func run(args []string) error {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	model := fs.String("model", "", "HF checkpoint directory (F32)")
 	batchPath := fs.String("batch", "", "batch file (grpo_step.json layout)")
-	steps := fs.Int("steps", 3, "timed steps after one warm-up step")
+	steps := fs.Int("steps", 3, "timed steps after one warm-up step (0: the warm-up step only, for peak RSS)")
 	micro := fs.Int("micro-batch", 0, "sequences per gradient-graph run (0: whole batch)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -155,10 +155,12 @@ func run(args []string) error {
 		times = append(times, time.Since(t).Seconds())
 		fmt.Fprintf(os.Stderr, "igsearch step %d %.2fs\n", i, times[len(times)-1])
 	}
-	mean, best := 0.0, math.Inf(1)
-	for _, s := range times {
+	mean, best := 0.0, 0.0
+	for i, s := range times {
+		if i == 0 || s < best {
+			best = s
+		}
 		mean += s / float64(len(times))
-		best = math.Min(best, s)
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
