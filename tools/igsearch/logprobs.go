@@ -100,17 +100,16 @@ func runLogprobs(args []string) error {
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %v", fs.Args())
 	}
-	p, err := pf.open(policy.Options{})
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-
 	r, size, err := openInput(*in)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	p, err := pf.open(policy.Options{})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
 	w, err := createOutput(*out)
 	if err != nil {
 		return err
