@@ -320,9 +320,10 @@ func (b *builder) read(ctx context.Context, r io.Reader, out chan<- *batch) erro
 
 // work parses, analyses and compresses batches into seg.
 func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out chan<- *batchResult) {
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	defer enc.Close()
 	cache := map[string]uint32{} // token before stemming → term id
+	hot := new(hotCache)
 	var (
 		tids  []uint32
 		raw   []byte
@@ -360,6 +361,11 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 			idx++
 			tids = tids[:0]
 			b.an.tokens(d.Contents(), func(tok string) {
+				h := hotHash(tok)
+				if hot.keys[h] == tok {
+					tids = append(tids, hot.ids[h])
+					return
+				}
 				id, ok := cache[tok]
 				if !ok {
 					t := b.an.finish(tok)
@@ -371,8 +377,10 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 						seg.posts = append(seg.posts, nil)
 						seg.last = append(seg.last, 0)
 					}
-					cache[strings.Clone(tok)] = id
+					tok = strings.Clone(tok)
+					cache[tok] = id
 				}
+				hot.keys[h], hot.ids[h] = tok, id
 				tids = append(tids, id)
 			})
 			slices.Sort(tids)
@@ -397,6 +405,26 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 		case <-ctx.Done():
 		}
 	}
+}
+
+// hotCache is a direct-mapped cache of token → term id in front of the
+// builder's token map: with Zipf-distributed words most lookups hit it and
+// stay in the CPU cache.
+type hotCache struct {
+	keys [hotSlots]string
+	ids  [hotSlots]uint32
+}
+
+const hotSlots = 1 << 13
+
+// hotHash is FNV-1a of tok, folded to a slot of hotCache.
+func hotHash(tok string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(tok); i++ {
+		h ^= uint32(tok[i])
+		h *= 16777619
+	}
+	return (h ^ h>>15) & (hotSlots - 1)
 }
 
 // appendDoc appends a passage's store record: uvarint-prefixed id, title, text.
