@@ -59,8 +59,15 @@ type Trainer struct {
 	opts   Options
 	art    *GradArtifact
 	state  *State
-	grad   *ort.Session
-	optim  *ort.Session
+	// spare holds the optimiser's output buffers (weights, m, v per
+	// trainable tensor), swapped with the state after each step, so that
+	// ONNX Runtime writes the new values in place and nothing is copied.
+	spare map[string]*[3][]float32
+	// grads holds the summed gradients, written in place by the gradient
+	// graph (scratch takes the second and later micro-batches).
+	grads, scratch map[string][]float32
+	grad           *ort.Session
+	optim          *ort.Session
 }
 
 // New builds the training artifacts for cfg and starts from weights
@@ -162,27 +169,37 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 	if mb <= 0 || mb > rows {
 		mb = rows
 	}
-	grads := map[string][]float32{}
+	if t.grads == nil {
+		t.grads, t.scratch = map[string][]float32{}, map[string][]float32{}
+		for _, p := range t.art.Trainable {
+			t.grads[p.Name] = make([]float32, numElements(p.Shape))
+		}
+	}
 	var sums struct{ loss, clipped, kl, ent, mask, lp float64 }
 	for lo := 0; lo < rows; lo += mb {
 		hi := min(lo+mb, rows)
-		out, err := t.runGrad(b, lo, hi, scale)
+		// The first micro-batch writes its gradients straight into t.grads;
+		// later ones go to scratch and are added.
+		dst := t.grads
+		if lo > 0 {
+			dst = t.scratch
+			for _, p := range t.art.Trainable {
+				if dst[p.Name] == nil {
+					dst[p.Name] = make([]float32, numElements(p.Shape))
+				}
+			}
+		}
+		out, err := t.runGrad(b, lo, hi, scale, dst)
 		if err != nil {
 			return Metrics{}, err
 		}
 		err = func() error {
 			defer out.Destroy()
-			for _, p := range t.art.Trainable {
-				gv, err := ort.Values[float32](out[gradIn(p.Name)])
-				if err != nil {
-					return fmt.Errorf("trainer: gradient of %s: %w", p.Name, err)
-				}
-				if acc := grads[p.Name]; acc != nil {
-					for i, x := range gv {
+			if lo > 0 {
+				for name, acc := range t.grads {
+					for i, x := range t.scratch[name] {
 						acc[i] += x
 					}
-				} else {
-					grads[p.Name] = gv
 				}
 			}
 			for name, dst := range map[string]*float64{outLoss: &sums.loss, outClippedSum: &sums.clipped, outKLSum: &sums.kl, outEntropySum: &sums.ent, outMaskSum: &sums.mask, outLogprobSum: &sums.lp} {
@@ -202,7 +219,7 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 		}
 	}
 
-	norm, err := t.applyOptimizer(grads)
+	norm, err := t.applyOptimizer(t.grads)
 	if err != nil {
 		return Metrics{}, err
 	}
@@ -265,8 +282,10 @@ func (t *Trainer) checkBatch(b *Batch) error {
 	return nil
 }
 
-// runGrad runs the gradient graph on rows [lo, hi).
-func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32) (ort.Outputs, error) {
+// runGrad runs the gradient graph on rows [lo, hi), writing the gradients
+// into grads in place. The returned outputs (loss and metric sums) are the
+// caller's to destroy.
+func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32, grads map[string][]float32) (ort.Outputs, error) {
 	in := map[string]*ort.Tensor{}
 	defer func() {
 		for _, x := range in {
@@ -308,9 +327,26 @@ func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32) (ort.Outputs, err
 	if err := add("loss_scale", s, err); err != nil {
 		return nil, err
 	}
-	out, err := t.grad.Run(in)
-	if err != nil {
+	out := ort.Outputs{}
+	bound := make([]*ort.Tensor, 0, len(t.art.Trainable))
+	defer func() {
+		for _, x := range bound {
+			x.Destroy()
+		}
+	}()
+	for _, p := range t.art.Trainable {
+		x, err := ort.NewTensor(p.Shape, grads[p.Name])
+		if err != nil {
+			return nil, fmt.Errorf("trainer: gradient %s: %w", p.Name, err)
+		}
+		out[gradIn(p.Name)] = x
+		bound = append(bound, x)
+	}
+	if err := t.grad.RunWith(in, out); err != nil {
 		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
+	}
+	for _, p := range t.art.Trainable {
+		delete(out, gradIn(p.Name))
 	}
 	return out, nil
 }
@@ -350,33 +386,47 @@ func (t *Trainer) applyOptimizer(grads map[string][]float32) (float64, error) {
 			in[name] = x
 		}
 	}
-	out, err := t.optim.Run(in)
-	if err != nil {
-		return 0, fmt.Errorf("trainer: optimizer graph: %w", err)
+	out := ort.Outputs{}
+	defer func() {
+		for _, x := range out {
+			x.Destroy()
+		}
+	}()
+	if t.spare == nil {
+		t.spare = map[string]*[3][]float32{}
 	}
-	defer out.Destroy()
-	normV, err := ort.Values[float32](out["grad_norm"])
-	if err != nil {
-		return 0, err
-	}
-	next := map[string][3][]float32{}
 	for _, p := range t.art.Trainable {
-		var vals [3][]float32
+		bufs := t.spare[p.Name]
+		if bufs == nil {
+			n := numElements(p.Shape)
+			bufs = &[3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)}
+			t.spare[p.Name] = bufs
+		}
 		for i, name := range []string{paramOut(p.Name), mOut(p.Name), vOut(p.Name)} {
-			v, err := ort.Values[float32](out[name])
+			x, err := ort.NewTensor(p.Shape, bufs[i])
 			if err != nil {
 				return 0, fmt.Errorf("trainer: optimizer output %s: %w", name, err)
 			}
-			vals[i] = v
+			out[name] = x
 		}
-		next[p.Name] = vals
+	}
+	if err := t.optim.RunWith(in, out); err != nil {
+		return 0, fmt.Errorf("trainer: optimizer graph: %w", err)
+	}
+	normV, err := ort.Values[float32](out["grad_norm"])
+	if err != nil {
+		return 0, err
 	}
 	norm := float64(normV[0])
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return norm, fmt.Errorf("trainer: step %d: gradient norm is %v; weights left unchanged", step, norm)
 	}
-	for name, v := range next {
-		t.state.Params[name], t.state.M[name], t.state.V[name] = v[0], v[1], v[2]
+	for _, p := range t.art.Trainable {
+		bufs := t.spare[p.Name]
+		st := t.state
+		st.Params[p.Name], bufs[0] = bufs[0], st.Params[p.Name]
+		st.M[p.Name], bufs[1] = bufs[1], st.M[p.Name]
+		st.V[p.Name], bufs[2] = bufs[2], st.V[p.Name]
 	}
 	t.state.Step = step
 	return norm, nil
