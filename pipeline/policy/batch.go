@@ -60,7 +60,9 @@ type Completion struct {
 // pending until the next run. Generate first prefills every pending token of
 // its rows in one run (split only when it would be very large), then decodes.
 //
-// A Batch is not safe for concurrent use. Close it to free its memory.
+// A Batch is not safe for concurrent use. Close it to free its memory; after
+// Generate returns an error (a cancelled context, say) its rows may hold
+// tokens whose Completion was lost, so Close it then too.
 type Batch struct {
 	p    *Policy
 	rows []*batchRow
