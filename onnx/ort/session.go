@@ -35,6 +35,14 @@ type Options struct {
 	// DisableOptimizations turns graph optimisations off (for debugging and
 	// for exact op-by-op numerics).
 	DisableOptimizations bool
+	// LowMemory turns off ONNX Runtime's CPU memory arena and memory-pattern
+	// planning, which keep freed activation buffers cached: a training step
+	// over a large vocabulary then peaks near its live set instead of twice
+	// it, at a small cost in allocation time.
+	LowMemory bool
+	// NoSpinning stops intra-op threads from busy-waiting between ops, for
+	// machines shared with other work.
+	NoSpinning bool
 }
 
 // IO describes one session input or output.
@@ -181,6 +189,19 @@ func sessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 	if opts.DisableOptimizations {
 		if err := so.SetGraphOptimizationLevel(ortgo.GraphOptimizationLevelDisableAll); err != nil {
 			return fail(fmt.Errorf("graph optimisation level: %w", err))
+		}
+	}
+	if opts.LowMemory {
+		if err := so.SetCpuMemArena(false); err != nil {
+			return fail(fmt.Errorf("memory arena: %w", err))
+		}
+		if err := so.SetMemPattern(false); err != nil {
+			return fail(fmt.Errorf("memory pattern: %w", err))
+		}
+	}
+	if opts.NoSpinning {
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return fail(fmt.Errorf("spinning: %w", err))
 		}
 	}
 	if opts.ExternalDataDir != "" {
