@@ -113,7 +113,11 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	gs, err := ort.NewSessionFromGraph(art.Graph, opts.Session)
+	// The gradient graph's [B,T,V] buffers dominate memory; without ONNX
+	// Runtime's arena and memory patterns its peak stays near the live set.
+	gradOpts := opts.Session
+	gradOpts.LowMemory = true
+	gs, err := ort.NewSessionFromGraph(art.Graph, gradOpts)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
 	}
