@@ -277,7 +277,9 @@ type cursor struct {
 	n, pos    int
 	docs      [blockSize]uint32
 	tfs       [blockSize]uint32
-	scored    int // postings whose tf was read and scored
+	scored    int     // postings whose tf was read and scored
+	bb        float64 // cached blockBound of block bbBlock−1
+	bbBlock   int
 	err       error
 }
 
@@ -293,7 +295,7 @@ func (c *cursor) init(ix *Index, e termEntry, cs []rbContainer) error {
 	c.df, c.nb = int(e.df), e.nblocks()
 	c.table = p[:c.nb*blockEntrySz]
 	c.tfData = p[c.nb*blockEntrySz:]
-	c.cb, c.itBlock, c.decoded, c.scored, c.err = 0, 0, false, 0, nil
+	c.cb, c.itBlock, c.decoded, c.scored, c.err, c.bbBlock = 0, 0, false, 0, nil, 0
 	c.decode()
 	return c.err
 }
@@ -421,10 +423,16 @@ func (c *cursor) score() float32 {
 // blockBound is an upper bound of the contribution of any posting in the
 // current block.
 func (c *cursor) blockBound() float64 {
+	if c.bbBlock == c.cb+1 {
+		return c.bb
+	}
 	e := c.table[c.cb*blockEntrySz:]
 	p := &c.ix.p
 	if p.exact {
-		return p.bound(c.w, binary.LittleEndian.Uint32(e[16:]), binary.LittleEndian.Uint32(e[20:]))
+		c.bb = p.bound(c.w, binary.LittleEndian.Uint32(e[16:]), binary.LittleEndian.Uint32(e[20:]))
+	} else {
+		c.bb = p.bound(c.w, binary.LittleEndian.Uint32(e[8:]), binary.LittleEndian.Uint32(e[12:]))
 	}
-	return p.bound(c.w, binary.LittleEndian.Uint32(e[8:]), binary.LittleEndian.Uint32(e[12:]))
+	c.bbBlock = c.cb + 1
+	return c.bb
 }

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -202,7 +203,7 @@ func (s *searcher) maxScore(ix *Index, qts []qterm, k int) ([]Hit, SearchStats, 
 	}
 	n := len(qts)
 	ord := s.ord
-	sort.Slice(ord, func(i, j int) bool { return ord[i].ub < ord[j].ub })
+	slices.SortFunc(ord, func(a, b *cursor) int { return cmp.Compare(a.ub, b.ub) })
 	s.prefix = s.prefix[:0]
 	sum := 0.0
 	for _, c := range ord {
