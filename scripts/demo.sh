@@ -36,7 +36,7 @@ for q in "a large wild cat with a striped coat" "stringed musical instrument" "c
 done
 
 echo "== a bad request gets a 4xx with a JSON error"
-curl -sS -o /dev/stderr -w 'HTTP %{http_code}\n' -d '{"queries": [], "topk": 3}' "$url/retrieve" 2>&1
+curl -sS -w 'HTTP %{http_code}\n' -d '{"queries": [], "topk": 3}' "$url/retrieve"
 
 echo "== stop the server (SIGTERM, graceful)"
 kill -TERM "$pid"
