@@ -311,29 +311,41 @@ func appendEPDevice(so *ortgo.SessionOptions, ep string, index int, opts map[str
 	})
 }
 
-// missingLibraries returns the shared libraries that lib needs (its ELF
-// DT_NEEDED entries) and that the dynamic loader cannot find, each with a
-// hint of where it comes from. It returns nil when it cannot tell.
-func missingLibraries(lib string) []string {
+// missingLibraries describes the shared libraries that lib needs (its ELF
+// DT_NEEDED entries) and that the dynamic loader cannot find, grouped by
+// where they come from, e.g. "libcudart.so.13, libcublas.so.13 (the CUDA 13
+// toolkit ...), libcuda.so.1 (the NVIDIA driver ...)". It returns "" when
+// none is missing or it cannot tell.
+func missingLibraries(lib string) string {
 	f, err := elf.Open(lib)
 	if err != nil {
-		return nil
+		return ""
 	}
 	needed, err := f.ImportedLibraries()
 	f.Close()
 	if err != nil {
-		return nil
+		return ""
 	}
-	var missing []string
+	var hints []string
+	byHint := map[string][]string{}
 	for _, name := range needed {
 		cname := C.CString(name)
 		ok := C.igs_can_load(cname) != 0
 		C.free(unsafe.Pointer(cname))
-		if !ok {
-			missing = append(missing, name+libraryHint(name))
+		if ok {
+			continue
 		}
+		h := libraryHint(name)
+		if _, seen := byHint[h]; !seen {
+			hints = append(hints, h)
+		}
+		byHint[h] = append(byHint[h], name)
 	}
-	return missing
+	groups := make([]string, len(hints))
+	for i, h := range hints {
+		groups[i] = strings.Join(byHint[h], ", ") + h
+	}
+	return strings.Join(groups, ", ")
 }
 
 // libraryHint says where a CUDA-stack library comes from.

@@ -1,6 +1,7 @@
 package ort
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -149,7 +150,56 @@ func TestLibraryHint(t *testing.T) {
 	if h := libraryHint("libcublasLt.so.13"); !strings.Contains(h, "CUDA 13") {
 		t.Errorf("libcublasLt hint %q", h)
 	}
-	if m := missingLibraries(Library()); len(m) != 0 {
+	if m := missingLibraries(Library()); m != "" {
 		t.Errorf("the loaded library misses %v", m)
 	}
+}
+
+// NewSessionProfiledForTest is NewSession with ONNX Runtime's profiler on:
+// closing the session writes prefix_<time>.json, whose node events name the
+// execution provider that ran each node (see ProfileProviders).
+func NewSessionProfiledForTest(path string, opts Options, prefix string) (*Session, error) {
+	if err := ready(); err != nil {
+		return nil, err
+	}
+	m, err := onnx.LoadWith(path, onnx.LoadOptions{SkipData: true})
+	if err != nil {
+		return nil, err
+	}
+	so, err := sessionOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	if err := so.EnableProfiling(prefix); err != nil {
+		return nil, err
+	}
+	ins, outs := graphIO(m.Graph)
+	s, err := ortgo.NewDynamicAdvancedSession(path, names(ins), names(outs), so)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(path, s, ins, outs), nil
+}
+
+// ProfileProviders counts the node-kernel events of an ONNX Runtime profile
+// by execution provider.
+func ProfileProviders(profile []byte) (map[string]int, error) {
+	var events []struct {
+		Cat  string `json:"cat"`
+		Name string `json:"name"`
+		Args struct {
+			Provider string `json:"provider"`
+		} `json:"args"`
+	}
+	if err := json.Unmarshal(profile, &events); err != nil {
+		return nil, err
+	}
+	n := map[string]int{}
+	for _, e := range events {
+		if e.Cat == "Node" && strings.HasSuffix(e.Name, "_kernel_time") {
+			n[e.Args.Provider]++
+		}
+	}
+	return n, nil
 }

@@ -227,28 +227,21 @@ func sessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 // provider through the CUDA provider-options API. The npm CUDA build from
 // `make setup-cuda` is not compiled that way: it ships
 // libonnxruntime_providers_cuda.so as a plugin execution provider
-// (CreateEpFactories), which must be registered with the environment and
-// then selected with SessionOptionsAppendExecutionProvider_V2, an API that
-// onnxruntime_go v1.27 does not wrap. For that build appendCUDA registers the
-// plugin, which reports missing CUDA libraries precisely, and otherwise
-// returns an ErrNoCUDA saying selection is not implemented yet.
+// (CreateEpFactories), which pluginCUDA registers with the environment and
+// selects for the session with SessionOptionsAppendExecutionProvider_V2
+// (epselect.go), since onnxruntime_go v1.27 does not wrap the latter.
 func appendCUDA(so *ortgo.SessionOptions, dev Device, extra map[string]string) error {
 	lib := Library()
 	hint := fmt.Sprintf("run `make setup-cuda` and pass --ort-lib %s (loaded: %s)", CUDALibraryPath(), lib)
 	co, err := ortgo.NewCUDAProviderOptions()
 	if err != nil {
 		if strings.Contains(err.Error(), "not enabled in this build") {
-			return pluginCUDA(dev, err)
+			return pluginCUDA(so, dev, extra, err)
 		}
 		return fmt.Errorf("%s: %w: %v; %s", dev, ErrNoCUDA, err, hint)
 	}
 	defer co.Destroy()
-	o := map[string]string{"device_id": strconv.Itoa(dev.ID)}
-	for k, v := range extra {
-		if k != "device_id" {
-			o[k] = v
-		}
-	}
+	o := cudaOptions(dev, extra)
 	if err := co.Update(o); err != nil {
 		// A CPU build fails here, loading the provider bridge.
 		return fmt.Errorf("%s: %w: setting provider options %v: %v; %s", dev, ErrNoCUDA, o, err, hint)
@@ -259,6 +252,18 @@ func appendCUDA(so *ortgo.SessionOptions, dev Device, extra map[string]string) e
 	return nil
 }
 
+// cudaOptions are the CUDA provider options for dev: extra, with
+// "device_id" set from dev.
+func cudaOptions(dev Device, extra map[string]string) map[string]string {
+	o := map[string]string{"device_id": strconv.Itoa(dev.ID)}
+	for k, v := range extra {
+		if k != "device_id" {
+			o[k] = v
+		}
+	}
+	return o
+}
+
 // plugin remembers the outcome of registering the CUDA plugin execution
 // provider with the process-wide environment (done once).
 var plugin struct {
@@ -267,7 +272,10 @@ var plugin struct {
 	err  error
 }
 
-func pluginCUDA(dev Device, optsErr error) error {
+// pluginCUDA registers the CUDA plugin beside the loaded library (once per
+// process) and appends its device dev.ID to so. optsErr is why the
+// provider-options API was not used.
+func pluginCUDA(so *ortgo.SessionOptions, dev Device, extra map[string]string, optsErr error) error {
 	lib := Library()
 	plugin.once.Do(func() {
 		plugin.path = filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")
@@ -276,13 +284,21 @@ func pluginCUDA(dev Device, optsErr error) error {
 			return
 		}
 		plugin.err = ortgo.RegisterExecutionProviderLibrary("CUDA", plugin.path)
+		if plugin.err != nil {
+			if missing := missingLibraries(plugin.path); missing != "" {
+				plugin.err = fmt.Errorf("%w; missing libraries: %s", plugin.err, missing)
+			}
+		}
 	})
 	if plugin.err != nil {
 		return fmt.Errorf("%s: %w: %s was built without the CUDA provider-options API (%v), and its CUDA plugin %s does not load: %v; install CUDA 13 and cuDNN 9 on the loader path, or run `make setup-cuda`",
 			dev, ErrNoCUDA, lib, optsErr, plugin.path, plugin.err)
 	}
-	return fmt.Errorf("%s: %w: %s provides CUDA as a plugin execution provider (registered from %s), and selecting it for a session needs SessionOptionsAppendExecutionProvider_V2, which onnxruntime_go v1.27 does not wrap yet",
-		dev, ErrNoCUDA, lib, plugin.path)
+	if err := appendEPDevice(so, cudaEP, dev.ID, cudaOptions(dev, extra)); err != nil {
+		return fmt.Errorf("%s: %w: the CUDA plugin %s is registered but cannot be selected: %v (is an NVIDIA GPU visible? check nvidia-smi and CUDA_VISIBLE_DEVICES)",
+			dev, ErrNoCUDA, plugin.path, err)
+	}
+	return nil
 }
 
 // Inputs describes the session's inputs in model order.
