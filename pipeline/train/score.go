@@ -1,0 +1,201 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/qa"
+	"github.com/igsearch/igsearch/pipeline/reward"
+	"github.com/igsearch/igsearch/pipeline/trajectory"
+)
+
+// scoreIG computes the information gain of every search step of recs under
+// pol (the rollout policy, π_old). A record whose text parses into a
+// different number of steps than it recorded (a model that wrote stray tags)
+// gets no IG, so that IG values never land on the wrong query.
+func (e *environment) scoreIG(ctx context.Context, pol *policy.Policy, recs []trajectory.Record, seed uint64) ([]ig.Result, error) {
+	items := make([]ig.Item, len(recs))
+	parsed := make([]protocol.Parsed, len(recs))
+	for i := range recs {
+		parsed[i] = recs[i].Parse(e.proto)
+		items[i] = ig.Item{Parsed: parsed[i], Golds: recs[i].GoldenAnswers}
+		if len(parsed[i].Steps) != len(recs[i].Steps) {
+			items[i].Golds = nil // no requests for this record
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x16))
+	var draw ig.DrawFunc
+	switch e.igCfg.Counterfactual {
+	case ig.CounterfactualCorpus:
+		if e.ix == nil {
+			return nil, fmt.Errorf("ig_counterfactual corpus needs the in-process index (--index)")
+		}
+		draw = ig.CorpusDraws(e.cfg.Retriever.TopK,
+			func(item, step int) []string { return stepDocIDs(recs[item], step) },
+			e.sampleDocs(rng),
+			e.proto.ObservationBlock)
+	default:
+		draw = ig.BatchDraws(parsed, rng)
+	}
+	reqs, err := ig.Requests(items, e.igCfg, draw)
+	if err != nil {
+		return nil, err
+	}
+	logps, err := e.scoreRequests(ctx, pol, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return ig.Collect(len(items), reqs, logps)
+}
+
+// scoreRequests returns, per request, the log-probs of the continuation's
+// tokens after its context.
+func (e *environment) scoreRequests(ctx context.Context, pol *policy.Policy, reqs []ig.Request) ([][]float32, error) {
+	seqs := make([][]int32, len(reqs))
+	starts := make([]int, len(reqs))
+	cache := map[string][]int32{}
+	encode := func(s string) []int32 {
+		if ids, ok := cache[s]; ok {
+			return ids
+		}
+		ids := e.tok.Encode(s)
+		cache[s] = ids
+		return ids
+	}
+	for i, r := range reqs {
+		seqs[i], starts[i] = ig.Tokens(encode(r.Context), encode(r.Continuation), e.igCfg.MaxContext)
+	}
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	lp, err := pol.Score(ctx, seqs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(reqs))
+	for i := range reqs {
+		// lp[t] scores token t+1, so the continuation is lp[start-1:].
+		out[i] = lp[i][starts[i]-1:]
+	}
+	return out, nil
+}
+
+func stepDocIDs(r trajectory.Record, step int) []string {
+	if step < len(r.Steps) {
+		return r.Steps[step].DocIDs
+	}
+	return nil
+}
+
+// sampleDocs draws k random passages from the index, excluding the
+// retrieved ones (by external id).
+func (e *environment) sampleDocs(rng *rand.Rand) ig.SampleDocs {
+	return func(k int, exclude []string) ([]protocol.Doc, error) {
+		ex := map[string]bool{}
+		for _, id := range exclude {
+			ex[id] = true
+		}
+		var docs []protocol.Doc
+		for tries := 0; len(docs) < k && tries < 4; tries++ {
+			for _, id := range e.ix.RandomDocs(rng, k+len(exclude), nil) {
+				d, err := e.ix.Doc(id)
+				if err != nil {
+					return nil, err
+				}
+				if ex[d.ID] {
+					continue
+				}
+				ex[d.ID] = true
+				docs = append(docs, protocol.Doc{ID: d.ID, Contents: d.Contents()})
+				if len(docs) == k {
+					break
+				}
+			}
+		}
+		return docs, nil
+	}
+}
+
+// Score is one evaluation figure.
+type Score struct {
+	N  int     `json:"n"`
+	EM float64 `json:"em"`
+	F1 float64 `json:"f1"`
+}
+
+// EvalResult is EM and F1 per data_source and over all questions.
+type EvalResult struct {
+	BySource map[string]Score    `json:"by_source"`
+	Overall  Score               `json:"overall"`
+	Records  []trajectory.Record `json:"-"`
+}
+
+// Sources lists the data sources in name order.
+func (r *EvalResult) Sources() []string {
+	var out []string
+	for s := range r.BySource {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Evaluate runs one greedy rollout per question and scores the answers.
+func Evaluate(ctx context.Context, env *environment, pol *policy.Policy, path string, limit int, cfg Config) (*EvalResult, error) {
+	qs, err := readQuestions(path, limit)
+	if err != nil {
+		return nil, err
+	}
+	return env.evaluate(ctx, pol, qs)
+}
+
+func (e *environment) evaluate(ctx context.Context, pol *policy.Policy, qs []qa.Example) (*EvalResult, error) {
+	saved := e.cfg.Rollout.GroupSize
+	e.cfg.Rollout.GroupSize = 1
+	recs, err := e.rollout(ctx, pol, qs, 0, 0)
+	e.cfg.Rollout.GroupSize = saved
+	if err != nil {
+		return nil, err
+	}
+	res := &EvalResult{BySource: map[string]Score{}, Records: recs}
+	add := func(s *Score, em, f1 float64) {
+		s.EM = (s.EM*float64(s.N) + em) / float64(s.N+1)
+		s.F1 = (s.F1*float64(s.N) + f1) / float64(s.N+1)
+		s.N++
+	}
+	for _, r := range recs {
+		ans, _ := reward.ExtractAnswer(r.Response)
+		em, f1 := reward.EM(ans, r.GoldenAnswers), reward.F1(ans, r.GoldenAnswers)
+		src := r.DataSource
+		if src == "" {
+			src = "all"
+		}
+		s := res.BySource[src]
+		add(&s, em, f1)
+		res.BySource[src] = s
+		add(&res.Overall, em, f1)
+	}
+	return res, nil
+}
+
+// EvalDir evaluates the checkpoint in dir on the questions in dataPath with
+// cfg's protocol, retriever and rollout settings (greedy, one sample).
+func EvalDir(ctx context.Context, cfg Config, dir, dataPath string, limit int) (*EvalResult, error) {
+	cfg.Model.Path = dir
+	env, err := openEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer env.close()
+	pol, err := env.policyFromDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer pol.Close()
+	return Evaluate(ctx, env, pol, dataPath, limit, cfg)
+}
