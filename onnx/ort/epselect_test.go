@@ -1,11 +1,13 @@
 package ort_test
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -232,4 +234,65 @@ func TestProfiledTinyQwen2CPU(t *testing.T) {
 	if byEP["CPUExecutionProvider"] == 0 || len(byEP) != 1 {
 		t.Errorf("kernels by provider %v, want only CPUExecutionProvider", byEP)
 	}
+}
+
+// TestCUDAPluginStubs registers the real CUDA plugin on a machine without
+// CUDA: it builds stand-in CUDA libraries (every function the plugin imports
+// returns an error code) with the C compiler and runs the CUDA session check
+// in a child that loads them. The plugin then registers, finds no GPU, and
+// the selection through GetEpDevices must fail with ErrNoCUDA saying so. It
+// needs the CUDA build (`make setup-cuda`) and gcc, and skips without them
+// and on GPU machines.
+func TestCUDAPluginStubs(t *testing.T) {
+	lib := cudaLibrary()
+	plugin := filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")
+	f, err := elf.Open(plugin)
+	if err != nil {
+		t.Skipf("needs the CUDA build of ONNX Runtime, which CI does not install (%v): run `make setup-cuda`", err)
+	}
+	syms, err := f.ImportedSymbols()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/dev/nvidiactl"); err == nil || os.Getenv(requireCUDAEnv) == "1" {
+		t.Skip("a GPU machine: the stand-in CUDA libraries would shadow the real ones (TestCUDATinyQwen2 checks this machine)")
+	}
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("needs gcc to build the stand-in CUDA libraries")
+	}
+	stubs := map[string][]string{"libcudart.so.13": nil, "libcublas.so.13": nil, "libcublasLt.so.13": nil, "libcurand.so.10": nil, "libcuda.so.1": nil}
+	for _, s := range syms {
+		if _, ok := stubs[s.Library]; ok {
+			stubs[s.Library] = append(stubs[s.Library], s.Name)
+		}
+	}
+	dir := t.TempDir()
+	for name, fns := range stubs {
+		var src strings.Builder
+		for _, fn := range fns {
+			if strings.HasSuffix(fn, "String") || strings.HasSuffix(fn, "Name") {
+				fmt.Fprintf(&src, "const char *%s(void) { return \"stub\"; }\n", fn)
+			} else {
+				fmt.Fprintf(&src, "long %s(void) { return 100; }\n", fn) // cudaErrorNoDevice
+			}
+		}
+		c, vs := filepath.Join(dir, name+".c"), filepath.Join(dir, name+".map")
+		if err := errors.Join(os.WriteFile(c, []byte(src.String()), 0o644),
+			os.WriteFile(vs, []byte(name+" { global: *; };\n"), 0o644)); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(cc, "-shared", "-fPIC", "-o", filepath.Join(dir, name), c,
+			"-Wl,--version-script="+vs, "-Wl,-soname,"+name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("building stand-in %s: %v\n%s", name, err, out)
+		}
+	}
+	out := runChild(t, "cuda-library", "LD_LIBRARY_PATH="+dir)
+	if !strings.Contains(out, "no CUDA here") || !strings.Contains(out, "registered but cannot be selected") ||
+		!strings.Contains(out, "CPUExecutionProvider:0 on cpu") {
+		t.Fatalf("CUDA session with stand-in CUDA libraries: want ErrNoCUDA after registering the plugin, listing the devices; got\n%s", out)
+	}
+	t.Log(out)
 }
