@@ -244,7 +244,7 @@ func TestProfiledTinyQwen2CPU(t *testing.T) {
 // needs the CUDA build (`make setup-cuda`) and gcc, and skips without them
 // and on GPU machines.
 func TestCUDAPluginStubs(t *testing.T) {
-	lib := cudaLibrary()
+	lib := ort.CUDALibraryPath() // the library the cuda-library child loads
 	plugin := filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")
 	f, err := elf.Open(plugin)
 	if err != nil {
