@@ -24,7 +24,7 @@ func (e *environment) scoreIG(ctx context.Context, pol *policy.Policy, recs []tr
 	for i := range recs {
 		parsed[i] = recs[i].Parse(e.proto)
 		items[i] = ig.Item{Parsed: parsed[i], Golds: recs[i].GoldenAnswers}
-		if len(parsed[i].Steps) != len(recs[i].Steps) {
+		if recs[i].HasTokens() && len(parsed[i].Steps) != len(recs[i].Steps) {
 			items[i].Golds = nil // no requests for this record
 		}
 	}
@@ -198,4 +198,31 @@ func EvalDir(ctx context.Context, cfg Config, dir, dataPath string, limit int) (
 	}
 	defer pol.Close()
 	return Evaluate(ctx, env, pol, dataPath, limit, cfg)
+}
+
+// ScoreDir scores the IG of every search step of recs (records with tokens,
+// or text-only records parsed from prompt + response) under the checkpoint
+// in dir, with cfg's IG settings, protocol and retriever.
+func ScoreDir(ctx context.Context, cfg Config, dir string, recs []trajectory.Record) ([]ig.Result, error) {
+	cfg.Model.Path = dir
+	env, err := openEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer env.close()
+	pol, err := env.policyFromDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer pol.Close()
+	return env.scoreIG(ctx, pol, recs, cfg.Train.Seed)
+}
+
+// PromptText is the prompt the rollout gives the policy for a question.
+func PromptText(cfg Config, question string) (string, error) {
+	p, err := protocol.Lookup(cfg.Rollout.Protocol)
+	if err != nil {
+		return "", err
+	}
+	return promptText(p, cfg.Rollout.Chat, question), nil
 }

@@ -1,0 +1,457 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/train"
+	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/pipeline/world"
+	"github.com/igsearch/igsearch/tokenize"
+)
+
+// Config sizes the demo. Default is the `make demo` run; Reduced is the
+// integration test's.
+type Config struct {
+	Out   string
+	Seed  uint64
+	World world.Config
+	// Model is the policy's shape; its vocabulary is the world's.
+	Model qwen2.Config
+	SFT   train.SFTConfig
+	// RL is the training configuration shared by the IG-GRPO and GRPO
+	// runs; paths are filled in by Run.
+	RL train.Config
+	// EvalLimit caps the test questions evaluated (0: all).
+	EvalLimit int
+	// IGExperts is how many expert trajectories are IG-scored to compare
+	// precise and vague queries.
+	IGExperts int
+	// SkipGRPO leaves out the plain-GRPO comparison run.
+	SkipGRPO bool
+}
+
+// Default is the embedded default: ≤ 10 minutes on 2 CPU cores.
+func Default() Config {
+	wc := world.DefaultConfig()
+	mc := qwen2.TinyConfig()
+	mc.HiddenSize, mc.IntermediateSize, mc.NumHiddenLayers = 128, 352, 4
+	mc.NumAttentionHeads, mc.NumKeyValueHeads = 4, 2
+	mc.TieWordEmbeddings = true
+	rl := train.DefaultConfig()
+	rl.Rollout.Chat = false
+	rl.Rollout.GroupSize = 5
+	rl.Rollout.MaxTurns = wc.MaxSearches
+	rl.Rollout.MaxNewTokens = 32
+	rl.Rollout.MaxResponse = 1024
+	rl.Rollout.MaxObsTokens = 200
+	rl.Loss.KLBeta = 0
+	rl.Optim.LR = 2e-4
+	rl.Optim.Schedule = "constant"
+	rl.Train.Iterations = 12
+	rl.Train.Questions = 8
+	rl.Train.PPOEpochs = 1
+	rl.Train.EvalEvery = 0
+	rl.Train.CheckpointEvery = 0
+	return Config{
+		Out:   "out/demo",
+		Seed:  1,
+		World: wc,
+		Model: mc,
+		SFT:   train.SFTConfig{Steps: 300, BatchSize: 16, LR: 3e-3, Warmup: 20, Seed: 1},
+		RL:    rl, EvalLimit: 0, IGExperts: 64,
+	}
+}
+
+// Reduced is a small world and short runs, for the integration test.
+func Reduced() Config {
+	c := Default()
+	c.World.Countries, c.World.Cities, c.World.People, c.World.Organisations, c.World.Works = 8, 40, 120, 20, 50
+	c.World.Train, c.World.Dev, c.World.Test = 200, 20, 40
+	c.Model.HiddenSize, c.Model.IntermediateSize, c.Model.NumHiddenLayers = 64, 176, 2
+	c.SFT.Steps, c.SFT.BatchSize = 40, 8
+	c.RL.Train.Iterations, c.RL.Train.Questions = 2, 4
+	c.RL.Rollout.GroupSize = 3
+	c.IGExperts = 16
+	return c
+}
+
+// Report is what the demo prints at the end.
+type Report struct {
+	// EM on the test split by hop type ("all" overall): before RL, after
+	// IG-GRPO, after GRPO (same budget).
+	Before, IGGRPO, GRPO *train.EvalResult
+	// SFTLoss is the warm start's first and last loss.
+	SFTLoss [2]float64
+	// IGByKind is the mean IG of expert queries by kind (precise, vague,
+	// redundant) under the warm-started policy, with counts.
+	IGByKind map[string]KindIG
+	// AllFailWithGradient is, over the IG-GRPO run, the fraction of
+	// all-fail groups whose advantages were not all zero.
+	AllFailWithGradient float64
+	AllFailGroups       float64
+	Paths               map[string]string
+	Seconds             map[string]float64
+}
+
+// KindIG is the IG statistics of one query kind.
+type KindIG struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean"`
+	Std  float64 `json:"std"`
+}
+
+// Stage reports progress: a stage starting, or a line within one.
+type Stage func(format string, args ...any)
+
+// Run runs the whole demo under cfg.Out.
+func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
+	if say == nil {
+		say = func(string, ...any) {}
+	}
+	rep := &Report{Paths: map[string]string{}, Seconds: map[string]float64{}}
+	out := cfg.Out
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	timed := func(name string, f func() error) error {
+		t := time.Now()
+		err := f()
+		rep.Seconds[name] = time.Since(t).Seconds()
+		return err
+	}
+
+	// 1. The world.
+	wdir := filepath.Join(out, "world")
+	var w *world.World
+	err := timed("world", func() error {
+		say("[1/7] generating the world (seed %d)", cfg.World.Seed)
+		var err error
+		if w, err = world.Generate(cfg.World); err != nil {
+			return err
+		}
+		return w.Write(wdir)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := w.Summary()
+	say("      %d passages, %d words in the vocabulary, %d expert trajectories", s.Passages, s.VocabSize, len(w.Expert))
+
+	// 2. The index.
+	idir := filepath.Join(out, "index")
+	err = timed("index", func() error {
+		say("[2/7] building the BM25 index")
+		st, err := index.BuildFile(ctx, filepath.Join(wdir, "corpus.jsonl"), idir, index.BuildOptions{})
+		if err == nil {
+			say("      %d passages indexed", st.Docs)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ix, err := index.Open(idir)
+	if err != nil {
+		return nil, err
+	}
+	defer ix.Close()
+
+	// 3. The policy, initialised at random over the world's vocabulary.
+	tokPath := filepath.Join(wdir, "tokenizer.json")
+	tok, err := tokenize.Load(tokPath)
+	if err != nil {
+		return nil, err
+	}
+	mc := cfg.Model
+	mc.VocabSize = tok.VocabSize()
+	eos, _ := tok.TokenID("<|endoftext|>")
+	mc.BOSTokenID, mc.EOSTokenIDs = int64(eos), []int64{int64(eos)}
+	initDir := filepath.Join(out, "model-init")
+	say("[3/7] initialising a Qwen2-shaped policy: %d layers, hidden %d, vocabulary %d (%.2fM parameters)",
+		mc.NumHiddenLayers, mc.HiddenSize, mc.VocabSize, float64(qwen2.NumParams(mc))/1e6)
+	weights := qwen2.Init(mc, cfg.Seed)
+	if err := saveModel(initDir, mc, weights, tokPath); err != nil {
+		return nil, err
+	}
+
+	// 4. Warm start by SFT on the expert trajectories, with real retrieval.
+	rl := cfg.RL
+	rl.Retriever.Index = idir
+	rl.Data.Train = filepath.Join(wdir, "train.jsonl")
+	rl.Data.Dev = filepath.Join(wdir, "dev.jsonl")
+	proto, err := protocol.Lookup(rl.Rollout.Protocol)
+	if err != nil {
+		return nil, err
+	}
+	obs := observer{retr: ix, proto: proto, topk: rl.Retriever.TopK}
+	sftDir := filepath.Join(out, "model-sft")
+	err = timed("sft", func() error {
+		say("[4/7] warm start: SFT on %d expert trajectories (%d steps of %d)", len(w.Expert), cfg.SFT.Steps, cfg.SFT.BatchSize)
+		var data []train.Sequence
+		for _, x := range w.Expert {
+			segs, err := expertSegments(ctx, x, obs)
+			if err != nil {
+				return err
+			}
+			prompt, err := train.PromptText(rl, x.Question)
+			if err != nil {
+				return err
+			}
+			data = append(data, sequence(tok, prompt, segs))
+		}
+		sc := cfg.SFT
+		sc.Session = ort.Options{IntraOpThreads: rl.Model.Threads}
+		tr, losses, err := train.SFT(ctx, mc, weights, data, sc, func(step, total int, loss float64) {
+			if step == 1 || step%25 == 0 || step == total {
+				say("      step %d/%d: loss %.3f", step, total, loss)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		defer tr.Close()
+		rep.SFTLoss = [2]float64{losses[0], losses[len(losses)-1]}
+		return saveModel(sftDir, mc, tr.Weights(), tokPath)
+	})
+	if err != nil {
+		return nil, err
+	}
+	testPath := filepath.Join(wdir, "test.jsonl")
+
+	// 5. EM before RL, and IG of precise vs vague expert queries.
+	err = timed("eval_before", func() error {
+		say("[5/7] evaluating the warm-started policy on the test split")
+		var err error
+		rep.Before, err = train.EvalDir(ctx, rl, sftDir, testPath, cfg.EvalLimit)
+		if err != nil {
+			return err
+		}
+		say("      EM %.3f", rep.Before.Overall.EM)
+		rep.IGByKind, err = expertIG(ctx, rl, sftDir, w.Expert, cfg.IGExperts, obs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// 6. RL: IG-GRPO, then plain GRPO with the same budget.
+	runRL := func(algo string) (*train.EvalResult, []train.Metrics, error) {
+		c := rl
+		c.Model.Path = sftDir
+		c.IG.Algo = algo
+		c.Train.Out = filepath.Join(out, algo)
+		c.Train.Seed = cfg.Seed
+		_, err := train.Run(ctx, c, func(iter, total int, phase string) {
+			if phase == "rollout" {
+				say("      %s iteration %d/%d", algo, iter+1, total)
+			}
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", algo, err)
+		}
+		ms, err := readMetrics(filepath.Join(c.Train.Out, train.MetricsFile))
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := train.EvalDir(ctx, rl, filepath.Join(c.Train.Out, train.CheckpointDir), testPath, cfg.EvalLimit)
+		return res, ms, err
+	}
+	var igMetrics []train.Metrics
+	err = timed("ig-grpo", func() error {
+		say("[6/7] IG-GRPO: %d iterations × %d questions × %d samples", rl.Train.Iterations, rl.Train.Questions, rl.Rollout.GroupSize)
+		var err error
+		rep.IGGRPO, igMetrics, err = runRL("ig-grpo")
+		if err == nil {
+			say("      EM %.3f", rep.IGGRPO.Overall.EM)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var fail, failGrad float64
+	for _, m := range igMetrics {
+		groups := float64(rl.Train.Questions)
+		fail += m.AllFailGroups * groups
+		failGrad += m.AllFailWithGradient * m.AllFailGroups * groups
+	}
+	if n := float64(len(igMetrics)) * float64(rl.Train.Questions); n > 0 {
+		rep.AllFailGroups = fail / n
+	}
+	if fail > 0 {
+		rep.AllFailWithGradient = failGrad / fail
+	}
+	if !cfg.SkipGRPO {
+		err = timed("grpo", func() error {
+			say("[7/7] plain GRPO with the same budget")
+			var err error
+			rep.GRPO, _, err = runRL("grpo")
+			if err == nil {
+				say("      EM %.3f", rep.GRPO.Overall.EM)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep.Paths["world"], rep.Paths["index"], rep.Paths["model-sft"] = wdir, idir, sftDir
+	rep.Paths["ig-grpo metrics"] = filepath.Join(out, "ig-grpo", train.MetricsFile)
+	rep.Paths["grpo metrics"] = filepath.Join(out, "grpo", train.MetricsFile)
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "report.json"), append(js, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// expertIG scores the IG of the first n expert trajectories' queries under
+// the policy in dir and averages it by query kind.
+func expertIG(ctx context.Context, cfg train.Config, dir string, experts []world.Expert, n int, obs observer) (map[string]KindIG, error) {
+	if n > len(experts) {
+		n = len(experts)
+	}
+	var recs []trajectory.Record
+	var kinds [][]string
+	for _, x := range experts[:n] {
+		segs, err := expertSegments(ctx, x, obs)
+		if err != nil {
+			return nil, err
+		}
+		prompt, err := train.PromptText(cfg, x.Question)
+		if err != nil {
+			return nil, err
+		}
+		var resp string
+		for _, s := range segs {
+			resp += s.text
+		}
+		recs = append(recs, trajectory.Record{ID: x.ID, GoldenAnswers: x.GoldenAnswers, Prompt: prompt, Response: resp})
+		var k []string
+		for _, t := range x.Turns {
+			if t.Query != "" {
+				k = append(k, string(t.Kind))
+			}
+		}
+		kinds = append(kinds, k)
+	}
+	res, err := train.ScoreDir(ctx, cfg, dir, recs)
+	if err != nil {
+		return nil, err
+	}
+	vals := map[string][]float64{}
+	for i, r := range res {
+		for _, st := range r.Steps {
+			if st.Step < len(kinds[i]) {
+				vals[kinds[i][st.Step]] = append(vals[kinds[i][st.Step]], st.IG)
+			}
+		}
+	}
+	out := map[string]KindIG{}
+	for k, v := range vals {
+		m, sd := meanStd(v)
+		out[k] = KindIG{N: len(v), Mean: m, Std: sd}
+	}
+	return out, nil
+}
+
+func meanStd(xs []float64) (float64, float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= float64(len(xs))
+	var v float64
+	for _, x := range xs {
+		v += (x - m) * (x - m)
+	}
+	return m, math.Sqrt(v / float64(len(xs)))
+}
+
+func saveModel(dir string, cfg qwen2.Config, w qwen2.Weights, tokPath string) error {
+	if err := qwen2.Save(dir, cfg, w, 0); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(tokPath)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "tokenizer.json"), data, 0o644)
+}
+
+func readMetrics(path string) ([]train.Metrics, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []train.Metrics
+	dec := json.NewDecoder(f)
+	for {
+		var m train.Metrics
+		if err := dec.Decode(&m); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, m)
+	}
+}
+
+// Table writes the EM-by-hop-type table of a report.
+func (r *Report) Table(w io.Writer) {
+	sources := map[string]bool{}
+	for _, res := range []*train.EvalResult{r.Before, r.IGGRPO, r.GRPO} {
+		if res != nil {
+			for s := range res.BySource {
+				sources[s] = true
+			}
+		}
+	}
+	var names []string
+	for s := range sources {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	cell := func(res *train.EvalResult, src string) string {
+		if res == nil {
+			return "     -"
+		}
+		if src == "" {
+			return fmt.Sprintf("%6.3f", res.Overall.EM)
+		}
+		sc, ok := res.BySource[src]
+		if !ok {
+			return "     -"
+		}
+		return fmt.Sprintf("%6.3f", sc.EM)
+	}
+	fmt.Fprintf(w, "%-12s %5s %10s %10s %10s\n", "test EM", "n", "before RL", "IG-GRPO", "GRPO")
+	for _, s := range names {
+		n := 0
+		if r.Before != nil {
+			n = r.Before.BySource[s].N
+		}
+		fmt.Fprintf(w, "%-12s %5d %10s %10s %10s\n", s, n, cell(r.Before, s), cell(r.IGGRPO, s), cell(r.GRPO, s))
+	}
+	n := 0
+	if r.Before != nil {
+		n = r.Before.Overall.N
+	}
+	fmt.Fprintf(w, "%-12s %5d %10s %10s %10s\n", "all", n, cell(r.Before, ""), cell(r.IGGRPO, ""), cell(r.GRPO, ""))
+}
