@@ -104,6 +104,12 @@ func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error
 	return t, nil
 }
 
+// lowMemoryVocab is the vocabulary size from which the gradient session runs
+// without ONNX Runtime's memory arena: there the [B,T,V] buffers dominate and
+// the arena doubles the peak; below it the arena's reuse saves the cost of
+// allocating and zeroing activation buffers every step.
+const lowMemoryVocab = 32768
+
 func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	art, err := BuildGradGraph(cfg, opts.Artifact)
 	if err != nil {
@@ -116,7 +122,7 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	// The gradient graph's [B,T,V] buffers dominate memory; without ONNX
 	// Runtime's arena and memory patterns its peak stays near the live set.
 	gradOpts := opts.Session
-	gradOpts.LowMemory = true
+	gradOpts.LowMemory = cfg.VocabSize >= lowMemoryVocab
 	gs, err := ort.NewSessionFromGraph(art.Graph, gradOpts)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: gradient graph: %w", err)

@@ -45,12 +45,16 @@ type Config struct {
 // Default is the embedded default: ≤ 10 minutes on 2 CPU cores.
 func Default() Config {
 	wc := world.DefaultConfig()
+	// Short passages and top-2 retrieval keep trajectories near 400 tokens:
+	// attention and the optimiser's cost grow with the length.
+	wc.MinWords, wc.MaxWords = 20, 30
 	mc := qwen2.TinyConfig()
-	mc.HiddenSize, mc.IntermediateSize, mc.NumHiddenLayers = 128, 352, 4
+	mc.HiddenSize, mc.IntermediateSize, mc.NumHiddenLayers = 96, 256, 3
 	mc.NumAttentionHeads, mc.NumKeyValueHeads = 4, 2
 	mc.TieWordEmbeddings = true
 	rl := train.DefaultConfig()
 	rl.Rollout.Chat = false
+	rl.Retriever.TopK = 2
 	rl.Rollout.GroupSize = 5
 	rl.Rollout.MaxTurns = wc.MaxSearches
 	rl.Rollout.MaxNewTokens = 32
@@ -69,7 +73,7 @@ func Default() Config {
 		Seed:  1,
 		World: wc,
 		Model: mc,
-		SFT:   train.SFTConfig{Steps: 300, BatchSize: 16, LR: 3e-3, Warmup: 20, Seed: 1},
+		SFT:   train.SFTConfig{Steps: 150, BatchSize: 16, LR: 3e-3, Warmup: 10, Seed: 1},
 		RL:    rl, EvalLimit: 0, IGExperts: 64,
 	}
 }
@@ -119,6 +123,9 @@ type Stage func(format string, args ...any)
 func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 	if say == nil {
 		say = func(string, ...any) {}
+	}
+	if _, err := ort.InitDefault(cfg.RL.Model.ORTLib, ort.CPU); err != nil {
+		return nil, err
 	}
 	rep := &Report{Paths: map[string]string{}, Seconds: map[string]float64{}}
 	out := cfg.Out

@@ -27,6 +27,8 @@ type stage struct {
 var stages = []*stage{
 	versionStage,
 	trainerStage,
+	demoStage,
+	trainStage,
 	indexStage,
 	worldStage,
 	generateStage,

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	flag "github.com/spf13/pflag"
+
+	"github.com/igsearch/igsearch/pipeline/train"
+)
+
+var trainStage = &stage{
+	name:    "train",
+	summary: "train a search agent with IG-GRPO (or plain GRPO)",
+	usage: `igsearch train --config FILE.toml [flags]
+
+Trains a search-augmented policy. Each iteration runs:
+  rollout (group_size samples per question, the search agent with the
+  retriever) → outcome rewards (EM) → information gain of every search step
+  (ig-grpo) → group advantages + λ·normalised IG on the query tokens →
+  reference log-probs (kl_beta > 0) → PPO epochs over mini-batches → a new
+  policy for the next rollout.
+
+Inputs:
+  --config FILE       TOML with tables [model] [data] [retriever] [rollout]
+                      [reward] [ig] [loss] [optim] [train]; every key is also
+                      a flag of the same name (flags override the file), e.g.
+                      ig.ig_coef is --ig-coef, train.iterations --iterations
+  --model DIR         the initial policy (HF Qwen2 checkpoint + tokenizer.json)
+  --train FILE        QA JSONL/Parquet {"id","question","golden_answers"}
+  --index DIR         a BM25 index (igsearch index build), or
+  --retriever URL     a Search-R1-compatible /retrieve server
+
+Outputs (under --out):
+  metrics.jsonl       one line per iteration: reward, em, format_rate,
+                      ig_mean/ig_std/ig_pos_ratio, all_fail_groups,
+                      all_fail_with_gradient, searches, response_length, loss,
+                      kl, clip_fraction, grad_norm, time_* per phase, ig_share,
+                      dev_em when evaluated
+  rollouts/iter-N.jsonl  every trajectory (tokens, masks, old log-probs,
+                      spans of each search step, reward, IG per step)
+  checkpoint/         HF layout + optimizer.safetensors + trainer_state.json;
+                      --resume continues from it exactly
+
+Main flags (see the TOML keys for all):
+  --algo grpo|ig-grpo       IG term off or on (default ig-grpo)
+  --ig-coef λ               weight of the IG term (default 1)
+  --ig-norm zscore|none|clip:C  normalisation of IG over a group's steps
+  --ig-scope query|step     tokens that get the IG term (default query)
+  --ig-random N             counterfactual draws per step (default 3)
+  --ig-counterfactual batch|corpus
+  --group-size G --max-turns N --topk K --temperature T
+  --lr --kl-beta --clip-eps --iterations --questions --mini-batch
+  --eval-every N --checkpoint-every N --resume --seed S --device cpu|cuda[:N]
+
+Example:
+  igsearch train --config configs/ig-search-qwen2.5-3b.toml --iterations 500
+  igsearch train --model out/demo/model-sft --train out/demo/world/train.jsonl \
+    --index out/demo/index --out out/run1 --iterations 20 --questions 8
+`,
+	run: runTrain,
+}
+
+// bindTrainFlags registers a flag for every config key, writing into cfg.
+func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
+	fs.StringVar(&c.Model.Path, "model", c.Model.Path, "initial policy directory")
+	fs.StringVar(&c.Model.Tokenizer, "tokenizer", c.Model.Tokenizer, "tokenizer.json (default MODEL/tokenizer.json)")
+	fs.StringVar(&c.Model.Device, "device", c.Model.Device, "cpu, cuda or cuda:N")
+	fs.IntVar(&c.Model.Threads, "threads", c.Model.Threads, "intra-op threads")
+	fs.StringVar(&c.Model.ORTLib, "ort-lib", c.Model.ORTLib, "ONNX Runtime shared library")
+	fs.StringVar(&c.Data.Train, "train", c.Data.Train, "training questions")
+	fs.StringVar(&c.Data.Dev, "dev", c.Data.Dev, "dev questions")
+	fs.IntVar(&c.Data.Limit, "limit", c.Data.Limit, "use at most N training questions")
+	fs.StringVar(&c.Retriever.Index, "index", c.Retriever.Index, "index directory")
+	fs.StringVar(&c.Retriever.URL, "retriever", c.Retriever.URL, "Search-R1 /retrieve server URL")
+	fs.IntVar(&c.Retriever.TopK, "topk", c.Retriever.TopK, "passages per search")
+	fs.StringVar(&c.Rollout.Protocol, "protocol", c.Rollout.Protocol, "search-r1 or autorefine")
+	fs.BoolVar(&c.Rollout.Chat, "chat", c.Rollout.Chat, "Qwen2.5 chat format (--chat=false: plain prompt)")
+	fs.IntVar(&c.Rollout.GroupSize, "group-size", c.Rollout.GroupSize, "samples per question")
+	fs.IntVar(&c.Rollout.MaxTurns, "max-turns", c.Rollout.MaxTurns, "search turns before the answer turn")
+	fs.IntVar(&c.Rollout.MaxObsTokens, "max-obs-tokens", c.Rollout.MaxObsTokens, "observation token limit")
+	fs.IntVar(&c.Rollout.MaxNewTokens, "max-new-tokens", c.Rollout.MaxNewTokens, "tokens per turn")
+	fs.IntVar(&c.Rollout.MaxResponse, "max-response-tokens", c.Rollout.MaxResponse, "tokens per trajectory")
+	fs.Float64Var(&c.Rollout.Temperature, "temperature", c.Rollout.Temperature, "sampling temperature")
+	fs.Float64Var(&c.Rollout.TopP, "top-p", c.Rollout.TopP, "nucleus mass")
+	fs.IntVar(&c.Rollout.TopK, "top-k", c.Rollout.TopK, "top-k sampling (0: off)")
+	fs.StringVar(&c.Reward.Metric, "reward", c.Reward.Metric, "em, f1 or subem")
+	fs.BoolVar(&c.Reward.FormatReward, "format-reward", c.Reward.FormatReward, "Search-R1's format reward")
+	fs.StringVar(&c.IG.Algo, "algo", c.IG.Algo, "grpo or ig-grpo")
+	fs.Float64Var(&c.IG.Coef, "ig-coef", c.IG.Coef, "λ")
+	fs.StringVar(&c.IG.Norm, "ig-norm", c.IG.Norm, "zscore, none or clip:C")
+	fs.StringVar(&c.IG.Scope, "ig-scope", c.IG.Scope, "query or step")
+	fs.IntVar(&c.IG.Random, "ig-random", c.IG.Random, "counterfactual draws")
+	fs.StringVar(&c.IG.Gold, "ig-gold", c.IG.Gold, "first or best:K")
+	fs.StringVar(&c.IG.Counterfactual, "ig-counterfactual", c.IG.Counterfactual, "batch or corpus")
+	fs.IntVar(&c.IG.MaxContext, "ig-max-context", c.IG.MaxContext, "context tokens kept")
+	fs.StringVar(&c.IG.AdvNorm, "adv-norm", c.IG.AdvNorm, "mean or mean_std")
+	fs.Float64Var(&c.Loss.ClipEps, "clip-eps", c.Loss.ClipEps, "ε")
+	fs.Float64Var(&c.Loss.ClipEpsHigh, "clip-eps-high", c.Loss.ClipEpsHigh, "upper ε (0: ε)")
+	fs.Float64Var(&c.Loss.KLBeta, "kl-beta", c.Loss.KLBeta, "β (0: no KL)")
+	fs.Float64Var(&c.Optim.LR, "lr", c.Optim.LR, "learning rate")
+	fs.Float64Var(&c.Optim.MinLRRatio, "min-lr-ratio", c.Optim.MinLRRatio, "cosine floor")
+	fs.IntVar(&c.Optim.Warmup, "warmup", c.Optim.Warmup, "warmup steps")
+	fs.StringVar(&c.Optim.Schedule, "schedule", c.Optim.Schedule, "cosine or constant")
+	fs.Float64Var(&c.Optim.WeightDecay, "weight-decay", c.Optim.WeightDecay, "AdamW weight decay")
+	fs.Float64Var(&c.Optim.MaxGradNorm, "max-grad-norm", c.Optim.MaxGradNorm, "global grad-norm clip")
+	fs.StringVar(&c.Train.Out, "out", c.Train.Out, "output directory")
+	fs.IntVar(&c.Train.Iterations, "iterations", c.Train.Iterations, "iterations")
+	fs.IntVar(&c.Train.Questions, "questions", c.Train.Questions, "questions per iteration")
+	fs.IntVar(&c.Train.PPOEpochs, "ppo-epochs", c.Train.PPOEpochs, "PPO epochs per iteration")
+	fs.IntVar(&c.Train.MiniBatch, "mini-batch", c.Train.MiniBatch, "trajectories per optimiser step")
+	fs.IntVar(&c.Train.MicroBatch, "micro-batch", c.Train.MicroBatch, "trajectories per gradient run")
+	fs.IntVar(&c.Train.EvalEvery, "eval-every", c.Train.EvalEvery, "iterations between dev evaluations")
+	fs.IntVar(&c.Train.EvalLimit, "eval-limit", c.Train.EvalLimit, "dev questions per evaluation")
+	fs.IntVar(&c.Train.CheckpointEvery, "checkpoint-every", c.Train.CheckpointEvery, "iterations between checkpoints")
+	fs.Uint64Var(&c.Train.Seed, "seed", c.Train.Seed, "seed")
+	fs.BoolVar(&c.Train.Resume, "resume", c.Train.Resume, "continue from OUT/checkpoint")
+	fs.BoolVar(&c.Train.FreezeEmbed, "freeze-embeddings", c.Train.FreezeEmbed, "keep the embeddings fixed")
+}
+
+func runTrain(args []string) error {
+	cfg := train.DefaultConfig()
+	fs := newFlags("train")
+	configPath := fs.String("config", "", "TOML config")
+	bindTrainFlags(fs, &cfg)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %v", fs.Args())
+	}
+	if *configPath != "" {
+		// The file goes under the flags: remember what was set on the
+		// command line, load the file, then apply those flags again.
+		set := map[string]string{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+		if err := train.LoadConfig(*configPath, &cfg); err != nil {
+			return err
+		}
+		for name, v := range set {
+			if name == "config" {
+				continue
+			}
+			if err := fs.Set(name, v); err != nil {
+				return usagef("--%s: %v", name, err)
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	prog := newProgress("train", "iterations", 0)
+	start := time.Now()
+	sum, err := train.Run(ctx, cfg, func(iter, total int, phase string) {
+		if prog.tty {
+			prog.mu.Lock()
+			fmt.Fprintf(os.Stderr, "\r\033[Ktrain: iteration %d/%d %s (%.0fs)", iter+1, total, phase, time.Since(start).Seconds())
+			prog.mu.Unlock()
+		}
+	})
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	js, _ := json.Marshal(sum.Last)
+	fmt.Fprintf(os.Stderr, "trained %d iterations in %.0fs; checkpoint %s\n", sum.Iterations, time.Since(start).Seconds(), sum.Checkpoint)
+	fmt.Println(string(js))
+	return nil
+}
