@@ -30,7 +30,10 @@ type environment struct {
 	closeRetr     func() error
 }
 
-func openEnv(cfg Config) (*environment, error) {
+func openEnv(cfg Config) (*environment, error) { return openEnvRetriever(cfg, true) }
+
+// openEnvRetriever is openEnv, opening the retriever only when withRetriever.
+func openEnvRetriever(cfg Config, withRetriever bool) (*environment, error) {
 	dev, err := ort.ParseDevice(cfg.Model.Device)
 	if err != nil {
 		return nil, err
@@ -57,8 +60,10 @@ func openEnv(cfg Config) (*environment, error) {
 	if env.igCfg, err = igConfig(cfg.IG); err != nil {
 		return nil, err
 	}
-	if err := env.openRetriever(); err != nil {
-		return nil, err
+	if withRetriever {
+		if err := env.openRetriever(); err != nil {
+			return nil, err
+		}
 	}
 	return env, nil
 }

@@ -228,7 +228,7 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 	questions []qa.Example, iter, totalSteps int, say func(string)) (Metrics, error) {
 	m := Metrics{Iter: iter}
 	start := time.Now()
-	seed := cfg.Train.Seed*1_000_003 + uint64(iter)
+	seed := IterationSeed(cfg.Train.Seed, iter)
 
 	say("rollout")
 	pol, err := env.policyFromWeights(tr)

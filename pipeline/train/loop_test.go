@@ -77,3 +77,4 @@ func TestRunSmoke(t *testing.T) {
 	}
 	t.Logf("%+v", sum.Last)
 }
+

@@ -200,23 +200,68 @@ func EvalDir(ctx context.Context, cfg Config, dir, dataPath string, limit int) (
 	return Evaluate(ctx, env, pol, dataPath, limit, cfg)
 }
 
-// ScoreDir scores the IG of every search step of recs (records with tokens,
-// or text-only records parsed from prompt + response) under the checkpoint
-// in dir, with cfg's IG settings, protocol and retriever.
-func ScoreDir(ctx context.Context, cfg Config, dir string, recs []trajectory.Record) ([]ig.Result, error) {
+// Scorer computes IG for logged trajectories with one policy: the batch
+// IG scoring of `igsearch score-ig`.
+type Scorer struct {
+	env   *environment
+	pol   *policy.Policy
+	seed  uint64
+	chunk int
+}
+
+// NewScorer opens the checkpoint in dir with cfg's IG settings, protocol and
+// retriever (needed only for ig_counterfactual corpus).
+func NewScorer(cfg Config, dir string) (*Scorer, error) {
 	cfg.Model.Path = dir
-	env, err := openEnv(cfg)
+	if cfg.Retriever.Index == "" && cfg.Retriever.URL == "" {
+		cfg.Retriever.URL = "-" // unused: batch counterfactuals need no retriever
+	}
+	env, err := openEnvRetriever(cfg, cfg.Retriever.URL != "-")
 	if err != nil {
 		return nil, err
 	}
-	defer env.close()
 	pol, err := env.policyFromDir(dir)
 	if err != nil {
+		env.close()
 		return nil, err
 	}
-	defer pol.Close()
-	return env.scoreIG(ctx, pol, recs, cfg.Train.Seed)
+	return &Scorer{env: env, pol: pol, seed: cfg.Train.Seed}, nil
 }
+
+// Score returns the IG of every search step of recs (records with tokens,
+// or text-only records parsed from prompt + response). recs is the batch
+// the counterfactual pool is drawn from. Chunk k draws its counterfactuals
+// with IterationSeed(seed, k), as training draws iteration k's, so scoring
+// one iteration's logged rollouts as one chunk reproduces training's IG.
+func (s *Scorer) Score(ctx context.Context, recs []trajectory.Record) ([]ig.Result, error) {
+	res, err := s.env.scoreIG(ctx, s.pol, recs, IterationSeed(s.seed, s.chunk))
+	s.chunk++
+	return res, err
+}
+
+// IterationSeed is the seed of iteration (or chunk) i of a run seeded with
+// seed: it seeds the rollout's sampling and the IG counterfactual draws.
+func IterationSeed(seed uint64, i int) uint64 { return seed*1_000_003 + uint64(i) }
+
+// Close releases the policy and the retriever.
+func (s *Scorer) Close() error {
+	s.pol.Close()
+	s.env.close()
+	return nil
+}
+
+// ScoreDir scores recs as one batch under the checkpoint in dir.
+func ScoreDir(ctx context.Context, cfg Config, dir string, recs []trajectory.Record) ([]ig.Result, error) {
+	s, err := NewScorer(cfg, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Score(ctx, recs)
+}
+
+// WriteRecords writes trajectories as JSONL, atomically.
+func WriteRecords(path string, recs []trajectory.Record) error { return writeRollouts(path, recs) }
 
 // PromptText is the prompt the rollout gives the policy for a question.
 func PromptText(cfg Config, question string) (string, error) {

@@ -29,6 +29,8 @@ var stages = []*stage{
 	trainerStage,
 	demoStage,
 	trainStage,
+	evalStage,
+	scoreIGStage,
 	indexStage,
 	worldStage,
 	generateStage,
