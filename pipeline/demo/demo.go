@@ -65,10 +65,11 @@ func Default() Config {
 	rl.Rollout.MaxResponse = 1024
 	rl.Rollout.MaxObsTokens = 200
 	rl.Loss.KLBeta = 0
-	rl.Optim.LR = 2e-4
+	rl.Optim.LR = 1e-4
+	rl.Rollout.Temperature = 0.7
 	rl.Optim.Schedule = "constant"
-	rl.Train.Iterations = 12
-	rl.Train.Questions = 8
+	rl.Train.Iterations = 24
+	rl.Train.Questions = 16
 	rl.Train.PPOEpochs = 1
 	rl.Train.EvalEvery = 0
 	rl.Train.CheckpointEvery = 0
@@ -225,6 +226,7 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 			}
 			data = append(data, sequence(tok, prompt, segs))
 		}
+
 		sc := cfg.SFT
 		sc.Session = ort.Options{IntraOpThreads: rl.Model.Threads}
 		tr, losses, err := train.SFT(ctx, mc, weights, data, sc, func(step, total int, loss float64) {

@@ -77,4 +77,3 @@ func TestRunSmoke(t *testing.T) {
 	}
 	t.Logf("%+v", sum.Last)
 }
-

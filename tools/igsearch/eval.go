@@ -52,7 +52,6 @@ func runEval(args []string) error {
 	fs := newFlags("eval")
 	bindTrainFlags(fs, &cfg)
 	data := fs.String("data", "", "QA JSONL or Parquet")
-	out := fs.String("out", "", "write the trajectories here (JSONL)")
 	fs.Bool("greedy", true, "greedy decoding (always on)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -73,8 +72,8 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *out != "" {
-		if err := train.WriteRecords(*out, res.Records); err != nil {
+	if fs.Changed("out") {
+		if err := train.WriteRecords(cfg.Train.Out, res.Records); err != nil {
 			return err
 		}
 	}
