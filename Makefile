@@ -34,6 +34,9 @@ demo: build
 bench: build
 	bash scripts/bench.sh
 
+bench-demo: build
+	bash scripts/bench-demo.sh
+
 lint:
 	$(GO) vet ./...
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
