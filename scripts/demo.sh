@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# make demo (for now: the retrieval index): builds a BM25 index over the
-# shipped WordNet corpus, serves it on loopback with the Search-R1 /retrieve
-# API, runs a few queries through it and stops the server.
+# make demo: the embedded default. `igsearch demo` generates a synthetic
+# knowledge world, builds its BM25 index, warm-starts a tiny Qwen2 policy by
+# SFT, trains it with IG-GRPO and with plain GRPO, and prints the EM table
+# and IG statistics. Then the world's index is served on loopback with the
+# Search-R1 /retrieve API, as the standalone retrieval tool, and queried.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=bin/igsearch
 out=out/demo
 mkdir -p "$out"
 
-echo "== build the index (testdata/corpus/wordnet-glosses.jsonl.zst, 8,020 passages)"
-$bin index build --corpus testdata/corpus/wordnet-glosses.jsonl.zst --out "$out/index"
-$bin index stats --index "$out/index"
+$bin demo --out "$out" "$@"
 
-echo "== start the server on a free loopback port"
+echo
+echo "== the retrieval server over the world's index"
 log="$out/serve.log"
 $bin index serve --index "$out/index" --addr 127.0.0.1:0 2>"$log" &
 pid=$!
@@ -28,11 +29,12 @@ done
 echo "server at $url"
 curl -sS "$url/health"
 
-echo "== POST $url/retrieve (top 3 with scores)"
-for q in "a large wild cat with a striped coat" "stringed musical instrument" "capital city of a country"; do
+echo "== POST $url/retrieve (top 3 with scores), for the first test questions"
+head -n 2 "$out/world/test.jsonl" | sed -E 's/.*"question":"([^"]*)".*/\1/' | while read -r q; do
 	echo "-- query: $q"
 	curl -sS -H 'Content-Type: application/json' \
 		-d "{\"queries\": [\"$q\"], \"topk\": 3, \"return_scores\": true}" "$url/retrieve"
+	echo
 done
 
 echo "== a bad request gets a 4xx with a JSON error"
