@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/pipeline/plot"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
@@ -106,6 +108,8 @@ type Report struct {
 	// IGByKind is the mean IG of expert queries by kind (precise, vague,
 	// redundant) under the warm-started policy, with counts.
 	IGByKind map[string]KindIG
+	// IGValues holds every scored IG by query kind (for the plot).
+	IGValues map[string][]float64 `json:"-"`
 	// AllFailWithGradient is, over the IG-GRPO run, the fraction of
 	// all-fail groups whose advantages were not all zero.
 	AllFailWithGradient float64
@@ -257,7 +261,7 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 		say("      EM %.3f", rep.Before.Overall.EM)
 		if cfg.IGExperts > 0 {
 			held := w.Expert[len(w.Expert)-min(cfg.IGExperts, len(w.Expert)/4):]
-			rep.IGByKind, err = expertIG(ctx, rl, sftDir, held, len(held), obs)
+			rep.IGByKind, rep.IGValues, err = expertIG(ctx, rl, sftDir, held, len(held), obs)
 		}
 		return err
 	})
@@ -331,7 +335,28 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 		}
 	}
 	rep.Paths["ig-grpo metrics"] = filepath.Join(out, "ig-grpo", train.MetricsFile)
-	rep.Paths["grpo metrics"] = filepath.Join(out, "grpo", train.MetricsFile)
+	runs := map[string]string{"ig-grpo": rep.Paths["ig-grpo metrics"]}
+	if !cfg.SkipGRPO {
+		rep.Paths["grpo metrics"] = filepath.Join(out, "grpo", train.MetricsFile)
+		runs["grpo"] = rep.Paths["grpo metrics"]
+	}
+	plots := filepath.Join(out, "plots")
+	written, err := plot.Curves(runs, plots)
+	if err != nil {
+		return nil, err
+	}
+	if len(rep.IGValues) > 0 {
+		p := filepath.Join(plots, "ig_by_kind.png")
+		if err := plot.IGByKind(rep.IGValues, p); err != nil {
+			return nil, err
+		}
+		written = append(written, p)
+	}
+	for _, p := range written {
+		if filepath.Ext(p) == ".png" {
+			rep.Paths["plot "+strings.TrimSuffix(filepath.Base(p), ".png")] = p
+		}
+	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, "report.json"), append(js, '\n'), 0o644); err != nil {
 		return nil, err
@@ -341,7 +366,7 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 
 // expertIG scores the IG of the first n expert trajectories' queries under
 // the policy in dir and averages it by query kind.
-func expertIG(ctx context.Context, cfg train.Config, dir string, experts []world.Expert, n int, obs observer) (map[string]KindIG, error) {
+func expertIG(ctx context.Context, cfg train.Config, dir string, experts []world.Expert, n int, obs observer) (map[string]KindIG, map[string][]float64, error) {
 	if n > len(experts) {
 		n = len(experts)
 	}
@@ -350,11 +375,11 @@ func expertIG(ctx context.Context, cfg train.Config, dir string, experts []world
 	for _, x := range experts[:n] {
 		segs, err := expertSegments(ctx, x, obs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		prompt, err := train.PromptText(cfg, x.Question)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var resp string
 		for _, s := range segs {
@@ -371,7 +396,7 @@ func expertIG(ctx context.Context, cfg train.Config, dir string, experts []world
 	}
 	res, err := train.ScoreDir(ctx, cfg, dir, recs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vals := map[string][]float64{}
 	for i, r := range res {
@@ -386,7 +411,7 @@ func expertIG(ctx context.Context, cfg train.Config, dir string, experts []world
 		m, sd := meanStd(v)
 		out[k] = KindIG{N: len(v), Mean: m, Std: sd}
 	}
-	return out, nil
+	return out, vals, nil
 }
 
 func meanStd(xs []float64) (float64, float64) {

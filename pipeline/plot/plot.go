@@ -1,0 +1,228 @@
+// Package plot draws training curves from metrics.jsonl files and the IG
+// distribution by query kind, as PNG and SVG, with gonum.org/v1/plot.
+package plot
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// Groups are the figures Curves draws: a title and the metrics it shows.
+var Groups = []struct {
+	Name, Title string
+	Fields      []string
+}{
+	{"rewards", "Rewards", []string{"reward", "em", "format_rate", "dev_em"}},
+	{"ig", "Information gain", []string{"ig_mean", "ig_pos_ratio", "all_fail_groups", "all_fail_with_gradient"}},
+	{"optimisation", "Optimisation", []string{"loss", "kl", "clip_fraction", "grad_norm"}},
+	{"rollout", "Rollout shape", []string{"searches", "response_length"}},
+	{"timings", "Seconds per phase", []string{"time_rollout", "time_ig", "time_ref", "time_train", "ig_share"}},
+}
+
+// series is one run's values of every numeric field, indexed by iteration.
+type series map[string]plotter.XYs
+
+// ReadMetrics reads a metrics.jsonl: every numeric field against "iter".
+func ReadMetrics(path string) (series, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := series{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	line := 0
+	for sc.Scan() {
+		line++
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var row map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
+		}
+		iter, ok := row["iter"].(float64)
+		if !ok {
+			return nil, fmt.Errorf("%s: line %d: no numeric \"iter\"", path, line)
+		}
+		for k, v := range row {
+			if x, ok := v.(float64); ok && k != "iter" {
+				out[k] = append(out[k], plotter.XY{X: iter + 1, Y: x})
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}
+
+// Curves writes one PNG and one SVG per group of metrics, every run (label →
+// metrics.jsonl) on the same axes, and returns the written paths.
+func Curves(runs map[string]string, outDir string) ([]string, error) {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	labels := make([]string, 0, len(runs))
+	data := map[string]series{}
+	for label, path := range runs {
+		s, err := ReadMetrics(path)
+		if err != nil {
+			return nil, err
+		}
+		labels = append(labels, label)
+		data[label] = s
+	}
+	sort.Strings(labels)
+	var written []string
+	for _, g := range Groups {
+		var panels []*plot.Plot
+		for _, field := range g.Fields {
+			p := plot.New()
+			p.Title.Text = field
+			p.X.Label.Text = "iteration"
+			n := 0
+			for i, label := range labels {
+				xy := data[label][field]
+				if len(xy) == 0 {
+					continue
+				}
+				l, err := plotter.NewLine(xy)
+				if err != nil {
+					return nil, err
+				}
+				l.Color = plotutil.Color(i)
+				l.Width = vg.Points(1.5)
+				p.Add(l)
+				p.Legend.Add(label, l)
+				n++
+			}
+			if n > 0 {
+				p.Legend.Top = true
+				panels = append(panels, p)
+			}
+		}
+		if len(panels) == 0 {
+			continue
+		}
+		for _, ext := range []string{"png", "svg"} {
+			path := filepath.Join(outDir, g.Name+"."+ext)
+			if err := saveGrid(panels, g.Title, path); err != nil {
+				return nil, err
+			}
+			written = append(written, path)
+		}
+	}
+	return written, nil
+}
+
+// saveGrid lays panels out in two columns and writes them atomically.
+func saveGrid(panels []*plot.Plot, title, path string) error {
+	cols := 2
+	if len(panels) == 1 {
+		cols = 1
+	}
+	rows := (len(panels) + cols - 1) / cols
+	grid := make([][]*plot.Plot, rows)
+	for r := range grid {
+		grid[r] = make([]*plot.Plot, cols)
+	}
+	for i, p := range panels {
+		p.Title.Text = title + ": " + p.Title.Text
+		grid[i/cols][i%cols] = p
+	}
+	w, h := vg.Length(cols)*4*vg.Inch, vg.Length(rows)*3*vg.Inch
+	c, err := newCanvas(path, w, h)
+	if err != nil {
+		return err
+	}
+	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4,
+		PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	dc := draw.New(c)
+	canvases := plot.Align(grid, tiles, dc)
+	for r := range grid {
+		for col, p := range grid[r] {
+			if p != nil {
+				p.Draw(canvases[r][col])
+			}
+		}
+	}
+	return writeAtomic(c, path)
+}
+
+func newCanvas(path string, w, h vg.Length) (vg.CanvasWriterTo, error) {
+	switch filepath.Ext(path) {
+	case ".png":
+		return vgimg.PngCanvas{Canvas: vgimg.New(w, h)}, nil
+	case ".svg":
+		return vgsvg.New(w, h), nil
+	}
+	return nil, fmt.Errorf("plot %s: want a .png or .svg file", path)
+}
+
+// writeAtomic writes the canvas to a temporary file and renames it.
+func writeAtomic(c vg.CanvasWriterTo, path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = c.WriteTo(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	return nil
+}
+
+// IGByKind writes a box plot of IG values by query kind (precise, vague,
+// redundant, …) to outPath (.png or .svg).
+func IGByKind(values map[string][]float64, outPath string) error {
+	p := plot.New()
+	p.Title.Text = "IG of search steps by query kind"
+	p.Y.Label.Text = "IG (nats)"
+	kinds := make([]string, 0, len(values))
+	for k := range values {
+		if len(values[k]) > 0 {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		return fmt.Errorf("plot %s: no IG values", outPath)
+	}
+	sort.Strings(kinds)
+	for i, k := range kinds {
+		b, err := plotter.NewBoxPlot(vg.Points(30), float64(i), plotter.Values(values[k]))
+		if err != nil {
+			return err
+		}
+		b.FillColor = color.RGBA{R: 120, G: 160, B: 220, A: 255}
+		p.Add(b)
+	}
+	p.NominalX(kinds...)
+	c, err := newCanvas(outPath, 5*vg.Inch, 4*vg.Inch)
+	if err != nil {
+		return err
+	}
+	p.Draw(draw.New(c))
+	return writeAtomic(c, outPath)
+}
