@@ -241,9 +241,6 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 		return m, fmt.Errorf("rollout: %w", err)
 	}
 	m.TimeRollout = time.Since(start).Seconds()
-	if err := writeRollouts(filepath.Join(cfg.Train.Out, RolloutsDir, fmt.Sprintf("iter-%05d.jsonl", iter)), recs); err != nil {
-		return m, err
-	}
 
 	// Outcome rewards.
 	rewards := make([]float64, len(recs))
@@ -294,6 +291,10 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 		}
 	}
 	m.TimeIG = time.Since(t).Seconds()
+	// The rollout log carries each trajectory's reward and per-step IG.
+	if err := writeRollouts(filepath.Join(cfg.Train.Out, RolloutsDir, fmt.Sprintf("iter-%05d.jsonl", iter)), recs); err != nil {
+		return m, err
+	}
 
 	// Advantages, group by group (a group is one question's G samples).
 	advCfg, err := env.advantageConfig(cfg)
