@@ -8,6 +8,10 @@ import (
 	"github.com/igsearch/igsearch/onnx/grad"
 )
 
+// inRows names the gradient graph's input of trained positions: flat
+// indices b·(T−1)+t of the next-token positions with a non-zero loss mask.
+const inRows = "rows"
+
 // Names of the gradient graph's outputs besides grad.<param>.
 const (
 	outLoss       = "loss"
@@ -50,8 +54,9 @@ func (a *GradArtifact) Inputs() []Param {
 }
 
 // BuildGradGraph makes grad.onnx for a Qwen2 model: inputs are every weight
-// (HF names), input_ids and attention_mask int64 [B,T], the loss inputs of
-// declareBatchInputs, and loss_scale; outputs are the scaled loss, the metric
+// (HF names), input_ids and attention_mask int64 [B,T], rows int64 [N] (the
+// flat next-token positions that are trained), the loss inputs of
+// declareBatchInputs at those rows ([N] each), and loss_scale; outputs are the scaled loss, the metric
 // sums (clipped_sum, kl_sum, entropy_sum, mask_sum, logprob_sum) and
 // grad.<name> for each trainable weight. Micro-batch gradients add up to the
 // gradient of the token-mean loss when loss_scale is 1/(masked tokens in the
@@ -62,11 +67,14 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 	}
 	g := onnx.NewGraph("igsearch_grad")
 	g.Doc = fmt.Sprintf("igsearch %s gradient graph for a Qwen2 model", opts.Loss.Kind)
-	batch, seq, steps := onnx.Sym("batch_size"), onnx.Sym("sequence_length"), onnx.Sym("sequence_length_minus_1")
+	batch, seq, nrows := onnx.Sym("batch_size"), onnx.Sym("sequence_length"), onnx.Sym("rows")
 	weights := qwen2.WeightInputs(g, cfg, onnx.Float)
 	ids := g.Input(qwen2.InputIDs, onnx.Int64, batch, seq)
 	mask := g.Input(qwen2.AttentionMask, onnx.Int64, batch, seq)
-	in := declareBatchInputs(g, opts.Loss, batch, steps)
+	// The loss runs only on the trained tokens: rows are their flat
+	// next-token positions, and the per-token inputs are given at those rows.
+	rows := g.Input(inRows, onnx.Int64, nrows)
+	in := declareBatchInputs(g, opts.Loss, nrows)
 	fwdWeights := weights
 	var lora *loraGraph
 	if opts.LoRA != nil {
@@ -77,7 +85,7 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 		fwdWeights = lora.weights
 	}
 
-	fwd, err := qwen2.BuildForward(g, cfg, fwdWeights, ids, mask, qwen2.Options{Entropy: opts.Entropy})
+	fwd, err := qwen2.BuildForwardAt(g, cfg, fwdWeights, ids, mask, rows, qwen2.Options{Entropy: opts.Entropy})
 	if err != nil {
 		return nil, err
 	}

@@ -54,8 +54,9 @@ func (c LossConfig) validate() error {
 }
 
 // BatchInputs are the micro-batch graph inputs besides the model's own
-// input_ids and attention_mask. All are float32 [B, T-1], aligned with the
-// token log-probs: position t scores input_ids[t+1].
+// input_ids and attention_mask, float32 and aligned with the token log-probs
+// (in the gradient graph, [N] at the trained positions; position t scores
+// input_ids[t+1]).
 type BatchInputs struct {
 	LossMask    *onnx.Value // loss_mask: 1 where a token is trained
 	Advantages  *onnx.Value // advantages (GRPO)
@@ -65,15 +66,15 @@ type BatchInputs struct {
 }
 
 // declareBatchInputs adds the graph inputs the loss needs for cfg.
-func declareBatchInputs(g *onnx.Graph, cfg LossConfig, batch, steps onnx.Dim) BatchInputs {
+func declareBatchInputs(g *onnx.Graph, cfg LossConfig, dims ...onnx.Dim) BatchInputs {
 	in := BatchInputs{
-		LossMask: g.Input("loss_mask", onnx.Float, batch, steps),
+		LossMask: g.Input("loss_mask", onnx.Float, dims...),
 	}
 	if cfg.Kind == LossGRPO {
-		in.Advantages = g.Input("advantages", onnx.Float, batch, steps)
-		in.OldLogprobs = g.Input("old_logprobs", onnx.Float, batch, steps)
+		in.Advantages = g.Input("advantages", onnx.Float, dims...)
+		in.OldLogprobs = g.Input("old_logprobs", onnx.Float, dims...)
 		if cfg.KLBeta > 0 {
-			in.RefLogprobs = g.Input("ref_logprobs", onnx.Float, batch, steps)
+			in.RefLogprobs = g.Input("ref_logprobs", onnx.Float, dims...)
 		}
 	}
 	in.LossScale = g.Input("loss_scale", onnx.Float)

@@ -186,12 +186,16 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 		}
 	}
 	var sums struct{ loss, clipped, kl, ent, mask, lp float64 }
+	first := true
 	for lo := 0; lo < rows; lo += mb {
 		hi := min(lo+mb, rows)
+		if !anyMasked(b.LossMask[lo:hi]) {
+			continue // no trained token: no gradient, and an empty graph input
+		}
 		// The first micro-batch writes its gradients straight into t.grads;
 		// later ones go to scratch and are added.
 		dst := t.grads
-		if lo > 0 {
+		if !first {
 			dst = t.scratch
 			for _, p := range t.art.Trainable {
 				if dst[p.Name] == nil {
@@ -205,7 +209,7 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 		}
 		err = func() error {
 			defer out.Destroy()
-			if lo > 0 {
+			if !first {
 				for name, acc := range t.grads {
 					for i, x := range t.scratch[name] {
 						acc[i] += x
@@ -227,6 +231,7 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 		if err != nil {
 			return Metrics{}, err
 		}
+		first = false
 	}
 
 	norm, err := t.applyOptimizer(t.grads)
@@ -324,11 +329,28 @@ func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32, grads map[string]
 	if err := add(qwen2.AttentionMask, mask, err); err != nil {
 		return nil, err
 	}
+	// The trained positions: flat next-token indices with a non-zero mask.
+	var sel []int64
+	for r := lo; r < hi; r++ {
+		for c, m := range b.LossMask[r] {
+			if m != 0 {
+				sel = append(sel, int64(r-lo)*(cols-1)+int64(c))
+			}
+		}
+	}
+	x, err := ort.NewTensor([]int64{int64(len(sel))}, sel)
+	if err := add(inRows, x, err); err != nil {
+		return nil, err
+	}
 	for name, m := range map[string][][]float32{"loss_mask": b.LossMask, "advantages": b.Advantages, "old_logprobs": b.OldLogprobs, "ref_logprobs": b.RefLogprobs} {
 		if !t.hasInput(name) {
 			continue
 		}
-		x, err := ort.NewTensor([]int64{rows, cols - 1}, flatten(m[lo:hi]))
+		vals := make([]float32, len(sel))
+		for i, k := range sel {
+			vals[i] = m[lo+int(k/(cols-1))][k%(cols-1)]
+		}
+		x, err := ort.NewTensor([]int64{int64(len(sel))}, vals)
 		if err := add(name, x, err); err != nil {
 			return nil, err
 		}
@@ -440,6 +462,17 @@ func (t *Trainer) applyOptimizer(grads map[string][]float32) (float64, error) {
 	}
 	t.state.Step = step
 	return norm, nil
+}
+
+func anyMasked(rows [][]float32) bool {
+	for _, r := range rows {
+		for _, m := range r {
+			if m != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func flatten[T any](rows [][]T) []T {

@@ -122,24 +122,61 @@ func BuildForward(g *onnx.Graph, cfg Config, weights map[string]*onnx.Value, inp
 // BuildLogits is BuildForward up to the next-token logits [B,T-1,V] (fp32),
 // for trainers that compute their own (fused) log-softmax.
 func BuildLogits(g *onnx.Graph, cfg Config, weights map[string]*onnx.Value, inputIDs, attnMask *onnx.Value, opts Options) (*onnx.Value, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := checkTrainingWeights(cfg, weights, opts); err != nil {
 		return nil, err
 	}
+	m := &model{g: g, cfg: cfg, w: weights, opts: opts, dt: opts.dtype()}
+	return m.nextTokenLogits(inputIDs, attnMask), nil
+}
+
+// checkTrainingWeights checks the config, the attention variant and every
+// weight's dtype and shape for a training forward.
+func checkTrainingWeights(cfg Config, weights map[string]*onnx.Value, opts Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	if opts.Attention != StandardAttention {
-		return nil, fmt.Errorf("qwen2: the training forward needs standard attention, not %s", opts.Attention)
+		return fmt.Errorf("qwen2: the training forward needs standard attention, not %s", opts.Attention)
 	}
 	dt := opts.dtype()
 	for _, p := range Params(cfg) {
 		v := weights[p.Name]
 		if v == nil {
-			return nil, fmt.Errorf("qwen2: missing weight %q", p.Name)
+			return fmt.Errorf("qwen2: missing weight %q", p.Name)
 		}
 		if v.Type != dt || !sameShape(v.Shape.Sizes(), p.Shape) {
-			return nil, fmt.Errorf("qwen2: weight %q is %s%v, want %s%v", p.Name, v.Type, v.Shape, dt, p.Shape)
+			return fmt.Errorf("qwen2: weight %q is %s%v, want %s%v", p.Name, v.Type, v.Shape, dt, p.Shape)
 		}
 	}
-	m := &model{g: g, cfg: cfg, w: weights, opts: opts, dt: dt}
-	return m.nextTokenLogits(inputIDs, attnMask), nil
+	return nil
+}
+
+// BuildForwardAt is BuildForward restricted to selected next-token
+// positions: rows int64 [N] holds flat indices b·(T−1)+t into the [B,T−1]
+// next-token positions (for training, the loss-masked ones), and the
+// lm_head, log-softmax and pick run on those N rows only, so the [B,T−1,V]
+// logits of the others (prompt, observations, padding) are never computed.
+// TokenLogprobs and Entropy come back as [N]; Logits as [N,V].
+func BuildForwardAt(g *onnx.Graph, cfg Config, weights map[string]*onnx.Value, inputIDs, attnMask, rows *onnx.Value, opts Options) (Forward, error) {
+	if err := checkTrainingWeights(cfg, weights, opts); err != nil {
+		return Forward{}, err
+	}
+	m := &model{g: g, cfg: cfg, w: weights, opts: opts, dt: opts.dtype()}
+	positions := g.Max(g.Sub(g.CumSum(attnMask, 1), g.Scalar(onnx.Int64, 1)), g.Scalar(onnx.Int64, 0))
+	h, _ := m.decoder(inputIDs, m.newAttnContext(inputIDs, attnMask, positions), nil)
+	h = g.Slice(h, []int64{1}, []int64{0}, []int64{-1})
+	h.Shape[1] = dimNext
+	flat := g.Reshape(h, -1, int64(cfg.HiddenSize))
+	logits := m.lmHead(g.Gather(flat, rows, 0))
+	next := g.Slice(inputIDs, []int64{1}, []int64{1}, []int64{math.MaxInt64})
+	next.Shape[1] = dimNext
+	picked := g.Gather(g.Reshape(next, -1), rows, 0)
+	logp := g.LogSoftmax(logits, -1)
+	f := Forward{Logits: logits, TokenLogprobs: g.Squeeze(g.GatherElements(logp, g.Unsqueeze(picked, -1), -1), -1)}
+	if opts.Entropy {
+		f.Entropy = g.Neg(g.ReduceSum(g.Mul(g.Exp(logp), logp), false, -1))
+	}
+	return f, nil
 }
 
 // WeightInputs declares every weight as a graph input named with its HF name
