@@ -1,0 +1,398 @@
+package rollout
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/qa"
+	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/pipeline/world"
+	"github.com/igsearch/igsearch/tokenize"
+)
+
+// tiny is the shared test setup: a small world, its index and a random
+// tiny Qwen2 over the world's WordLevel vocabulary.
+type tiny struct {
+	world *world.World
+	ix    *index.Index
+	pol   *policy.Policy
+}
+
+var (
+	tinyOnce sync.Once
+	tinyVal  *tiny
+	tinyErr  error
+	tinyDir  string
+)
+
+func setup(t *testing.T) *tiny {
+	t.Helper()
+	tinyOnce.Do(func() { tinyVal, tinyErr = newTiny() })
+	if tinyErr != nil {
+		t.Fatal(tinyErr)
+	}
+	return tinyVal
+}
+
+func newTiny() (*tiny, error) {
+	if _, err := ort.InitDefault(os.Getenv(ort.LibraryEnv), ort.CPU); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "rollout-test")
+	if err != nil {
+		return nil, err
+	}
+	tinyDir = dir
+	wc := world.DefaultConfig()
+	wc.Countries, wc.Cities, wc.People, wc.Organisations, wc.Works = 6, 24, 60, 12, 30
+	wc.Train, wc.Dev, wc.Test = 16, 4, 4
+	w, err := world.Generate(wc)
+	if err != nil {
+		return nil, err
+	}
+	wdir := filepath.Join(dir, "world")
+	if err := w.Write(wdir); err != nil {
+		return nil, err
+	}
+	if _, err := index.BuildFile(context.Background(), filepath.Join(wdir, "corpus.jsonl"), filepath.Join(dir, "index"), index.BuildOptions{Workers: 1}); err != nil {
+		return nil, err
+	}
+	ix, err := index.Open(filepath.Join(dir, "index"))
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenize.Load(filepath.Join(wdir, "tokenizer.json"))
+	if err != nil {
+		return nil, err
+	}
+	mc := qwen2.TinyConfig()
+	mc.VocabSize = tok.VocabSize()
+	mc.BOSTokenID, mc.EOSTokenIDs = 0, []int64{0}
+	mdir := filepath.Join(dir, "model")
+	words := strings.Fields(w.Train[0].GoldenAnswers[0] + " " + w.Train[1].GoldenAnswers[0])
+	if err := qwen2.Save(mdir, mc, searchyWeights(mc, tok, words), 0); err != nil {
+		return nil, err
+	}
+	pol, err := policy.Open(mdir, policy.Options{Threads: 2, Tokenizer: tok, NoGraphCache: true})
+	if err != nil {
+		return nil, err
+	}
+	return &tiny{world: w, ix: ix, pol: pol}, nil
+}
+
+// searchyWeights is a random tiny Qwen2 whose next-token distribution is
+// biased, whatever the context, towards the protocol's tags and a few
+// corpus words, so that even untrained it searches, answers and now and
+// then writes stray tags. Hidden dimension 0 of every embedding is a large
+// constant, which the final norm keeps near-constant, so that column 0 of
+// lm_head acts as a per-token bias.
+func searchyWeights(mc qwen2.Config, tok *tokenize.Tokenizer, words []string) qwen2.Weights {
+	w := qwen2.Init(mc, 1)
+	H, V := mc.HiddenSize, mc.VocabSize
+	emb := w["model.embed_tokens.weight"].Floats()
+	for v := range V {
+		emb[v*H] = 10
+	}
+	w["model.embed_tokens.weight"] = onnx.FloatTensor([]int64{int64(V), int64(H)}, emb)
+	bias := map[string]float32{
+		"<search>": 3, "</search>": 3.2, "<answer>": 2, "</answer>": 2, "<think>": 1, "</think>": 1,
+		"<information>": 0.3, "</information>": 0.3, "<refine>": 2, "</refine>": 2,
+	}
+	for _, word := range words {
+		bias[strings.ToLower(word)] = 2.5
+	}
+	head := w["lm_head.weight"].Floats()
+	for v := range V {
+		head[v*H] = -8.0 / 8
+	}
+	for s, b := range bias {
+		if id, ok := tok.TokenID(s); ok {
+			head[int(id)*H] = b / 8
+		}
+	}
+	w["lm_head.weight"] = onnx.FloatTensor([]int64{int64(V), int64(H)}, head)
+	return w
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tinyVal != nil {
+		tinyVal.pol.Close()
+		tinyVal.ix.Close()
+	}
+	if tinyDir != "" {
+		os.RemoveAll(tinyDir)
+	}
+	os.Exit(code)
+}
+
+func questions(w *world.World, n int) []qa.Example {
+	var out []qa.Example
+	for _, q := range w.Train[:n] {
+		out = append(out, qa.Example{ID: q.ID, Question: q.Question, GoldenAnswers: q.GoldenAnswers})
+	}
+	return out
+}
+
+func testConfig(p protocol.Protocol) Config {
+	cfg := DefaultConfig()
+	cfg.Protocol = p
+	cfg.Chat = false
+	cfg.GroupSize = 3
+	cfg.MaxTurns = 3
+	cfg.MaxNewTokens = 12
+	cfg.MaxObsTokens = 60
+	cfg.MaxResponse = 400
+	cfg.Seed = 7
+	return cfg
+}
+
+// checkRecords checks the invariants of rollout records.
+func checkRecords(t *testing.T, tok *tokenize.Tokenizer, p protocol.Protocol, recs []trajectory.Record) {
+	t.Helper()
+	for _, r := range recs {
+		if err := r.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(r.TokenIDs[:r.PromptLen], tok.Encode(r.Prompt)) {
+			t.Errorf("%s/%d: prompt tokens differ from the prompt's encoding", r.ID, r.Sample)
+		}
+		for i, k := range r.Mask {
+			switch {
+			case i < r.PromptLen && k != trajectory.Prompt:
+				t.Fatalf("%s/%d: prompt token %d has mask %d", r.ID, r.Sample, i, k)
+			case i >= r.PromptLen && k == trajectory.Prompt:
+				t.Fatalf("%s/%d: response token %d has the prompt mask", r.ID, r.Sample, i)
+			case k != trajectory.Generated && r.OldLogprobs[i] != 0:
+				t.Fatalf("%s/%d: token %d not generated but has old log-prob %v", r.ID, r.Sample, i, r.OldLogprobs[i])
+			case k == trajectory.Generated && r.OldLogprobs[i] > 0:
+				t.Fatalf("%s/%d: positive log-prob %v", r.ID, r.Sample, r.OldLogprobs[i])
+			}
+		}
+		parsed := r.Parse(p)
+		if len(parsed.Steps) != len(r.Steps) {
+			t.Fatalf("%s/%d: %d recorded steps, Parse finds %d in %q", r.ID, r.Sample, len(r.Steps), len(parsed.Steps), r.Response)
+		}
+		for k, s := range r.Steps {
+			ps := parsed.Steps[k]
+			if s.DocIDs != nil {
+				// An observation the environment inserted: every token of it is
+				// masked, and its tokens are the observation text's encoding.
+				for i := s.Observation.Start; i < s.Observation.End; i++ {
+					if r.Mask[i] != trajectory.Observation {
+						t.Fatalf("%s/%d step %d: observation token %d has mask %d", r.ID, r.Sample, k, i, r.Mask[i])
+					}
+				}
+				obsText := "\n\n" + ps.ObsBlock + "\n\n"
+				if !reflect.DeepEqual(r.TokenIDs[s.Observation.Start:s.Observation.End], tok.Encode(obsText)) {
+					t.Errorf("%s/%d step %d: observation tokens are not the encoding of %q", r.ID, r.Sample, k, obsText)
+				}
+			}
+			if ps.Search.Ok() {
+				q := strings.Join(strings.Fields(tok.Decode(r.TokenIDs[s.Query.Start:s.Query.End], true)), " ")
+				if want := strings.Join(strings.Fields(ps.Query), " "); q != want {
+					t.Errorf("%s/%d step %d: query tokens decode to %q, Parse has %q", r.ID, r.Sample, k, q, want)
+				}
+				for i := s.Turn.Start; i < s.Turn.End; i++ {
+					if r.Mask[i] != trajectory.Generated {
+						t.Fatalf("%s/%d step %d: turn token %d is not generated", r.ID, r.Sample, k, i)
+					}
+				}
+				if s.Query.Start < s.Turn.Start || s.Query.End > s.Turn.End {
+					t.Errorf("%s/%d step %d: query %v outside turn %v", r.ID, r.Sample, k, s.Query, s.Turn)
+				}
+			}
+			if s.Observation.Start < s.Query.End {
+				t.Errorf("%s/%d step %d: observation %v before query %v", r.ID, r.Sample, k, s.Observation, s.Query)
+			}
+		}
+		if r.FinishReason == "" {
+			t.Errorf("%s/%d: no finish reason", r.ID, r.Sample)
+		}
+		if r.FinishReason == trajectory.FinishAnswer && r.Answer != parsed.Answer {
+			t.Errorf("%s/%d: answer %q, Parse has %q", r.ID, r.Sample, r.Answer, parsed.Answer)
+		}
+	}
+}
+
+// countingRetriever counts the batched calls of a retriever.
+type countingRetriever struct {
+	Retriever
+	calls, queries int
+}
+
+func (c *countingRetriever) SearchBatch(ctx context.Context, qs []string, k int) ([][]index.Result, error) {
+	c.calls++
+	c.queries += len(qs)
+	return c.Retriever.SearchBatch(ctx, qs, k)
+}
+
+func TestRunWorld(t *testing.T) {
+	tn := setup(t)
+	tok := tn.pol.Tokenizer()
+	for _, p := range []protocol.Protocol{protocol.SearchR1(), protocol.AutoRefine()} {
+		t.Run(p.Name, func(t *testing.T) {
+			cfg := testConfig(p)
+			qs := questions(tn.world, 4)
+			retr := &countingRetriever{Retriever: tn.ix}
+			recs, st, err := Run(context.Background(), tn.pol, retr, qs, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(qs)*cfg.GroupSize {
+				t.Fatalf("%d records, want %d", len(recs), len(qs)*cfg.GroupSize)
+			}
+			checkRecords(t, tok, p, recs)
+			if retr.queries != st.Searches || retr.calls > cfg.MaxTurns {
+				t.Errorf("%d retrieval calls with %d queries for %d searches in %d turns", retr.calls, retr.queries, st.Searches, cfg.MaxTurns)
+			}
+			if st.Turns > cfg.MaxTurns+1 {
+				t.Errorf("%d turns, at most %d allowed", st.Turns, cfg.MaxTurns+1)
+			}
+			t.Logf("%s: %+v", p.Name, st)
+			// Same seed, a smaller batch: the same trajectories.
+			part, _, err := Run(context.Background(), tn.pol, tn.ix, qs[:2], cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(part, recs[:len(part)]) {
+				t.Error("the records of a question depend on the other questions of the batch")
+			}
+			same, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(same, recs) {
+				t.Error("the same seed gave different records")
+			}
+			cfg.Seed++
+			other, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reflect.DeepEqual(other, recs) {
+				t.Error("another seed gave the same records")
+			}
+		})
+	}
+}
+
+// TestStepsFromText drives a scripted trajectory through the rollout's
+// record building (generated turns, observations, a correction) with both
+// tokenizers, and checks the step spans against protocol.Parse.
+func TestStepsFromText(t *testing.T) {
+	tn := setup(t)
+	t.Run("wordlevel", func(t *testing.T) { stepsFromText(t, tn.pol.Tokenizer()) })
+	t.Run("qwen2.5", func(t *testing.T) { stepsFromText(t, qwenTokenizer(t)) })
+}
+
+func stepsFromText(t *testing.T, tok *tokenize.Tokenizer) {
+	p := protocol.SearchR1()
+	a := &agent{docs: map[int][]string{}}
+	prompt := PromptText(p, false, "where is Beijing")
+	ids := tok.Encode(prompt)
+	a.rec = trajectory.Record{Prompt: prompt, PromptLen: len(ids), TokenIDs: ids, Mask: make([]trajectory.TokenKind, len(ids)), OldLogprobs: make([]float32, len(ids)), GoldenAnswers: []string{"Beijing"}}
+	gen := func(text string) {
+		c := policy.Completion{Tokens: tok.Encode(text)}
+		c.LogProbs = make([]float32, len(c.Tokens))
+		a.addGenerated(tok, c)
+	}
+	env := func(text string, docs []string) {
+		ids := tok.Encode(text)
+		if docs != nil {
+			a.docs[a.resp.Len()] = docs
+		}
+		a.addText(text, len(ids))
+		a.rec.TokenIDs = append(a.rec.TokenIDs, ids...)
+		for range ids {
+			a.rec.Mask = append(a.rec.Mask, trajectory.Observation)
+			a.rec.OldLogprobs = append(a.rec.OldLogprobs, 0)
+		}
+	}
+	docs := []protocol.Doc{{ID: "d1", Contents: "Beijing\nyou can search as many times"}}
+	gen("<think> you lack some knowledge </think> <search> search engine </search>")
+	env(p.Observation(docs), []string{"d1"})
+	gen("<think> first every time </think>")
+	env(protocol.CorrectionMessage, nil)
+	gen("<search> new information </search>")
+	env(p.Observation(docs), []string{"d2"})
+	gen("<answer> Beijing </answer>")
+	a.rec.Response = a.resp.String()
+	a.rec.Steps = a.steps(p)
+	a.rec.FinishReason, a.rec.Answer = trajectory.FinishAnswer, "Beijing"
+	checkRecords(t, tok, p, []trajectory.Record{a.rec})
+	if len(a.rec.Steps) != 2 {
+		t.Fatalf("%d steps, want 2", len(a.rec.Steps))
+	}
+	s1 := a.rec.Steps[1]
+	if got := strings.TrimSpace(tok.Decode(a.rec.TokenIDs[s1.Query.Start:s1.Query.End], true)); got != "new information" {
+		t.Errorf("step 1 query %q", got)
+	}
+	if got := strings.TrimSpace(tok.Decode(a.rec.TokenIDs[s1.Turn.Start:s1.Turn.End], true)); got != "<search> new information </search>" {
+		t.Errorf("step 1 turn %q (the correction and the invalid turn are not part of it)", got)
+	}
+	if !reflect.DeepEqual(a.rec.Steps[0].DocIDs, []string{"d1"}) || !reflect.DeepEqual(s1.DocIDs, []string{"d2"}) {
+		t.Errorf("doc ids %v %v", a.rec.Steps[0].DocIDs, s1.DocIDs)
+	}
+}
+
+// qwenTokenizer loads the Qwen2.5 tokenizer, or skips.
+func qwenTokenizer(t *testing.T) *tokenize.Tokenizer {
+	t.Helper()
+	for _, path := range []string{os.Getenv("IGSEARCH_QWEN_TOKENIZER"),
+		filepath.Join(ort.CacheDir(), "tokenizers", "qwen2.5", "tokenizer.json"),
+		"../../../shared/testdata/qwen2.5-tokenizer.json"} {
+		if path == "" {
+			continue
+		}
+		if tok, err := tokenize.Load(path); err == nil {
+			return tok
+		}
+	}
+	t.Skip("no Qwen2.5 tokenizer (run `make setup`)")
+	return nil
+}
+
+// TestRunQwenTokenizer runs the agent with the byte-level BPE tokenizer on
+// tiny-qwen2-tied-fullvocab (random weights: mechanics only), in the chat
+// format.
+func TestRunQwenTokenizer(t *testing.T) {
+	tn := setup(t)
+	tok := qwenTokenizer(t)
+	pol, err := policy.Open("../../testdata/models/tiny-qwen2-tied-fullvocab", policy.Options{Threads: 2, Tokenizer: tok, NoGraphCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pol.Close()
+	cfg := testConfig(protocol.SearchR1())
+	cfg.Chat = true
+	cfg.GroupSize = 2
+	cfg.MaxNewTokens = 8
+	recs, st, err := Run(context.Background(), pol, tn.ix, questions(tn.world, 2), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, tok, cfg.Protocol, recs)
+	for _, r := range recs {
+		if !strings.HasPrefix(r.Prompt, "<|im_start|>") {
+			t.Fatalf("prompt not in the chat format: %q", r.Prompt)
+		}
+		// The response text is the decode of the response tokens, observations
+		// included (byte-level BPE round-trips).
+		if got := tok.Decode(r.TokenIDs[r.PromptLen:], true); got != r.Response {
+			t.Errorf("%s/%d: tokens decode to %q, response is %q", r.ID, r.Sample, got, r.Response)
+		}
+	}
+	t.Logf("%+v", st)
+}
