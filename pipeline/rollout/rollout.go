@@ -23,6 +23,7 @@ import (
 	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
+	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/tokenize"
 )
@@ -200,7 +201,6 @@ func Run(ctx context.Context, pol *policy.Policy, retr Retriever, questions []qa
 			switch {
 			case act.Kind == protocol.ActionAnswer:
 				a.finish(trajectory.FinishAnswer)
-				a.rec.Answer = act.Content
 			case over:
 				a.finish(trajectory.FinishLength)
 			case turn >= cfg.MaxTurns:
@@ -262,6 +262,12 @@ func Run(ctx context.Context, pol *policy.Policy, retr Retriever, questions []qa
 	st.ObservationTokens = 0
 	for i, a := range agents {
 		a.rec.Response = a.resp.String()
+		if a.rec.FinishReason == trajectory.FinishAnswer {
+			// The answer the outcome reward sees: the last <answer>…</answer>
+			// of the response (qa_em.py), which may differ from the turn's
+			// leftmost one when earlier turns left an <answer> open.
+			a.rec.Answer, _ = reward.ExtractAnswer(a.rec.Response)
+		}
 		a.rec.Steps = a.steps(cfg.Protocol)
 		for _, k := range a.rec.Mask {
 			if k == trajectory.Observation {

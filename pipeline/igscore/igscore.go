@@ -1,0 +1,345 @@
+// Package igscore computes the information-gain (IG) step reward of
+// IG-Search with a policy: it builds the scoring requests of a batch of
+// trajectories with pipeline/ig, tokenizes them, asks the policy for the
+// log-probabilities of each gold-answer continuation, and collects the
+// per-step IG. It is the model side of pipeline/ig, used by training and by
+// `igsearch score-ig`.
+//
+// The real context and the N counterfactual contexts of a step share
+// everything up to step t's observation. With Options.PrefixSharing the
+// shared token prefix of a step's contexts is run through the model once
+// and its KV cache forked for the contexts' different suffixes; without it,
+// every (context, answer) sequence is scored whole, in length buckets
+// (policy.Score). Both give the same IG up to float rounding.
+package igscore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/tokenize"
+)
+
+// Options configure a Scorer; the IG settings are named as their flags.
+type Options struct {
+	// IG holds --ig-random, --ig-gold, --ig-counterfactual and
+	// --ig-max-context.
+	IG ig.Config
+	// Protocol parses records whose own Protocol field is empty (logged
+	// text trajectories): --protocol.
+	Protocol protocol.Protocol
+	// TopK is the number of documents of a corpus counterfactual (--topk).
+	TopK int
+	// MaxObsTokens truncates corpus counterfactual observations like the
+	// rollout's (--max-obs-tokens; 0: no limit).
+	MaxObsTokens int
+	// PrefixSharing scores each step's contexts on one shared, cached
+	// prefix instead of scoring every sequence whole.
+	PrefixSharing bool
+}
+
+// DefaultOptions returns the flag defaults: ig.DefaultConfig, search-r1,
+// top-3, no prefix sharing.
+func DefaultOptions() Options {
+	return Options{IG: ig.DefaultConfig(), Protocol: protocol.SearchR1(), TopK: 3}
+}
+
+// Stats describes one Score call.
+type Stats struct {
+	// Requests is the number of (context, gold) log-probabilities, Steps
+	// the scored (item, step) pairs.
+	Requests int `json:"requests"`
+	Steps    int `json:"steps"`
+	// Tokens is the number of tokens the model ran over: whole sequences
+	// without prefix sharing; shared prefixes once, plus suffixes, with it.
+	Tokens int `json:"tokens"`
+	// Time is the wall-clock time of the model calls.
+	Time time.Duration `json:"time_ns"`
+}
+
+// Scorer computes IG with one policy. It is not safe for concurrent use.
+type Scorer struct {
+	pol  *policy.Policy
+	tok  *tokenize.Tokenizer
+	ix   *index.Index
+	opts Options
+}
+
+// New returns a Scorer over pol (the rollout policy π_old) and tok (the
+// tokenizer the contexts are encoded with; nil uses the policy's). ix is
+// the in-process index, needed only for the corpus counterfactual.
+func New(pol *policy.Policy, tok *tokenize.Tokenizer, ix *index.Index, opts Options) (*Scorer, error) {
+	if tok == nil {
+		tok = pol.Tokenizer()
+	}
+	if tok == nil {
+		return nil, fmt.Errorf("igscore: no tokenizer")
+	}
+	if opts.IG.Counterfactual == ig.CounterfactualCorpus && ix == nil {
+		return nil, fmt.Errorf("igscore: --ig-counterfactual corpus needs the index (--index)")
+	}
+	if opts.Protocol.Name == "" {
+		opts.Protocol = protocol.SearchR1()
+	}
+	if opts.TopK <= 0 {
+		opts.TopK = 3
+	}
+	return &Scorer{pol: pol, tok: tok, ix: ix, opts: opts}, nil
+}
+
+// DrawSeed is the generator of a batch's counterfactual draws for a seed:
+// PCG(seed, 0x16), as training draws them.
+func DrawSeed(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x16)) }
+
+// Score returns the IG of every search step of recs, one Result per
+// record. recs is the batch the counterfactual pool is drawn from, with the
+// generator DrawSeed(seed). Records with tokens are parsed from their text
+// like the others; one whose recorded steps do not match its text's steps
+// one to one gets no IG, so that an IG never lands on the wrong query.
+func (s *Scorer) Score(ctx context.Context, recs []trajectory.Record, seed uint64) ([]ig.Result, Stats, error) {
+	var st Stats
+	items := make([]ig.Item, len(recs))
+	parsed := make([]protocol.Parsed, len(recs))
+	for i := range recs {
+		p := s.opts.Protocol
+		if name := recs[i].Protocol; name != "" {
+			var err error
+			if p, err = protocol.Lookup(name); err != nil {
+				return nil, st, fmt.Errorf("igscore: record %q: %w", recs[i].ID, err)
+			}
+		}
+		parsed[i] = recs[i].Parse(p)
+		items[i] = ig.Item{Parsed: parsed[i], Golds: recs[i].GoldenAnswers}
+		if recs[i].HasTokens() && len(parsed[i].Steps) != len(recs[i].Steps) {
+			items[i].Golds = nil
+		}
+	}
+	rng := DrawSeed(seed)
+	var draw ig.DrawFunc
+	switch s.opts.IG.Counterfactual {
+	case ig.CounterfactualCorpus:
+		draw = ig.CorpusDraws(s.opts.TopK,
+			func(item, step int) []string {
+				if step < len(recs[item].Steps) {
+					return recs[item].Steps[step].DocIDs
+				}
+				return nil
+			},
+			s.sampleDocs(rng), s.observationBlock(s.opts.Protocol))
+	default:
+		draw = ig.BatchDraws(parsed, rng)
+	}
+	reqs, err := ig.Requests(items, s.opts.IG, draw)
+	if err != nil {
+		return nil, st, fmt.Errorf("igscore: %w", err)
+	}
+	logps, st, err := s.LogProbs(ctx, reqs)
+	if err != nil {
+		return nil, st, err
+	}
+	res, err := ig.Collect(len(items), reqs, logps)
+	if err != nil {
+		return nil, st, fmt.Errorf("igscore: %w", err)
+	}
+	return res, st, nil
+}
+
+// LogProbs returns, per request, the policy's log-probs of the
+// continuation's tokens after the context's: the two texts tokenized
+// separately (no special tokens added), the context left-truncated to
+// IG.MaxContext tokens (ig.Tokens).
+func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, Stats, error) {
+	st := Stats{Requests: len(reqs)}
+	if len(reqs) == 0 {
+		return nil, st, nil
+	}
+	seqs := s.sequences(reqs)
+	steps := map[[2]int]bool{}
+	for _, r := range reqs {
+		steps[[2]int{r.Item, r.Step}] = true
+	}
+	st.Steps = len(steps)
+	t0 := time.Now()
+	var out [][]float32
+	var err error
+	if s.opts.PrefixSharing {
+		out, st.Tokens, err = s.scoreShared(ctx, reqs, seqs)
+	} else {
+		out, st.Tokens, err = s.scoreFlat(ctx, seqs)
+	}
+	st.Time = time.Since(t0)
+	if err != nil {
+		return nil, st, fmt.Errorf("igscore: %w", err)
+	}
+	return out, st, nil
+}
+
+// sequence is one request's tokens: the truncated context, then the
+// continuation from Start on.
+type sequence struct {
+	ids   []int32
+	start int
+}
+
+func (s *Scorer) sequences(reqs []ig.Request) []sequence {
+	cache := map[string][]int32{}
+	encode := func(text string) []int32 {
+		if ids, ok := cache[text]; ok {
+			return ids
+		}
+		ids := s.tok.Encode(text)
+		cache[text] = ids
+		return ids
+	}
+	out := make([]sequence, len(reqs))
+	for i, r := range reqs {
+		out[i].ids, out[i].start = ig.Tokens(encode(r.Context), encode(r.Continuation), s.opts.IG.MaxContext)
+	}
+	return out
+}
+
+// scoreFlat scores every distinct sequence whole with policy.Score.
+func (s *Scorer) scoreFlat(ctx context.Context, seqs []sequence) ([][]float32, int, error) {
+	index := map[string]int{}
+	var uniq [][]int32
+	which := make([]int, len(seqs))
+	tokens := 0
+	for i, q := range seqs {
+		key := idsKey(q.ids)
+		j, ok := index[key]
+		if !ok {
+			j = len(uniq)
+			index[key] = j
+			uniq = append(uniq, q.ids)
+			tokens += len(q.ids)
+		}
+		which[i] = j
+	}
+	lp, err := s.pol.Score(ctx, uniq)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([][]float32, len(seqs))
+	for i, q := range seqs {
+		if q.start == 0 || q.start >= len(q.ids) {
+			out[i] = []float32{}
+			continue
+		}
+		// lp[t] scores token t+1, so the continuation is lp[start-1:].
+		out[i] = lp[which[i]][q.start-1:]
+	}
+	return out, tokens, nil
+}
+
+func idsKey(ids []int32) string {
+	var b strings.Builder
+	b.Grow(4 * len(ids))
+	for _, id := range ids {
+		b.WriteByte(byte(id))
+		b.WriteByte(byte(id >> 8))
+		b.WriteByte(byte(id >> 16))
+		b.WriteByte(byte(id >> 24))
+	}
+	return b.String()
+}
+
+// observationBlock formats corpus counterfactual documents like a real
+// observation block of p, truncated as the rollout truncates.
+func (s *Scorer) observationBlock(p protocol.Protocol) func([]protocol.Doc) string {
+	if s.opts.MaxObsTokens <= 0 {
+		return p.ObservationBlock
+	}
+	count := func(text string) int { return len(s.tok.Encode(text)) }
+	return func(docs []protocol.Doc) string {
+		obs := p.TruncatedObservation(docs, s.opts.MaxObsTokens, count)
+		return strings.TrimSuffix(strings.TrimPrefix(obs, "\n\n"), "\n\n")
+	}
+}
+
+// sampleDocs draws k random passages from the index, none of them one of
+// the excluded (external) ids.
+func (s *Scorer) sampleDocs(rng *rand.Rand) ig.SampleDocs {
+	return func(k int, exclude []string) ([]protocol.Doc, error) {
+		ex := map[string]bool{}
+		for _, id := range exclude {
+			ex[id] = true
+		}
+		var docs []protocol.Doc
+		for tries := 0; len(docs) < k && tries < 4; tries++ {
+			for _, id := range s.ix.RandomDocs(rng, k+len(exclude), nil) {
+				d, err := s.ix.Doc(id)
+				if err != nil {
+					return nil, err
+				}
+				if ex[d.ID] {
+					continue
+				}
+				ex[d.ID] = true
+				docs = append(docs, protocol.Doc{ID: d.ID, Contents: d.Contents()})
+				if len(docs) == k {
+					break
+				}
+			}
+		}
+		return docs, nil
+	}
+}
+
+// commonPrefix is the length of the longest common prefix of the contexts
+// (the tokens before each sequence's start).
+func commonPrefix(seqs []sequence, members []int) int {
+	n := seqs[members[0]].start
+	first := seqs[members[0]].ids
+	for _, m := range members[1:] {
+		q := seqs[m]
+		n = min(n, q.start)
+		k := 0
+		for k < n && q.ids[k] == first[k] {
+			k++
+		}
+		n = k
+	}
+	return n
+}
+
+// groups returns the requests of each (item, step), in order of first
+// appearance.
+func groups(reqs []ig.Request) [][]int {
+	at := map[[2]int]int{}
+	var out [][]int
+	for i, r := range reqs {
+		k := [2]int{r.Item, r.Step}
+		g, ok := at[k]
+		if !ok {
+			g = len(out)
+			at[k] = g
+			out = append(out, nil)
+		}
+		out[g] = append(out[g], i)
+	}
+	return out
+}
+
+// sortedBySize orders group indices by the group's longest sequence, so
+// that batches of groups have similar lengths.
+func sortedBySize(gs [][]int, seqs []sequence) []int {
+	order := make([]int, len(gs))
+	size := make([]int, len(gs))
+	for g, members := range gs {
+		order[g] = g
+		for _, m := range members {
+			size[g] = max(size[g], len(seqs[m].ids))
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return size[a] - size[b] })
+	return order
+}

@@ -1,0 +1,217 @@
+package igscore
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/rollout"
+	"github.com/igsearch/igsearch/pipeline/trajectory"
+)
+
+// handBuilt is a batch of two logged trajectories of one step each; with
+// the batch pool, each step's only candidate counterfactual is the other's
+// observation.
+func handBuilt() []trajectory.Record {
+	p := protocol.SearchR1()
+	return []trajectory.Record{
+		{ID: "a", GoldenAnswers: []string{"you can search as many", "Beijing"},
+			Prompt:   rollout.PromptText(p, false, "where is Beijing"),
+			Response: "<think> you lack some knowledge </think> <search> search engine </search>\n\n<information>Doc 1(Title: Beijing) you can search as many times</information>\n\n<answer> Beijing </answer>"},
+		{ID: "b", GoldenAnswers: []string{"example"},
+			Prompt:   rollout.PromptText(p, false, "what is new"),
+			Response: "<search> new information </search>\n\n<information>Doc 1(Title: Question) for example answer</information>\n\n<think> first </think>\n<answer> example </answer>"},
+	}
+}
+
+// TestScoreDirect checks the IG of the hand-built batch against contexts
+// written out by hand, scored directly with policy.Score, and the weighted
+// mean applied by hand.
+func TestScoreDirect(t *testing.T) {
+	tn := setup(t)
+	tok := tn.pol.Tokenizer()
+	recs := handBuilt()
+	ctxA := recs[0].Prompt + "<think> you lack some knowledge </think>\n<search> search engine </search>\n"
+	ctxB := recs[1].Prompt + "<search> new information </search>\n"
+	obsA := "<information>Doc 1(Title: Beijing) you can search as many times</information>"
+	obsB := "<information>Doc 1(Title: Question) for example answer</information>"
+	logP := func(context, gold string) float64 {
+		c, a := tok.Encode(context+"\n<answer> "), tok.Encode(gold)
+		lp, err := tn.sharp.Score(context2(), [][]int32{append(append([]int32(nil), c...), a...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans := lp[0][len(c)-1:]
+		// Weights 3 on the first 3 tokens, 1 after, normalised to mean 1.
+		w := make([]float64, len(ans))
+		sum := 0.0
+		for i := range w {
+			w[i] = 1
+			if i < 3 {
+				w[i] = 3
+			}
+			sum += w[i]
+		}
+		out := 0.0
+		for i, x := range ans {
+			out += float64(x) * w[i] * float64(len(ans)) / sum
+		}
+		return out / float64(len(ans))
+	}
+	realA, randA := logP(ctxA+obsA, "you can search as many"), logP(ctxA+obsB, "you can search as many")
+	realB, randB := logP(ctxB+obsB, "example"), logP(ctxB+obsA, "example")
+	for _, shared := range []bool{false, true} {
+		opts := DefaultOptions()
+		opts.PrefixSharing = shared
+		sc, err := New(tn.sharp, nil, nil, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, st, err := sc.Score(context2(), recs, 1)
+		if errors.Is(err, ErrNoPrefixSharing) {
+			t.Logf("prefix sharing: %v", err)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []ig.StepIG{{Step: 0, LogpReal: realA, LogpRandomMean: randA, IG: realA - randA},
+			{Step: 0, LogpReal: realB, LogpRandomMean: randB, IG: realB - randB}}
+		for i, r := range res {
+			if len(r.Steps) != 1 {
+				t.Fatalf("shared=%v item %d: %d steps, want 1", shared, i, len(r.Steps))
+			}
+			g := r.Steps[0]
+			if math.Abs(g.LogpReal-want[i].LogpReal) > 1e-4 || math.Abs(g.LogpRandomMean-want[i].LogpRandomMean) > 1e-4 ||
+				math.Abs(g.IG-want[i].IG) > 1e-4 || math.Abs(r.Mean-want[i].IG) > 1e-4 {
+				t.Errorf("shared=%v item %d: got %+v, want %+v", shared, i, g, want[i])
+			}
+		}
+		if st.Requests != 8 || st.Steps != 2 {
+			t.Errorf("shared=%v: stats %+v, want 8 requests over 2 steps", shared, st)
+		}
+		if math.Abs(res[0].Mean) < 1e-3 {
+			t.Errorf("IG %v: too small to tell real from counterfactual", res[0].Mean)
+		}
+		t.Logf("shared=%v: %+v IG %.5f %.5f", shared, st, res[0].Mean, res[1].Mean)
+	}
+}
+
+func context2() context.Context { return context.Background() }
+
+// TestPrefixSharingAgrees scores sampled rollouts of both protocols with
+// and without prefix sharing.
+func TestPrefixSharingAgrees(t *testing.T) {
+	tn := setup(t)
+	for _, p := range []protocol.Protocol{protocol.SearchR1(), protocol.AutoRefine()} {
+		t.Run(p.Name, func(t *testing.T) {
+			recs := rollouts(t, tn, p, 3, 3)
+			var out [2][]ig.Result
+			var times [2]time.Duration
+			for i, shared := range []bool{false, true} {
+				opts := DefaultOptions()
+				opts.Protocol, opts.PrefixSharing = p, shared
+				sc, err := New(tn.sharp, nil, nil, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, st, err := sc.Score(context2(), recs, 5)
+				if errors.Is(err, ErrNoPrefixSharing) {
+					t.Skip(err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[i], times[i] = res, st.Time
+				t.Logf("shared=%v: %+v", shared, st)
+			}
+			steps := 0
+			for i := range recs {
+				a, b := out[0][i], out[1][i]
+				if len(a.Steps) != len(b.Steps) {
+					t.Fatalf("record %d: %d and %d steps", i, len(a.Steps), len(b.Steps))
+				}
+				for k := range a.Steps {
+					steps++
+					if math.Abs(a.Steps[k].IG-b.Steps[k].IG) > 1e-4 || math.Abs(a.Steps[k].LogpReal-b.Steps[k].LogpReal) > 1e-4 {
+						t.Errorf("record %d step %d: %+v without sharing, %+v with", i, k, a.Steps[k], b.Steps[k])
+					}
+				}
+			}
+			if steps == 0 {
+				t.Fatal("no step was scored")
+			}
+		})
+	}
+}
+
+// TestCorpusCounterfactual draws counterfactual documents from the index.
+func TestCorpusCounterfactual(t *testing.T) {
+	tn := setup(t)
+	recs := rollouts(t, tn, protocol.SearchR1(), 2, 2)
+	opts := DefaultOptions()
+	opts.IG.Counterfactual = ig.CounterfactualCorpus
+	opts.TopK = 2
+	if _, err := New(tn.pol, nil, nil, opts); err == nil {
+		t.Error("corpus counterfactuals without an index: no error")
+	}
+	sc, err := New(tn.pol, nil, tn.ix, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := 0
+	res, st, err := sc.Score(context2(), recs, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		want := 0
+		for _, s := range recs[i].Parse(protocol.SearchR1()).Steps {
+			if s.HasObservation(protocol.SearchR1()) {
+				want++
+			}
+		}
+		if len(r.Steps) != want {
+			t.Errorf("record %d: %d scored steps, want %d", i, len(r.Steps), want)
+		}
+		for _, s := range r.Steps {
+			if math.IsNaN(s.IG) || s.LogpReal > 0 || s.LogpRandomMean > 0 {
+				t.Errorf("record %d: %+v", i, s)
+			}
+			reqs += 1 + opts.IG.Random
+		}
+	}
+	if st.Requests != reqs || reqs == 0 {
+		t.Errorf("%d requests, want %d (> 0)", st.Requests, reqs)
+	}
+}
+
+// TestMaxContext checks that contexts are left-truncated.
+func TestMaxContext(t *testing.T) {
+	tn := setup(t)
+	tok := tn.pol.Tokenizer()
+	opts := DefaultOptions()
+	opts.IG.MaxContext = 12
+	sc, err := New(tn.pol, nil, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := ig.Request{Context: handBuilt()[0].Prompt + "\n<answer> ", Continuation: "Beijing"}
+	got, _, err := sc.LogProbs(context2(), []ig.Request{req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tok.Encode(req.Context)
+	seq := append(append([]int32(nil), c[len(c)-12:]...), tok.Encode("Beijing")...)
+	lp, err := tn.pol.Score(context2(), [][]int32{seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[0]) != 1 || math.Abs(float64(got[0][0]-lp[0][11])) > 1e-5 {
+		t.Errorf("truncated log-prob %v, want %v", got[0], lp[0][11])
+	}
+}
