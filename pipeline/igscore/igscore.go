@@ -343,3 +343,7 @@ func sortedBySize(gs [][]int, seqs []sequence) []int {
 	slices.SortStableFunc(order, func(a, b int) int { return size[a] - size[b] })
 	return order
 }
+
+// SetPrefixSharing switches prefix sharing on or off for later calls: off
+// after ErrNoPrefixSharing, say.
+func (s *Scorer) SetPrefixSharing(on bool) { s.opts.PrefixSharing = on }

@@ -3,12 +3,23 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"syscall"
+	"text/tabwriter"
 
-	"github.com/igsearch/igsearch/pipeline/train"
+	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/qa"
+	"github.com/igsearch/igsearch/pipeline/reward"
+	"github.com/igsearch/igsearch/pipeline/rollout"
+	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/tokenize"
 )
 
 var evalStage = &stage{
@@ -16,28 +27,37 @@ var evalStage = &stage{
 	summary: "EM and F1 of a policy by data_source, with the search agent",
 	usage: `igsearch eval --model DIR --index DIR --data FILE [flags]
 
-Runs the search agent greedily (one sample per question) on the questions in
-FILE and scores the final answers with Search-R1's EM (SQuAD normalisation)
-and F1, per data_source and over all questions.
+Runs the search agent on the questions in FILE (greedy, one sample per
+question, unless told otherwise) and scores the final answers with
+Search-R1's EM (SQuAD normalisation: lowercase, no punctuation, no a/an/the)
+and token F1, per data_source and averaged over all trajectories.
 
 Inputs:
-  --model DIR        the policy: a Hugging Face Qwen2 checkpoint with
-                     tokenizer.json (or --tokenizer)
-  --index DIR        the BM25 index, or --retriever URL for a
+  --model DIR        the policy: a Hugging Face Qwen2 checkpoint (or exported
+                     ONNX) with tokenizer.json, or --tokenizer PATH
+  --index DIR        the BM25 index, or --retriever URL for any
                      Search-R1-compatible /retrieve server
   --data FILE        QA JSONL or Parquet {"id","question","golden_answers",
                      "data_source"}
 Outputs:
-  stdout             a table, then one JSON line:
-                     {"by_source": {SRC: {"n","em","f1"}}, "overall": {...}}
-  --out FILE         also write every trajectory (rollout records, JSONL)
+  stderr             a table: data_source, n, EM, F1, and the average
+  stdout             one JSON line: {"by_source": {SRC: {"n","em","f1"}},
+                     "overall": {"n","em","f1"}}
+  --out FILE         the same JSON, written atomically
+  --records FILE     every trajectory, as rollout records (JSONL; the input
+                     of igsearch score-ig)
 
 Flags:
   --protocol P       search-r1 (default) or autorefine
   --chat             Qwen2.5 chat format (default true; --chat=false for a
                      base model's plain prompt)
-  --topk K --max-turns N --max-new-tokens N --max-obs-tokens N
-  --limit N          evaluate the first N questions
+  --greedy           greedy decoding (default true; --greedy=false samples
+                     at --temperature with --seed)
+  --group-size G     samples per question (default 1)
+  --limit N          the first N questions (default all)
+  --batch-size N     questions rolled out together (default 64)
+  --topk K (3) --max-turns N (4) --max-new-tokens N (512)
+  --max-obs-tokens N (512) --max-response-tokens N (4096)
   --device D --threads N --ort-lib PATH
 
 Example:
@@ -47,46 +67,224 @@ Example:
 	run: runEval,
 }
 
+// evalScore is EM and F1 averaged over n trajectories.
+type evalScore struct {
+	N  int     `json:"n"`
+	EM float64 `json:"em"`
+	F1 float64 `json:"f1"`
+}
+
+func (s *evalScore) add(em, f1 float64) {
+	s.N++
+	s.EM += (em - s.EM) / float64(s.N)
+	s.F1 += (f1 - s.F1) / float64(s.N)
+}
+
+// evalResult is eval's JSON output.
+type evalResult struct {
+	BySource map[string]*evalScore `json:"by_source"`
+	Overall  evalScore             `json:"overall"`
+}
+
+func (r *evalResult) add(rec *trajectory.Record) {
+	// A trajectory that ended without answering has Answer "" and scores 0.
+	em, f1 := reward.EM(rec.Answer, rec.GoldenAnswers), reward.F1(rec.Answer, rec.GoldenAnswers)
+	src := rec.DataSource
+	if src == "" {
+		src = "all"
+	}
+	if r.BySource[src] == nil {
+		r.BySource[src] = &evalScore{}
+	}
+	r.BySource[src].add(em, f1)
+	r.Overall.add(em, f1)
+}
+
+// table writes the result as an aligned table.
+func (r *evalResult) table(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "data_source\tn\tEM\tF1\t")
+	var srcs []string
+	for s := range r.BySource {
+		srcs = append(srcs, s)
+	}
+	sort.Strings(srcs)
+	for _, s := range srcs {
+		v := r.BySource[s]
+		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t\n", s, v.N, v.EM, v.F1)
+	}
+	fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t\n", "average", r.Overall.N, r.Overall.EM, r.Overall.F1)
+	tw.Flush()
+}
+
 func runEval(args []string) error {
-	cfg := train.DefaultConfig()
 	fs := newFlags("eval")
-	bindTrainFlags(fs, &cfg)
+	var pf policyFlags
+	pf.register(fs)
 	data := fs.String("data", "", "QA JSONL or Parquet")
-	fs.Bool("greedy", true, "greedy decoding (always on)")
+	indexDir := fs.String("index", "", "index directory")
+	retrURL := fs.String("retriever", "", "Search-R1 /retrieve server URL")
+	tokPath := fs.String("tokenizer", "", "tokenizer.json (default MODEL/tokenizer.json)")
+	proto := fs.String("protocol", "search-r1", "search-r1 or autorefine")
+	out := fs.String("out", "", "write the JSON result to FILE")
+	recordsPath := fs.String("records", "", "write the trajectories to FILE (JSONL)")
+	limit := fs.Int("limit", 0, "evaluate the first N questions (0: all)")
+	batch := fs.Int("batch-size", 64, "questions rolled out together")
+	greedy := fs.Bool("greedy", true, "greedy decoding")
+	cfg := rollout.DefaultConfig()
+	cfg.GroupSize = 1
+	fs.BoolVar(&cfg.Chat, "chat", cfg.Chat, "Qwen2.5 chat format")
+	fs.IntVar(&cfg.GroupSize, "group-size", cfg.GroupSize, "samples per question")
+	fs.IntVar(&cfg.TopK, "topk", cfg.TopK, "passages per search")
+	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "search turns before the answer turn")
+	fs.IntVar(&cfg.MaxNewTokens, "max-new-tokens", cfg.MaxNewTokens, "tokens per turn")
+	fs.IntVar(&cfg.MaxObsTokens, "max-obs-tokens", cfg.MaxObsTokens, "observation token limit")
+	fs.IntVar(&cfg.MaxResponse, "max-response-tokens", cfg.MaxResponse, "tokens per trajectory")
+	fs.Float64Var(&cfg.Temperature, "temperature", cfg.Temperature, "sampling temperature (with --greedy=false)")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "sampling seed (with --greedy=false)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case cfg.Model.Path == "":
+	case pf.model == "":
 		return usagef("--model is required")
 	case *data == "":
 		return usagef("--data is required")
-	case cfg.Retriever.Index == "" && cfg.Retriever.URL == "":
+	case *indexDir == "" && *retrURL == "":
 		return usagef("--index or --retriever is required")
+	case *indexDir != "" && *retrURL != "":
+		return usagef("--index and --retriever exclude each other")
+	case *batch <= 0 || cfg.GroupSize <= 0:
+		return usagef("--batch-size and --group-size must be positive")
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %v", fs.Args())
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := train.EvalDir(ctx, cfg, cfg.Model.Path, *data, cfg.Data.Limit)
-	if err != nil {
-		return err
+	var err error
+	if cfg.Protocol, err = protocol.Lookup(*proto); err != nil {
+		return usagef("%v", err)
 	}
-	if fs.Changed("out") {
-		if err := train.WriteRecords(cfg.Train.Out, res.Records); err != nil {
+	if *greedy {
+		cfg.Temperature = 0
+	}
+	var tok *tokenize.Tokenizer
+	if *tokPath != "" {
+		if tok, err = tokenize.Load(*tokPath); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("%-16s %6s %7s %7s\n", "data_source", "n", "EM", "F1")
-	for _, src := range res.Sources() {
-		s := res.BySource[src]
-		fmt.Printf("%-16s %6d %7.3f %7.3f\n", src, s.N, s.EM, s.F1)
+	var retr rollout.Retriever
+	if *indexDir != "" {
+		ix, err := index.Open(*indexDir)
+		if err != nil {
+			return err
+		}
+		defer ix.Close()
+		retr = ix
+	} else {
+		retr = index.NewRemoteRetriever(*retrURL)
 	}
-	fmt.Printf("%-16s %6d %7.3f %7.3f\n", "average", res.Overall.N, res.Overall.EM, res.Overall.F1)
+	qr, err := qa.Open(*data)
+	if err != nil {
+		return err
+	}
+	defer qr.Close()
+	pol, err := pf.open(policy.Options{Tokenizer: tok, NoGraphCache: true})
+	if err != nil {
+		return err
+	}
+	defer pol.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := evaluate(ctx, pol, retr, qr, cfg, *limit, *batch, *recordsPath)
+	if err != nil {
+		return err
+	}
+	res.table(os.Stderr)
 	js, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
+	if *out != "" {
+		if err := writeFileAtomic(*out, js); err != nil {
+			return err
+		}
+	}
 	fmt.Println(string(js))
 	return nil
+}
+
+// evaluate rolls out the questions of qr in batches and scores them,
+// writing the records to recordsPath when it is not "".
+func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, qr *qa.Reader, cfg rollout.Config, limit, batch int, recordsPath string) (*evalResult, error) {
+	var w *trajectory.Writer
+	if recordsPath != "" {
+		var err error
+		if w, err = trajectory.Create(recordsPath); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if w != nil {
+				w.Abort()
+			}
+		}()
+	}
+	res := &evalResult{BySource: map[string]*evalScore{}}
+	prog := newProgress("eval", "questions", int64(max(limit, 0)))
+	seen := 0
+	baseSeed := cfg.Seed
+	for b := 0; ; b++ {
+		var qs []qa.Example
+		for len(qs) < batch && (limit <= 0 || seen+len(qs) < limit) {
+			q, err := qr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			qs = append(qs, q)
+		}
+		if len(qs) == 0 {
+			break
+		}
+		cfg.Seed = baseSeed*1_000_003 + uint64(b)
+		recs, _, err := rollout.Run(ctx, pol, retr, qs, cfg)
+		if err != nil {
+			return nil, err
+		}
+		for i := range recs {
+			res.add(&recs[i])
+			if w != nil {
+				if err := w.Write(&recs[i]); err != nil {
+					return nil, err
+				}
+			}
+		}
+		seen += len(qs)
+		prog.update(int64(seen), int64(seen))
+	}
+	prog.finish()
+	if w != nil {
+		err := w.Close()
+		w = nil
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// writeFileAtomic writes one JSON value as a line to a temporary file beside
+// path and renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	w, err := trajectory.Create(path)
+	if err != nil {
+		return err
+	}
+	var v json.RawMessage = data
+	if err := w.Write(v); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Close()
 }

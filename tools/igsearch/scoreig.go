@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +12,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/igscore"
+	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/tokenize"
 )
 
 var scoreIGStage = &stage{
@@ -20,30 +29,44 @@ var scoreIGStage = &stage{
 
 Computes, for every search step t of every trajectory, the information gain
   IG_t = logP(a* | C_t^real) − (1/N) Σ_j logP(a* | C_t^rand,j)
-where C_t^real is the prompt up to the first <search>, then each step ≤ t's
-search and observation blocks, and C_t^rand,j replaces step t's observation
-with one drawn from the batch (or with random passages from --index, with
---ig-counterfactual corpus). logP is the policy's head-weighted mean log-prob
-of the gold answer after "\n<answer> " (weights 3 on the first 3 tokens).
+where C_t^real is the text up to the first <search>, then each step ≤ t's
+search, observation (and refine) blocks, and C_t^rand,j replaces step t's
+observation (and refine) with a pair drawn from the chunk (or with random
+passages from --index, with --ig-counterfactual corpus). logP is the
+policy's head-weighted mean log-prob of the gold answer after
+"\n<answer> " (weights 3 on the first 3 tokens). Steps are parsed from the
+text, so plain logged trajectories work as well as rollout records.
 
 Inputs:
-  --model DIR        the policy (HF Qwen2 checkpoint + tokenizer.json)
-  --in FILE          JSONL of rollout records (as igsearch train writes them)
-                     or of plain text trajectories
+  --model DIR        the policy (HF Qwen2 checkpoint or exported ONNX)
+  --in FILE          JSONL of rollout records (as igsearch train and eval
+                     write them) or of plain text trajectories
                      {"id","prompt","response","golden_answers"} in either
                      protocol's tags; "-" reads stdin
   --index DIR        only for --ig-counterfactual corpus
+  --tokenizer PATH   tokenizer.json (default: MODEL/tokenizer.json)
 Output:
-  --out FILE         the input rows with "ig_steps": [{"step","logp_real",
-                     "logp_random_mean","ig"}] and "ig_mean" added; written to
-                     a temporary file and renamed into place
+  --out FILE         each input row with "ig_steps": [{"step","logp_real",
+                     "logp_random_mean","ig"}] and "ig_mean" added; written
+                     to a temporary file and renamed into place
 
 Flags:
-  --batch-size N     trajectories per chunk; the counterfactual pool is the
-                     chunk, and memory stays flat on any file size (default 256)
-  --protocol P       search-r1 (default) or autorefine
-  --ig-random N --ig-gold first|best:K --ig-counterfactual batch|corpus
-  --ig-max-context N --seed S --tokenizer PATH --device D --threads N
+  --batch-size N     trajectories per chunk (default 256): the counterfactual
+                     pool is the chunk; memory stays flat on any file size
+  --protocol P       search-r1 (default) or autorefine, for rows without a
+                     "protocol" field
+  --ig-random N      counterfactual draws per step (default 3)
+  --ig-gold R        first (default) or best:K
+  --ig-counterfactual S  batch (default) or corpus
+  --ig-max-context N context tokens kept, from the right (default 4096)
+  --topk K --max-obs-tokens N   corpus counterfactual documents and length
+  --prefix-sharing   run each step's shared context prefix once (default
+                     true; falls back to whole sequences when the policy
+                     cannot fork its KV cache)
+  --seed S           chunk k draws with seed S·1000003+k, as training's
+                     iteration k, so one iteration's logged rollouts scored
+                     as one chunk reproduce training's IG
+  --device D --threads N --ort-lib PATH
 
 Example:
   igsearch score-ig --model out/demo/model-sft \
@@ -52,100 +75,210 @@ Example:
 	run: runScoreIG,
 }
 
+// scoreIGFlags are score-ig's settings.
+type scoreIGFlags struct {
+	pol                        policyFlags
+	in, out, indexDir, tokPath string
+	protocol                   string
+	batch                      int
+	random                     int
+	gold, counterfactual       string
+	maxContext, topk, maxObs   int
+	prefixSharing              bool
+	seed                       uint64
+}
+
 func runScoreIG(args []string) error {
-	cfg := train.DefaultConfig()
+	var f scoreIGFlags
 	fs := newFlags("score-ig")
-	bindTrainFlags(fs, &cfg)
-	in := fs.String("in", "", "input JSONL")
-	batch := fs.Int("batch-size", 256, "trajectories per chunk")
+	f.pol.register(fs)
+	fs.StringVar(&f.in, "in", "", "input JSONL (\"-\": stdin)")
+	fs.StringVar(&f.out, "out", "", "output JSONL")
+	fs.StringVar(&f.indexDir, "index", "", "index directory (for --ig-counterfactual corpus)")
+	fs.StringVar(&f.tokPath, "tokenizer", "", "tokenizer.json (default MODEL/tokenizer.json)")
+	fs.StringVar(&f.protocol, "protocol", "search-r1", "search-r1 or autorefine")
+	fs.IntVar(&f.batch, "batch-size", 256, "trajectories per chunk")
+	def := ig.DefaultConfig()
+	fs.IntVar(&f.random, "ig-random", def.Random, "counterfactual draws per step")
+	fs.StringVar(&f.gold, "ig-gold", "first", "first or best:K")
+	fs.StringVar(&f.counterfactual, "ig-counterfactual", string(def.Counterfactual), "batch or corpus")
+	fs.IntVar(&f.maxContext, "ig-max-context", def.MaxContext, "context tokens kept")
+	fs.IntVar(&f.topk, "topk", 3, "documents of a corpus counterfactual")
+	fs.IntVar(&f.maxObs, "max-obs-tokens", 0, "corpus counterfactual token limit (0: none)")
+	fs.BoolVar(&f.prefixSharing, "prefix-sharing", true, "score shared context prefixes once")
+	fs.Uint64Var(&f.seed, "seed", train.DefaultConfig().Train.Seed, "seed of the counterfactual draws")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	out := cfg.Train.Out
 	switch {
-	case cfg.Model.Path == "":
+	case f.pol.model == "":
 		return usagef("--model is required")
-	case *in == "":
+	case f.in == "":
 		return usagef("--in is required")
-	case !fs.Changed("out"):
+	case f.out == "":
 		return usagef("--out is required")
-	case *batch <= 0:
+	case f.batch <= 0:
 		return usagef("--batch-size must be positive")
+	case f.random <= 0:
+		return usagef("--ig-random must be positive")
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %v", fs.Args())
 	}
-	if cfg.IG.Counterfactual == "corpus" && cfg.Retriever.Index == "" {
+	opts := igscore.DefaultOptions()
+	var err error
+	if opts.Protocol, err = protocol.Lookup(f.protocol); err != nil {
+		return usagef("%v", err)
+	}
+	if opts.IG.Gold, err = ig.ParseGold(f.gold); err != nil {
+		return usagef("%v", err)
+	}
+	if opts.IG.Counterfactual, err = ig.ParseCounterfactual(f.counterfactual); err != nil {
+		return usagef("%v", err)
+	}
+	if opts.IG.Counterfactual == ig.CounterfactualCorpus && f.indexDir == "" {
 		return usagef("--ig-counterfactual corpus needs --index")
 	}
-	r := io.Reader(os.Stdin)
+	opts.IG.Random, opts.IG.MaxContext = f.random, f.maxContext
+	opts.TopK, opts.MaxObsTokens, opts.PrefixSharing = f.topk, f.maxObs, f.prefixSharing
+
+	in := io.Reader(os.Stdin)
 	name := "stdin"
-	if *in != "-" {
-		f, err := os.Open(*in)
+	if f.in != "-" {
+		file, err := os.Open(f.in)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		r, name = f, *in
+		defer file.Close()
+		in, name = file, f.in
+	}
+	var tok *tokenize.Tokenizer
+	if f.tokPath != "" {
+		if tok, err = tokenize.Load(f.tokPath); err != nil {
+			return err
+		}
+	}
+	var ix *index.Index
+	if f.indexDir != "" {
+		if ix, err = index.Open(f.indexDir); err != nil {
+			return err
+		}
+		defer ix.Close()
+	}
+	pol, err := f.pol.open(policy.Options{Tokenizer: tok, NoGraphCache: true})
+	if err != nil {
+		return err
+	}
+	defer pol.Close()
+	sc, err := igscore.New(pol, tok, ix, opts)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sc, err := train.NewScorer(cfg, cfg.Model.Path)
+	n, err := scoreIGStream(ctx, sc, in, name, f.out, f.batch, f.seed)
 	if err != nil {
 		return err
 	}
-	defer sc.Close()
+	fmt.Fprintf(os.Stderr, "score-ig: %d trajectories scored into %s\n", n, f.out)
+	return nil
+}
+
+// scoredRow is one input line, kept as parsed JSON so that its fields pass
+// through unchanged, and its record.
+type scoredRow struct {
+	fields map[string]json.RawMessage
+	rec    trajectory.Record
+}
+
+// scoreIGStream reads trajectories from r in chunks of batch, scores each
+// chunk as one batch (chunk k with seed train.IterationSeed(seed, k)) and
+// writes the rows with their IG to out, atomically. It returns the number
+// of rows.
+func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, out string, batch int, seed uint64) (int, error) {
 	w, err := trajectory.Create(out)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	rd := trajectory.NewReader(r, name)
+	br := bufio.NewReaderSize(r, 1<<20)
 	prog := newProgress("score-ig", "trajectories", 0)
-	done := int64(0)
-	flush := func(chunk []trajectory.Record) error {
-		res, err := sc.Score(ctx, chunk)
-		if err != nil {
-			return err
-		}
+	done, chunkNo, line := 0, 0, 0
+	var chunk []scoredRow
+	flush := func() error {
+		recs := make([]trajectory.Record, len(chunk))
 		for i := range chunk {
-			mean := res[i].Mean
-			chunk[i].IGSteps, chunk[i].IGMean = res[i].Steps, &mean
-			if err := w.Write(&chunk[i]); err != nil {
+			recs[i] = chunk[i].rec
+		}
+		res, _, err := sc.Score(ctx, recs, train.IterationSeed(seed, chunkNo))
+		if errors.Is(err, igscore.ErrNoPrefixSharing) {
+			fmt.Fprintf(os.Stderr, "score-ig: %v; scoring whole sequences\n", igscore.ErrNoPrefixSharing)
+			sc.SetPrefixSharing(false)
+			res, _, err = sc.Score(ctx, recs, train.IterationSeed(seed, chunkNo))
+		}
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", chunkNo, err)
+		}
+		for i, row := range chunk {
+			steps, err := json.Marshal(res[i].Steps)
+			if err != nil {
+				return err
+			}
+			mean, err := json.Marshal(res[i].Mean)
+			if err != nil {
+				return err
+			}
+			row.fields["ig_steps"], row.fields["ig_mean"] = steps, mean
+			if err := w.Write(row.fields); err != nil {
 				return err
 			}
 		}
-		done += int64(len(chunk))
-		prog.update(0, done)
+		done += len(chunk)
+		chunkNo++
+		chunk = chunk[:0]
+		prog.update(0, int64(done))
 		return nil
 	}
-	var chunk []trajectory.Record
+	fail := func(err error) (int, error) {
+		w.Abort()
+		return done, err
+	}
 	for {
-		rec, err := rd.Next()
-		if errors.Is(err, io.EOF) {
+		b, rerr := br.ReadBytes('\n')
+		if len(b) > 0 {
+			line++
+			if t := bytes.TrimSpace(b); len(t) > 0 {
+				var row scoredRow
+				if err := json.Unmarshal(t, &row.fields); err != nil {
+					return fail(fmt.Errorf("%s: line %d: %w", name, line, err))
+				}
+				if err := json.Unmarshal(t, &row.rec); err != nil {
+					return fail(fmt.Errorf("%s: line %d: %w", name, line, err))
+				}
+				if err := row.rec.Validate(); err != nil {
+					return fail(fmt.Errorf("%s: line %d: %w", name, line, err))
+				}
+				chunk = append(chunk, row)
+				if len(chunk) == batch {
+					if err := flush(); err != nil {
+						return fail(err)
+					}
+				}
+			}
+		}
+		if rerr == io.EOF {
 			break
 		}
-		if err != nil {
-			w.Abort()
-			return err
-		}
-		chunk = append(chunk, rec)
-		if len(chunk) == *batch {
-			if err := flush(chunk); err != nil {
-				w.Abort()
-				return err
-			}
-			chunk = chunk[:0]
+		if rerr != nil {
+			return fail(fmt.Errorf("%s: line %d: %w", name, line+1, rerr))
 		}
 	}
 	if len(chunk) > 0 {
-		if err := flush(chunk); err != nil {
-			w.Abort()
-			return err
+		if err := flush(); err != nil {
+			return fail(err)
 		}
 	}
 	prog.finish()
 	if err := w.Close(); err != nil {
-		return err
+		return done, err
 	}
-	fmt.Fprintf(os.Stderr, "score-ig: %d trajectories scored into %s\n", done, out)
-	return nil
+	return done, nil
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/pipeline/world"
+	"github.com/igsearch/igsearch/tokenize"
+)
+
+// capture runs `igsearch ARGS...` and returns its exit code and stdout.
+func capture(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	code := run(args)
+	w.Close()
+	os.Stdout = old
+	return code, <-done
+}
+
+// agentSetup is a small world, its index, and a random tiny Qwen2 over the
+// world's WordLevel vocabulary with the world's tokenizer.json.
+type agentSetup struct {
+	world                        *world.World
+	worldDir, indexDir, modelDir string
+}
+
+var (
+	agentOnce sync.Once
+	agentVal  agentSetup
+	agentErr  error
+)
+
+func newAgentSetup(t *testing.T) agentSetup {
+	t.Helper()
+	if _, err := ort.InitDefault(os.Getenv(ort.LibraryEnv), ort.CPU); err != nil {
+		t.Skipf("%v (run `make setup`)", err)
+	}
+	agentOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "igsearch-agent-test")
+		if err != nil {
+			agentErr = err
+			return
+		}
+		s := agentSetup{worldDir: filepath.Join(dir, "world"), indexDir: filepath.Join(dir, "index"), modelDir: filepath.Join(dir, "model")}
+		wc := world.DefaultConfig()
+		wc.Countries, wc.Cities, wc.People, wc.Organisations, wc.Works = 6, 24, 60, 12, 30
+		wc.Train, wc.Dev, wc.Test = 8, 4, 6
+		if s.world, agentErr = world.Generate(wc); agentErr != nil {
+			return
+		}
+		if agentErr = s.world.Write(s.worldDir); agentErr != nil {
+			return
+		}
+		if _, agentErr = index.BuildFile(context.Background(), filepath.Join(s.worldDir, "corpus.jsonl"), s.indexDir, index.BuildOptions{Workers: 1}); agentErr != nil {
+			return
+		}
+		tok, err := tokenize.Load(filepath.Join(s.worldDir, "tokenizer.json"))
+		if err != nil {
+			agentErr = err
+			return
+		}
+		mc := qwen2.TinyConfig()
+		mc.VocabSize = tok.VocabSize()
+		mc.BOSTokenID, mc.EOSTokenIDs = 0, []int64{0}
+		mc.InitializerRange = 0.3 // random, but with log-probs that depend on the context
+		if agentErr = qwen2.Save(s.modelDir, mc, qwen2.Init(mc, 3), 0); agentErr != nil {
+			return
+		}
+		b, err := os.ReadFile(filepath.Join(s.worldDir, "tokenizer.json"))
+		if err != nil {
+			agentErr = err
+			return
+		}
+		agentErr = os.WriteFile(filepath.Join(s.modelDir, "tokenizer.json"), b, 0o644)
+		agentVal = s
+	})
+	if agentErr != nil {
+		t.Fatal(agentErr)
+	}
+	return agentVal
+}
+
+// TestEvalStage runs igsearch eval on the world's test questions.
+func TestEvalStage(t *testing.T) {
+	s := newAgentSetup(t)
+	tmp := t.TempDir()
+	// Two data sources, so that the table has two rows and an average.
+	var b strings.Builder
+	for i, q := range s.world.Test {
+		src := "one"
+		if i%2 == 1 {
+			src = "two"
+		}
+		row, _ := json.Marshal(map[string]any{"id": q.ID, "question": q.Question, "golden_answers": q.GoldenAnswers, "data_source": src})
+		b.Write(append(row, '\n'))
+	}
+	data := filepath.Join(tmp, "test.jsonl")
+	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, recs := filepath.Join(tmp, "eval.json"), filepath.Join(tmp, "records.jsonl")
+	code, stdout := capture(t, "eval", "--model", s.modelDir, "--index", s.indexDir, "--data", data,
+		"--chat=false", "--max-new-tokens", "6", "--max-turns", "2", "--limit", "5", "--batch-size", "3",
+		"--threads", "2", "--out", out, "--records", recs)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var res evalResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	if res.Overall.N != 5 || res.BySource["one"] == nil || res.BySource["one"].N != 3 || res.BySource["two"].N != 2 {
+		t.Errorf("result %+v, want 5 questions: 3 of one, 2 of two", res)
+	}
+	file, err := os.ReadFile(out)
+	if err != nil || strings.TrimSpace(string(file)) != lines[len(lines)-1] {
+		t.Errorf("--out holds %q (%v), stdout %q", file, err, lines[len(lines)-1])
+	}
+	f, err := os.Open(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for sc := bufio.NewScanner(f); sc.Scan(); n++ {
+	}
+	if n != 5 {
+		t.Errorf("%d records, want 5", n)
+	}
+	// The table.
+	var tbl strings.Builder
+	(&res).table(&tbl)
+	if !strings.Contains(tbl.String(), "average") || strings.Count(tbl.String(), "\n") != 4 {
+		t.Errorf("table:\n%s", tbl.String())
+	}
+	if code, _ := capture(t, "eval", "--model", s.modelDir, "--data", data); code != 2 {
+		t.Errorf("eval without --index: exit %d, want 2", code)
+	}
+}
