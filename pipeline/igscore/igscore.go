@@ -162,23 +162,43 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	if len(reqs) == 0 {
 		return nil, st, nil
 	}
-	seqs := s.sequences(reqs)
+	all := s.sequences(reqs)
 	steps := map[[2]int]bool{}
 	for _, r := range reqs {
 		steps[[2]int{r.Item, r.Step}] = true
 	}
 	st.Steps = len(steps)
+	// Identical sequences (a counterfactual drawn twice, say) run once.
+	index := map[string]int{}
+	var seqs []sequence
+	var first []ig.Request
+	which := make([]int, len(all))
+	for i, q := range all {
+		key := idsKey(q.ids)
+		j, ok := index[key]
+		if !ok {
+			j = len(seqs)
+			index[key] = j
+			seqs = append(seqs, q)
+			first = append(first, reqs[i])
+		}
+		which[i] = j
+	}
 	t0 := time.Now()
-	var out [][]float32
+	var lps [][]float32
 	var err error
 	if s.opts.PrefixSharing {
-		out, st.Tokens, err = s.scoreShared(ctx, reqs, seqs)
+		lps, st.Tokens, err = s.scoreShared(ctx, first, seqs)
 	} else {
-		out, st.Tokens, err = s.scoreFlat(ctx, seqs)
+		lps, st.Tokens, err = s.scoreFlat(ctx, seqs)
 	}
 	st.Time = time.Since(t0)
 	if err != nil {
 		return nil, st, fmt.Errorf("igscore: %w", err)
+	}
+	out := make([][]float32, len(all))
+	for i := range all {
+		out[i] = lps[which[i]]
 	}
 	return out, st, nil
 }
@@ -207,24 +227,16 @@ func (s *Scorer) sequences(reqs []ig.Request) []sequence {
 	return out
 }
 
-// scoreFlat scores every distinct sequence whole with policy.Score.
+// scoreFlat scores every sequence whole with policy.Score, which runs them
+// in buckets of similar lengths.
 func (s *Scorer) scoreFlat(ctx context.Context, seqs []sequence) ([][]float32, int, error) {
-	index := map[string]int{}
-	var uniq [][]int32
-	which := make([]int, len(seqs))
+	ids := make([][]int32, len(seqs))
 	tokens := 0
 	for i, q := range seqs {
-		key := idsKey(q.ids)
-		j, ok := index[key]
-		if !ok {
-			j = len(uniq)
-			index[key] = j
-			uniq = append(uniq, q.ids)
-			tokens += len(q.ids)
-		}
-		which[i] = j
+		ids[i] = q.ids
+		tokens += len(q.ids)
 	}
-	lp, err := s.pol.Score(ctx, uniq)
+	lp, err := s.pol.Score(ctx, ids)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -235,11 +247,12 @@ func (s *Scorer) scoreFlat(ctx context.Context, seqs []sequence) ([][]float32, i
 			continue
 		}
 		// lp[t] scores token t+1, so the continuation is lp[start-1:].
-		out[i] = lp[which[i]][q.start-1:]
+		out[i] = lp[i][q.start-1:]
 	}
 	return out, tokens, nil
 }
 
+// idsKey is a map key of a token sequence.
 func idsKey(ids []int32) string {
 	var b strings.Builder
 	b.Grow(4 * len(ids))

@@ -3,6 +3,7 @@ package igscore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -104,17 +105,26 @@ func TestScoreDirect(t *testing.T) {
 func context2() context.Context { return context.Background() }
 
 // TestPrefixSharingAgrees scores sampled rollouts of both protocols with
-// and without prefix sharing.
+// and without prefix sharing; the last case truncates the contexts so much
+// that some share no prefix, and scores two golds.
 func TestPrefixSharingAgrees(t *testing.T) {
 	tn := setup(t)
-	for _, p := range []protocol.Protocol{protocol.SearchR1(), protocol.AutoRefine()} {
-		t.Run(p.Name, func(t *testing.T) {
+	for _, c := range []struct {
+		p          protocol.Protocol
+		maxContext int
+	}{{protocol.SearchR1(), 4096}, {protocol.AutoRefine(), 4096}, {protocol.SearchR1(), 40}} {
+		p := c.p
+		t.Run(fmt.Sprintf("%s/%d", p.Name, c.maxContext), func(t *testing.T) {
 			recs := rollouts(t, tn, p, 3, 3)
+			for i := range recs {
+				recs[i].GoldenAnswers = append(recs[i].GoldenAnswers, "Beijing")
+			}
 			var out [2][]ig.Result
 			var times [2]time.Duration
 			for i, shared := range []bool{false, true} {
 				opts := DefaultOptions()
 				opts.Protocol, opts.PrefixSharing = p, shared
+				opts.IG.MaxContext, opts.IG.Gold = c.maxContext, ig.Gold{Best: 2}
 				sc, err := New(tn.sharp, nil, nil, opts)
 				if err != nil {
 					t.Fatal(err)
