@@ -146,6 +146,8 @@ func Run(ctx context.Context, pol *policy.Policy, retr Retriever, questions []qa
 		return nil, st, fmt.Errorf("rollout: max turns %d must be ≥ 0", cfg.MaxTurns)
 	case cfg.Protocol.Name == "":
 		return nil, st, fmt.Errorf("rollout: no protocol")
+	case retr == nil && cfg.MaxTurns > 0:
+		return nil, st, fmt.Errorf("rollout: no retriever for %d search turns", cfg.MaxTurns)
 	}
 	if len(questions) == 0 {
 		return nil, st, nil
