@@ -108,6 +108,19 @@ func TestScoreIGStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Training's own scorer agrees on the same batch and seed, so score-ig
+	// reproduces the IG of logged training rollouts.
+	cfg := train.DefaultConfig()
+	cfg.Model.Threads = 2
+	trained, err := train.ScoreDir(context.Background(), cfg, s.modelDir, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range trained {
+		if len(trained[i].Steps) != len(want[i].Steps) || math.Abs(trained[i].Mean-want[i].Mean) > 1e-4 {
+			t.Errorf("record %d: training's scorer %+v, igscore %+v", i, trained[i], want[i])
+		}
+	}
 	wantSteps := []int{1, 2, 1, 0}
 	for i, row := range got {
 		var steps []ig.StepIG
