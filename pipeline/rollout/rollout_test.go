@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -227,6 +228,28 @@ func checkRecords(t *testing.T, tok *tokenize.Tokenizer, p protocol.Protocol, re
 	}
 }
 
+// checkOldLogprobs checks that the old log-probs, sampled on a KV cache
+// extended turn by turn with observations, are those of one forward pass
+// over each record's tokens.
+func checkOldLogprobs(t *testing.T, pol *policy.Policy, recs []trajectory.Record) {
+	t.Helper()
+	seqs := make([][]int32, len(recs))
+	for i := range recs {
+		seqs[i] = recs[i].TokenIDs
+	}
+	lps, err := pol.Score(context.Background(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		for k := r.PromptLen; k < len(r.TokenIDs); k++ {
+			if r.Mask[k] == trajectory.Generated && math.Abs(float64(lps[i][k-1]-r.OldLogprobs[k])) > 2e-3 {
+				t.Fatalf("%s/%d token %d: old log-prob %v, scored %v", r.ID, r.Sample, k, r.OldLogprobs[k], lps[i][k-1])
+			}
+		}
+	}
+}
+
 // countingRetriever counts the batched calls of a retriever.
 type countingRetriever struct {
 	Retriever
@@ -262,6 +285,7 @@ func TestRunWorld(t *testing.T) {
 				t.Errorf("%d turns, at most %d allowed", st.Turns, cfg.MaxTurns+1)
 			}
 			t.Logf("%s: %+v", p.Name, st)
+			checkOldLogprobs(t, tn.pol, recs)
 			// Same seed, a smaller batch: the same trajectories.
 			part, _, err := Run(context.Background(), tn.pol, tn.ix, qs[:2], cfg)
 			if err != nil {
@@ -385,6 +409,7 @@ func TestRunQwenTokenizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecords(t, tok, cfg.Protocol, recs)
+	checkOldLogprobs(t, pol, recs)
 	for _, r := range recs {
 		if !strings.HasPrefix(r.Prompt, "<|im_start|>") {
 			t.Fatalf("prompt not in the chat format: %q", r.Prompt)
