@@ -3,10 +3,10 @@ package train
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 
 	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/igscore"
 	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
@@ -15,110 +15,31 @@ import (
 )
 
 // scoreIG computes the information gain of every search step of recs under
-// pol (the rollout policy, π_old). A record whose text parses into a
-// different number of steps than it recorded (a model that wrote stray tags)
-// gets no IG, so that IG values never land on the wrong query.
+// pol (the rollout policy, π_old) with pipeline/igscore, sharing each step's
+// context prefix when ig_prefix_sharing is on. A record whose text parses
+// into a different number of steps than it recorded (a model that wrote
+// stray tags) gets no IG, so that IG values never land on the wrong query.
 func (e *environment) scoreIG(ctx context.Context, pol *policy.Policy, recs []trajectory.Record, seed uint64) ([]ig.Result, error) {
-	items := make([]ig.Item, len(recs))
-	parsed := make([]protocol.Parsed, len(recs))
-	for i := range recs {
-		parsed[i] = recs[i].Parse(e.proto)
-		items[i] = ig.Item{Parsed: parsed[i], Golds: recs[i].GoldenAnswers}
-		if recs[i].HasTokens() && len(parsed[i].Steps) != len(recs[i].Steps) {
-			items[i].Golds = nil // no requests for this record
-		}
+	o := igscore.DefaultOptions()
+	o.IG, o.Protocol = e.igCfg, e.proto
+	o.TopK, o.MaxObsTokens = e.cfg.Retriever.TopK, e.cfg.Rollout.MaxObsTokens
+	o.PrefixSharing = e.cfg.IG.PrefixSharing
+	if o.IG.Counterfactual == ig.CounterfactualCorpus && e.ix == nil {
+		return nil, fmt.Errorf("ig_counterfactual corpus needs the in-process index (--index)")
 	}
-	rng := rand.New(rand.NewPCG(seed, 0x16))
-	var draw ig.DrawFunc
-	switch e.igCfg.Counterfactual {
-	case ig.CounterfactualCorpus:
-		if e.ix == nil {
-			return nil, fmt.Errorf("ig_counterfactual corpus needs the in-process index (--index)")
-		}
-		draw = ig.CorpusDraws(e.cfg.Retriever.TopK,
-			func(item, step int) []string { return stepDocIDs(recs[item], step) },
-			e.sampleDocs(rng),
-			e.proto.ObservationBlock)
-	default:
-		draw = ig.BatchDraws(parsed, rng)
-	}
-	reqs, err := ig.Requests(items, e.igCfg, draw)
+	sc, err := igscore.New(pol, e.tok, e.ix, o)
 	if err != nil {
 		return nil, err
 	}
-	logps, err := e.scoreRequests(ctx, pol, reqs)
-	if err != nil {
-		return nil, err
-	}
-	return ig.Collect(len(items), reqs, logps)
-}
-
-// scoreRequests returns, per request, the log-probs of the continuation's
-// tokens after its context.
-func (e *environment) scoreRequests(ctx context.Context, pol *policy.Policy, reqs []ig.Request) ([][]float32, error) {
-	seqs := make([][]int32, len(reqs))
-	starts := make([]int, len(reqs))
-	cache := map[string][]int32{}
-	encode := func(s string) []int32 {
-		if ids, ok := cache[s]; ok {
-			return ids
+	batch := make([]trajectory.Record, len(recs))
+	copy(batch, recs)
+	for i := range batch {
+		if batch[i].HasTokens() && len(batch[i].Parse(e.proto).Steps) != len(batch[i].Steps) {
+			batch[i].GoldenAnswers = nil // no requests for this record
 		}
-		ids := e.tok.Encode(s)
-		cache[s] = ids
-		return ids
 	}
-	for i, r := range reqs {
-		seqs[i], starts[i] = ig.Tokens(encode(r.Context), encode(r.Continuation), e.igCfg.MaxContext)
-	}
-	if len(seqs) == 0 {
-		return nil, nil
-	}
-	lp, err := pol.Score(ctx, seqs)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]float32, len(reqs))
-	for i := range reqs {
-		// lp[t] scores token t+1, so the continuation is lp[start-1:].
-		out[i] = lp[i][starts[i]-1:]
-	}
-	return out, nil
-}
-
-func stepDocIDs(r trajectory.Record, step int) []string {
-	if step < len(r.Steps) {
-		return r.Steps[step].DocIDs
-	}
-	return nil
-}
-
-// sampleDocs draws k random passages from the index, excluding the
-// retrieved ones (by external id).
-func (e *environment) sampleDocs(rng *rand.Rand) ig.SampleDocs {
-	return func(k int, exclude []string) ([]protocol.Doc, error) {
-		ex := map[string]bool{}
-		for _, id := range exclude {
-			ex[id] = true
-		}
-		var docs []protocol.Doc
-		for tries := 0; len(docs) < k && tries < 4; tries++ {
-			for _, id := range e.ix.RandomDocs(rng, k+len(exclude), nil) {
-				d, err := e.ix.Doc(id)
-				if err != nil {
-					return nil, err
-				}
-				if ex[d.ID] {
-					continue
-				}
-				ex[d.ID] = true
-				docs = append(docs, protocol.Doc{ID: d.ID, Contents: d.Contents()})
-				if len(docs) == k {
-					break
-				}
-			}
-		}
-		return docs, nil
-	}
+	res, _, err := sc.Score(ctx, batch, seed)
+	return res, err
 }
 
 // Score is one evaluation figure.
