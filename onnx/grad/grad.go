@@ -341,9 +341,24 @@ type sparseGrad struct {
 // scatter adds s into base.
 func (b *builder) scatter(base *onnx.Value, s sparseGrad) *onnx.Value {
 	if s.nd {
-		return b.g.ScatterND(base, s.indices, s.updates, "add")
+		return b.scatterRows(base, s.indices, s.updates)
 	}
 	return b.g.ScatterElements(base, s.indices, s.updates, s.axis, "add")
+}
+
+// scatterRows is ScatterND-add(base, idx, upd) for idx [..., 1]: it adds
+// each row of upd into the row of base that idx names. It is emitted as a
+// ScatterElements-add on [rows, slice] views instead, because ONNX Runtime's
+// CPU ScatterND splits the updates across intra-op threads without guarding
+// repeated indices: with two threads, an embedding gradient over repeated
+// token ids loses updates, differently on every run. ScatterElements adds
+// sequentially.
+func (b *builder) scatterRows(base, idx, upd *onnx.Value) *onnx.Value {
+	flat := b.g.Reshape(base, 0, -1)
+	slice := b.dimOf(flat, 1)
+	rows := b.g.ReshapeLike(upd, b.g.Concat(0, b.g.Ints(-1), slice), onnx.Shape{onnx.Unknown, flat.Shape[1]})
+	at := b.g.Expand(b.g.Reshape(idx, -1, 1), b.g.Shape(rows), rows.Shape)
+	return b.reshapeTo(b.g.ScatterElements(flat, at, rows, 0, "add"), base)
 }
 
 type constKey struct {

@@ -863,7 +863,8 @@ func tileGrad(c *ctx) ([]*onnx.Value, error) {
 	return dx, nil
 }
 
-// gatherGrad: dx = ScatterND-add(zeros(x), indices, dy), recorded sparsely
+// gatherGrad: dx = ScatterND-add(zeros(x), indices, dy) (emitted by
+// scatterRows), recorded sparsely
 // for axis 0 (the embedding), with axis moved to the front by transposes
 // otherwise.
 func gatherGrad(c *ctx) ([]*onnx.Value, error) {
@@ -931,7 +932,7 @@ func gatherGrad(c *ctx) ([]*onnx.Value, error) {
 		}
 		zeros = c.g.ConstantOfShape(shapeT, fillT, tShape)
 	}
-	acc := c.g.ScatterND(zeros, idx, c.g.Transpose(dy, dyPerm...), "add")
+	acc := c.scatterRows(zeros, idx, c.g.Transpose(dy, dyPerm...))
 	inv := make([]int, r)
 	for i, p := range perm {
 		inv[p] = i
