@@ -3,6 +3,7 @@ package trainer
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
@@ -41,6 +42,10 @@ type Metrics struct {
 	Entropy      float64 `json:"entropy,omitempty"`
 	LogprobMean  float64 `json:"logprob_mean"`
 	Tokens       int     `json:"tokens"`
+	// GradSeconds and OptimSeconds are the wall time of the gradient graph
+	// runs (with gradient accumulation) and of the optimiser graph.
+	GradSeconds  float64 `json:"grad_s"`
+	OptimSeconds float64 `json:"optim_s"`
 }
 
 // State is the trainer's mutable state: fp32 weights and AdamW moments, in
@@ -186,6 +191,7 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 		}
 	}
 	var sums struct{ loss, clipped, kl, ent, mask, lp float64 }
+	start := time.Now()
 	first := true
 	for lo := 0; lo < rows; lo += mb {
 		hi := min(lo+mb, rows)
@@ -234,11 +240,14 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 		first = false
 	}
 
+	gradDone := time.Now()
 	norm, err := t.applyOptimizer(t.grads)
 	if err != nil {
 		return Metrics{}, err
 	}
 	m := Metrics{
+		GradSeconds:  gradDone.Sub(start).Seconds(),
+		OptimSeconds: time.Since(gradDone).Seconds(),
 		Step:         t.state.Step,
 		Loss:         sums.loss,
 		GradNorm:     norm,

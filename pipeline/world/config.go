@@ -26,6 +26,10 @@ type Config struct {
 	Dev   int `json:"dev"`
 	Test  int `json:"test"`
 
+	// SplitBy is how questions are split: SplitByEntity (the default; "" is
+	// the same) or SplitByQuestion.
+	SplitBy string `json:"split_by,omitempty"`
+
 	// Hops is the share of each question type; it is normalised, so only
 	// the ratios matter.
 	Hops HopMix `json:"hops"`
@@ -45,6 +49,20 @@ type Config struct {
 	MinWords int `json:"min_words"`
 	MaxWords int `json:"max_words"`
 }
+
+// The question splits.
+const (
+	// SplitByEntity assigns every entity to one split and asks about it
+	// only there: no dev or test question names an entity that a train
+	// question asks about. It tests generalisation to unseen entities.
+	SplitByEntity = "entity"
+	// SplitByQuestion splits the questions themselves: no question appears
+	// in two splits, but a test question may ask about an entity that train
+	// asks another question about (another relation or hop count), as in
+	// open-domain QA data sets. A model trained from scratch can copy into
+	// its queries only the names it has learned to write.
+	SplitByQuestion = "question"
+)
 
 // HopMix gives the relative share of each question type (data_source).
 type HopMix struct {
@@ -102,6 +120,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("world config: vague %.2f + redundant %.2f must be in [0, 0.9)", c.VagueFrac, c.RedundantFrac)
 	case c.MaxSearches < 3:
 		return fmt.Errorf("world config: max searches = %d, need at least 3 for 3-hop questions", c.MaxSearches)
+	case c.SplitBy != "" && c.SplitBy != SplitByEntity && c.SplitBy != SplitByQuestion:
+		return fmt.Errorf("world config: split_by %q: want %q or %q", c.SplitBy, SplitByEntity, SplitByQuestion)
 	case c.MinWords < 20 || c.MaxWords < c.MinWords+10:
 		return fmt.Errorf("world config: passage words [%d, %d]: need min >= 20 and max >= min+10", c.MinWords, c.MaxWords)
 	}

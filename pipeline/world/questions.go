@@ -150,14 +150,17 @@ func (w *World) chainQuestion(t chainTemplate, head int) (Question, bool) {
 	return q, true
 }
 
-// makeQuestions fills the three splits. Questions are assigned to the split
-// of the entity they name (both entities, for a comparison), so no entity a
-// test question asks about is asked about in train.
+// makeQuestions fills the three splits. By entity, questions are assigned
+// to the split of the entity they name (both entities, for a comparison), so
+// no entity a test question asks about is asked about in train. By question,
+// each split draws from what the splits before it left.
 func (w *World) makeQuestions(rng *rand.Rand) error {
 	cfg := w.Config
-	// Candidate chain questions by split and source, in entity order.
+	byQuestion := cfg.SplitBy == SplitByQuestion
+	// Candidate chain questions by split ("" for all, by question) and
+	// source, in entity order.
 	pool := map[string]map[string][]Question{}
-	for _, split := range []string{"train", "dev", "test"} {
+	for _, split := range []string{"", "train", "dev", "test"} {
 		pool[split] = map[string][]Question{}
 	}
 	for _, t := range chainTemplates {
@@ -171,6 +174,13 @@ func (w *World) makeQuestions(rng *rand.Rand) error {
 			}
 		}
 	}
+	if byQuestion {
+		for _, src := range Sources {
+			cand := pool[""][src]
+			rng.Shuffle(len(cand), func(i, j int) { cand[i], cand[j] = cand[j], cand[i] })
+		}
+	}
+	seenPairs := map[[2]int]bool{}
 	shares := []float64{cfg.Hops.Single, cfg.Hops.Two, cfg.Hops.Three, cfg.Hops.Comparison}
 	for _, sp := range []struct {
 		name string
@@ -178,19 +188,29 @@ func (w *World) makeQuestions(rng *rand.Rand) error {
 		out  *[]Question
 	}{{"train", cfg.Train, &w.Train}, {"dev", cfg.Dev, &w.Dev}, {"test", cfg.Test, &w.Test}} {
 		counts := apportion(sp.n, shares)
+		entitySplit := sp.name
+		if byQuestion {
+			entitySplit = ""
+		}
 		var qs []Question
 		for i, src := range Sources {
 			if src == Comparison {
-				cq, err := w.comparisons(rng, sp.name, counts[i])
+				cq, err := w.comparisons(rng, sp.name, entitySplit, counts[i], seenPairs)
 				if err != nil {
 					return err
 				}
 				qs = append(qs, cq...)
 				continue
 			}
-			cand := pool[sp.name][src]
+			cand := pool[entitySplit][src]
 			if len(cand) < counts[i] {
-				return fmt.Errorf("world: %s split needs %d %s questions but the world has only %d; add entities or lower the split size", sp.name, counts[i], src, len(cand))
+				return fmt.Errorf("world: %s split needs %d %s questions but the world has only %d left; add entities or lower the split size", sp.name, counts[i], src, len(cand))
+			}
+			if byQuestion {
+				// Already shuffled: take the first, leave the rest.
+				qs = append(qs, cand[:counts[i]]...)
+				pool[""][src] = cand[counts[i]:]
+				continue
 			}
 			perm := rng.Perm(len(cand))
 			for _, j := range perm[:counts[i]] {
@@ -206,18 +226,18 @@ func (w *World) makeQuestions(rng *rand.Rand) error {
 	return nil
 }
 
-// comparisons draws n comparison questions over entity pairs of split.
-func (w *World) comparisons(rng *rand.Rand, split string, n int) ([]Question, error) {
+// comparisons draws n comparison questions for split over entity pairs whose
+// entity split is entitySplit, skipping the pairs in seen and adding its own.
+func (w *World) comparisons(rng *rand.Rand, split, entitySplit string, n int, seen map[[2]int]bool) ([]Question, error) {
 	if n == 0 {
 		return nil, nil
 	}
 	byType := map[EntityType][]int{}
 	for i := range w.Entities {
-		if w.Entities[i].Split == split {
+		if w.Entities[i].Split == entitySplit {
 			byType[w.Entities[i].Type] = append(byType[w.Entities[i].Type], i)
 		}
 	}
-	seen := map[[2]int]bool{}
 	var qs []Question
 	for tries := 0; len(qs) < n; tries++ {
 		if tries > 100*n+1000 {

@@ -61,7 +61,7 @@ type Entity struct {
 	// Doc is the id of the entity's passage.
 	Doc int `json:"doc"`
 	// Split is the question split ("train", "dev", "test") of the questions
-	// that name this entity.
+	// that name this entity; empty when questions are split by question.
 	Split string `json:"split"`
 }
 
@@ -181,6 +181,9 @@ func (w *World) makeEntities(rng *rand.Rand) {
 		a := people[rng.IntN(len(people))]
 		wk.Links[AuthorOf] = a
 		wk.Year = w.Entities[a].Year + 18 + rng.IntN(53)
+	}
+	if cfg.SplitBy == SplitByQuestion {
+		return
 	}
 	// Split the entities that questions are about, leaning dev and test a
 	// little above their share so each has enough candidates of every type.

@@ -373,8 +373,21 @@ func TestWriteIsAtomic(t *testing.T) {
 }
 
 func TestSplitsDisjoint(t *testing.T) {
-	w := mustGenerate(t, smallConfig(8))
+	for _, by := range []string{SplitByEntity, SplitByQuestion} {
+		t.Run(by, func(t *testing.T) {
+			cfg := smallConfig(8)
+			cfg.SplitBy = by
+			checkSplits(t, mustGenerate(t, cfg))
+		})
+	}
+}
+
+// checkSplits checks the split sizes and hop mix, that no question or id is
+// in two splits, and, by entity, that no entity is asked about in two; by
+// question, that some are (else the mode would not differ).
+func checkSplits(t *testing.T, w *World) {
 	cfg := w.Config
+	shared := 0
 	seenText := map[string]string{}
 	seenID := map[string]bool{}
 	headSplit := map[int]string{}
@@ -403,7 +416,10 @@ func TestSplitsDisjoint(t *testing.T) {
 			}
 			for _, h := range heads {
 				if s, ok := headSplit[h]; ok && s != sp.name {
-					t.Errorf("entity %s is asked about in %s and %s", w.Entities[h].Name, s, sp.name)
+					if cfg.SplitBy != SplitByQuestion {
+						t.Errorf("entity %s is asked about in %s and %s", w.Entities[h].Name, s, sp.name)
+					}
+					shared++
 				}
 				headSplit[h] = sp.name
 			}
@@ -414,6 +430,9 @@ func TestSplitsDisjoint(t *testing.T) {
 				t.Errorf("%s: %d %s questions, want %d", sp.name, bySource[src], src, want)
 			}
 		}
+	}
+	if cfg.SplitBy == SplitByQuestion && shared == 0 {
+		t.Error("split by question, yet no entity is asked about in two splits")
 	}
 }
 

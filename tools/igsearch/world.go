@@ -45,6 +45,10 @@ Flags:
   --train N           train questions (default 3000)
   --dev N             dev questions (default 200)
   --test N            test questions (default 300)
+  --split-by S        entity: no dev/test question asks about an entity
+                      that train asks about (default); question: questions
+                      are split at random, so test may ask new questions
+                      about entities train asks about (the demo's split)
   --vague F           share of vague expert queries (default 0.25)
   --redundant F       share of redundant expert queries (default 0.15)
   --max-searches N    most searches in one expert trajectory (default 5)
@@ -73,6 +77,7 @@ func runWorld(args []string) error {
 	fs.IntVar(&cfg.Train, "train", cfg.Train, "train questions")
 	fs.IntVar(&cfg.Dev, "dev", cfg.Dev, "dev questions")
 	fs.IntVar(&cfg.Test, "test", cfg.Test, "test questions")
+	fs.StringVar(&cfg.SplitBy, "split-by", world.SplitByEntity, "entity or question")
 	fs.Float64Var(&cfg.VagueFrac, "vague", cfg.VagueFrac, "share of vague expert queries")
 	fs.Float64Var(&cfg.RedundantFrac, "redundant", cfg.RedundantFrac, "share of redundant expert queries")
 	fs.IntVar(&cfg.MaxSearches, "max-searches", cfg.MaxSearches, "most searches in one expert trajectory")

@@ -153,7 +153,7 @@ func run(args []string) error {
 			continue
 		}
 		times = append(times, time.Since(t).Seconds())
-		fmt.Fprintf(os.Stderr, "igsearch step %d %.2fs\n", i, times[len(times)-1])
+		fmt.Fprintf(os.Stderr, "igsearch step %d %.2fs (gradient %.2fs, optimizer %.2fs)\n", i, times[len(times)-1], m.GradSeconds, m.OptimSeconds)
 	}
 	mean, best := 0.0, 0.0
 	for i, s := range times {
