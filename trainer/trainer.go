@@ -109,11 +109,6 @@ func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error
 	return t, nil
 }
 
-// lowMemoryVocab is the vocabulary size from which the gradient session runs
-// without ONNX Runtime's memory arena: there the [B,T,V] buffers dominate and
-// the arena doubles the peak; below it the arena's reuse saves the cost of
-// allocating and zeroing activation buffers every step.
-const lowMemoryVocab = 32768
 
 func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	art, err := BuildGradGraph(cfg, opts.Artifact)
@@ -124,15 +119,19 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The gradient graph's [B,T,V] buffers dominate memory; without ONNX
-	// Runtime's arena and memory patterns its peak stays near the live set.
-	gradOpts := opts.Session
-	gradOpts.LowMemory = cfg.VocabSize >= lowMemoryVocab
-	gs, err := ort.NewSessionFromGraph(art.Graph, gradOpts)
+	// The gradient graph's [B,T,V] buffers dominate memory and time. In
+	// ONNX Runtime's default per-session arena (grown by powers of two) they
+	// peak near twice the live set; with no arena they are page-faulted in
+	// afresh on every step, a third of the step spent in the kernel. The
+	// shared arena grows by exact sizes and keeps them for reuse, by the
+	// optimizer graph too. Session.LowMemory opts out.
+	sess := opts.Session
+	sess.SharedArena = !sess.LowMemory
+	gs, err := ort.NewSessionFromGraph(art.Graph, sess)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
 	}
-	os, err := ort.NewSessionFromGraph(optimGraph, opts.Session)
+	os, err := ort.NewSessionFromGraph(optimGraph, sess)
 	if err != nil {
 		gs.Close()
 		return nil, fmt.Errorf("trainer: optimizer graph: %w", err)

@@ -90,3 +90,21 @@ int igs_can_load(const char *name) {
   dlclose(h);
   return 1;
 }
+
+OrtStatus *igs_register_cpu_arena(const OrtApi *api, OrtEnv *env) {
+  // arena_extend_strategy 1 is kSameAsRequested: each extension is the size
+  // asked for, not the next power of two.
+  const char *keys[] = {"arena_extend_strategy"};
+  size_t values[] = {1};
+  OrtArenaCfg *cfg = NULL;
+  OrtStatus *st = api->CreateArenaCfgV2(keys, values, 1, &cfg);
+  if (st != NULL) return st;
+  OrtMemoryInfo *mi = NULL;
+  st = api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &mi);
+  if (st == NULL) {
+    st = api->CreateAndRegisterAllocator(env, mi, cfg);
+    api->ReleaseMemoryInfo(mi);
+  }
+  api->ReleaseArenaCfg(cfg);
+  return st;
+}

@@ -360,3 +360,19 @@ func libraryHint(name string) string {
 	}
 	return ""
 }
+
+// sharedArena registers the process-wide CPU arena (igs_register_cpu_arena)
+// once; sessions opt in with session.use_env_allocators.
+var sharedArena struct {
+	once sync.Once
+	err  error
+}
+
+func registerSharedArena() error {
+	sharedArena.once.Do(func() {
+		sharedArena.err = withEnv(func(api *C.OrtApi, env *C.OrtEnv) error {
+			return statusError(api, C.igs_register_cpu_arena(api, env))
+		})
+	})
+	return sharedArena.err
+}

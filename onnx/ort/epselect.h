@@ -51,6 +51,11 @@ OrtStatus *igs_append_v2(const OrtApi *api, OrtSessionOptions *so, OrtEnv *env,
                          const OrtEpDevice *device, const char *const *keys,
                          const char *const *values, size_t n);
 
+// igs_register_cpu_arena registers with env one CPU arena allocator that
+// grows by exactly the requested size; sessions with the config entry
+// session.use_env_allocators=1 share it.
+OrtStatus *igs_register_cpu_arena(const OrtApi *api, OrtEnv *env);
+
 // igs_can_load reports whether the dynamic loader finds and loads the shared
 // library name (dlopen RTLD_LAZY, then dlclose).
 int igs_can_load(const char *name);

@@ -146,3 +146,35 @@ func TestCUDAOnCPUBuild(t *testing.T) {
 		t.Fatalf("CUDA on the CPU build: err = %v, want ErrNoCUDA naming make setup-cuda", err)
 	}
 }
+
+// TestSharedArena runs two sessions on the process-wide CPU arena, each
+// twice with growing inputs (the arena extends, then reuses), and checks
+// their results.
+func TestSharedArena(t *testing.T) {
+	g := onnx.NewGraph("arena")
+	x := g.Input("x", onnx.Float, onnx.Sym("n"))
+	g.Output("y", g.Mul(g.Exp(x), x))
+	for s := 0; s < 2; s++ {
+		sess, err := ort.NewSessionFromGraph(g, ort.Options{SharedArena: true, IntraOpThreads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1 << 10, 1 << 20, 1 << 18} {
+			in := make([]float32, n)
+			want := make([]float32, n)
+			for i := range in {
+				in[i] = float32(i%7) / 7
+				want[i] = float32(math.Exp(float64(in[i]))) * in[i]
+			}
+			xt := tensor(t, []int64{int64(n)}, in)
+			out, err := sess.Run(map[string]*ort.Tensor{"x": xt})
+			xt.Destroy()
+			if err != nil {
+				t.Fatal(err)
+			}
+			near(t, "y", values[float32](t, out["y"]), want, 1e-5)
+			out.Destroy()
+		}
+		sess.Close()
+	}
+}

@@ -40,6 +40,13 @@ type Options struct {
 	// over a large vocabulary then peaks near its live set instead of twice
 	// it, at a small cost in allocation time.
 	LowMemory bool
+	// SharedArena puts the session's CPU buffers in one arena shared by
+	// every such session in the process, which grows by exactly what is
+	// requested and keeps freed memory for reuse. Large training buffers are
+	// then not page-faulted in afresh on every run (as with LowMemory),
+	// and the peak stays near the live set of the sessions (the default
+	// per-session arena grows by powers of two). It overrides LowMemory.
+	SharedArena bool
 	// NoSpinning stops intra-op threads from busy-waiting between ops, for
 	// machines shared with other work.
 	NoSpinning bool
@@ -191,7 +198,14 @@ func sessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 			return fail(fmt.Errorf("graph optimisation level: %w", err))
 		}
 	}
-	if opts.LowMemory {
+	if opts.SharedArena {
+		if err := registerSharedArena(); err != nil {
+			return fail(fmt.Errorf("shared CPU arena: %w", err))
+		}
+		if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+			return fail(fmt.Errorf("shared CPU arena: %w", err))
+		}
+	} else if opts.LowMemory {
 		if err := so.SetCpuMemArena(false); err != nil {
 			return fail(fmt.Errorf("memory arena: %w", err))
 		}

@@ -8,11 +8,11 @@
 # same run, one after the other. Debian's python3-torch 1.13 with
 # libopenblas0-pthread, torch.set_num_threads(cores). Peak RSS from
 # getrusage, as /usr/bin/time -v reports it. Target: igsearch ≤ 0.8× torch.
-# TRAIN_STEPS (default 3) timed steps follow one warm-up step on each side.
+# TRAIN_STEPS (default 5) timed steps follow one warm-up step on each side.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-steps="${TRAIN_STEPS:-3}"
+steps="${TRAIN_STEPS:-5}"
 py=/usr/bin/python3 # Debian's, not a pyenv python3 on PATH
 if ! "$py" -c 'import torch' 2>/dev/null || ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
 	if [[ $(id -u) -ne 0 ]]; then
