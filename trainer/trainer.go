@@ -109,7 +109,6 @@ func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error
 	return t, nil
 }
 
-
 func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	art, err := BuildGradGraph(cfg, opts.Artifact)
 	if err != nil {
