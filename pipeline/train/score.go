@@ -11,6 +11,7 @@ import (
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
+	"github.com/igsearch/igsearch/pipeline/rollout"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 )
 
@@ -190,5 +191,5 @@ func PromptText(cfg Config, question string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return promptText(p, cfg.Rollout.Chat, question), nil
+	return rollout.PromptText(p, cfg.Rollout.Chat, question), nil
 }
