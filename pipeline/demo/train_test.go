@@ -3,10 +3,13 @@ package demo
 import (
 	"context"
 	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
@@ -181,4 +184,57 @@ func equalIDs(a, b []int32) bool {
 		}
 	}
 	return true
+}
+
+// TestTrainRemoteRetriever runs one IG-GRPO iteration with retrieval over
+// HTTP (--retriever URL, a real /retrieve server on loopback) and checks
+// that it rolls out exactly what the in-process index gives: the same
+// tokens, documents and IG.
+func TestTrainRemoteRetriever(t *testing.T) {
+	cfg, dir := warmStart(t)
+	cfg.Train.Iterations, cfg.Train.EvalEvery, cfg.Train.CheckpointEvery = 1, 0, 0
+	ix, err := index.Open(cfg.Retriever.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	srv := httptest.NewServer(index.NewServer(ix, index.ServerOptions{}))
+	defer srv.Close()
+
+	local := cfg
+	local.Train.Out = filepath.Join(dir, "local")
+	remote := cfg
+	remote.Train.Out = filepath.Join(dir, "remote")
+	remote.Retriever.Index, remote.Retriever.URL = "", srv.URL
+	for _, c := range []train.Config{local, remote} {
+		if _, err := train.Run(context.Background(), c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lr := readRecords(t, filepath.Join(local.Train.Out, train.RolloutsDir, "iter-00000.jsonl"))
+	rr := readRecords(t, filepath.Join(remote.Train.Out, train.RolloutsDir, "iter-00000.jsonl"))
+	if len(lr) == 0 || len(lr) != len(rr) {
+		t.Fatalf("%d local vs %d remote trajectories", len(lr), len(rr))
+	}
+	searches := 0
+	for i := range lr {
+		if !equalIDs(lr[i].TokenIDs, rr[i].TokenIDs) || len(lr[i].Steps) != len(rr[i].Steps) {
+			t.Fatalf("trajectory %d differs between the local and the remote retriever", i)
+		}
+		for j, s := range lr[i].Steps {
+			if strings.Join(s.DocIDs, ",") != strings.Join(rr[i].Steps[j].DocIDs, ",") {
+				t.Fatalf("trajectory %d step %d: docs %v local, %v remote", i, j, s.DocIDs, rr[i].Steps[j].DocIDs)
+			}
+			searches++
+		}
+		for j, s := range lr[i].IGSteps {
+			if s.IG != rr[i].IGSteps[j].IG {
+				t.Fatalf("trajectory %d step %d: IG %v local, %v remote", i, j, s.IG, rr[i].IGSteps[j].IG)
+			}
+		}
+	}
+	if searches == 0 {
+		t.Fatal("no search was made: the comparison is empty")
+	}
+	t.Logf("%d trajectories, %d searches over HTTP", len(lr), searches)
 }
