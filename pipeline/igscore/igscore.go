@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
@@ -171,7 +170,6 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	// Identical sequences (a counterfactual drawn twice, say) run once.
 	index := map[string]int{}
 	var seqs []sequence
-	var first []ig.Request
 	which := make([]int, len(all))
 	for i, q := range all {
 		key := idsKey(q.ids)
@@ -180,7 +178,6 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 			j = len(seqs)
 			index[key] = j
 			seqs = append(seqs, q)
-			first = append(first, reqs[i])
 		}
 		which[i] = j
 	}
@@ -188,7 +185,7 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	var lps [][]float32
 	var err error
 	if s.opts.PrefixSharing {
-		lps, st.Tokens, err = s.scoreShared(ctx, first, seqs)
+		lps, st.Tokens, err = s.scoreShared(ctx, seqs)
 	} else {
 		lps, st.Tokens, err = s.scoreFlat(ctx, seqs)
 	}
@@ -305,56 +302,6 @@ func (s *Scorer) sampleDocs(rng *rand.Rand) ig.SampleDocs {
 		}
 		return docs, nil
 	}
-}
-
-// commonPrefix is the length of the longest common prefix of the contexts
-// (the tokens before each sequence's start).
-func commonPrefix(seqs []sequence, members []int) int {
-	n := seqs[members[0]].start
-	first := seqs[members[0]].ids
-	for _, m := range members[1:] {
-		q := seqs[m]
-		n = min(n, q.start)
-		k := 0
-		for k < n && q.ids[k] == first[k] {
-			k++
-		}
-		n = k
-	}
-	return n
-}
-
-// groups returns the requests of each (item, step), in order of first
-// appearance.
-func groups(reqs []ig.Request) [][]int {
-	at := map[[2]int]int{}
-	var out [][]int
-	for i, r := range reqs {
-		k := [2]int{r.Item, r.Step}
-		g, ok := at[k]
-		if !ok {
-			g = len(out)
-			at[k] = g
-			out = append(out, nil)
-		}
-		out[g] = append(out[g], i)
-	}
-	return out
-}
-
-// sortedBySize orders group indices by the group's longest sequence, so
-// that batches of groups have similar lengths.
-func sortedBySize(gs [][]int, seqs []sequence) []int {
-	order := make([]int, len(gs))
-	size := make([]int, len(gs))
-	for g, members := range gs {
-		order[g] = g
-		for _, m := range members {
-			size[g] = max(size[g], len(seqs[m].ids))
-		}
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return size[a] - size[b] })
-	return order
 }
 
 // SetPrefixSharing switches prefix sharing on or off for later calls: off

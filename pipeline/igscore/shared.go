@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
-	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/policy"
 )
 
@@ -46,31 +46,32 @@ func newForkingBatch(pol *policy.Policy, reqs []policy.Request) (forkingBatch, e
 	return fb, nil
 }
 
-// maxSharedRows bounds the member rows of one batch of step groups.
+// maxSharedRows bounds the sequences scored in one batch.
 const maxSharedRows = 64
 
-// scoreShared scores each (item, step) group's sequences on their common
-// context prefix, run once per group: a root row prefills the prefix but
-// its last token, forks one row per sequence, each row appends its own
-// context suffix, and the continuation is forced token by token. It returns
-// the log-probs of every continuation and the tokens run.
-func (s *Scorer) scoreShared(ctx context.Context, reqs []ig.Request, seqs []sequence) ([][]float32, int, error) {
+// scoreShared scores the sequences on a radix tree of their contexts, so
+// that every shared context prefix runs once: the prompt template shared by
+// the whole batch, a question's prompt shared by its G samples, a sample's
+// steps shared by its later steps, and a step's context up to its
+// observation shared by the real and counterfactual contexts. Sequences are
+// taken in lexicographic order of their contexts, maxSharedRows at a time.
+// It returns the log-probs of every continuation and the tokens run.
+func (s *Scorer) scoreShared(ctx context.Context, seqs []sequence) ([][]float32, int, error) {
 	out := make([][]float32, len(seqs))
-	gs := groups(reqs)
-	order := sortedBySize(gs, seqs)
+	var order []int
+	for i, q := range seqs {
+		if q.start == 0 || q.start >= len(q.ids) {
+			out[i] = []float32{} // nothing to score, as in scoreFlat
+			continue
+		}
+		order = append(order, i)
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return slices.Compare(seqs[a].ids[:seqs[a].start], seqs[b].ids[:seqs[b].start])
+	})
 	tokens := 0
-	for len(order) > 0 {
-		n, rows := 0, 0
-		for n < len(order) && (n == 0 || rows+len(gs[order[n]]) <= maxSharedRows) {
-			rows += len(gs[order[n]])
-			n++
-		}
-		chunk := make([][]int, n)
-		for i, g := range order[:n] {
-			chunk[i] = gs[g]
-		}
-		order = order[n:]
-		t, err := s.scoreGroups(ctx, chunk, seqs, out)
+	for lo := 0; lo < len(order); lo += maxSharedRows {
+		t, err := s.scoreTree(ctx, seqs, buildTree(seqs, order[lo:min(lo+maxSharedRows, len(order))]), out)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -79,102 +80,131 @@ func (s *Scorer) scoreShared(ctx context.Context, reqs []ig.Request, seqs []sequ
 	return out, tokens, nil
 }
 
-// scoreGroups scores one batch of step groups into out.
-func (s *Scorer) scoreGroups(ctx context.Context, gs [][]int, seqs []sequence, out [][]float32) (int, error) {
-	tokens := 0
-	// Root rows: one per group whose members share at least two tokens.
-	var roots []policy.Request
-	var rootOf []int // group → root row, or -1
-	var lcp []int
-	for _, members := range gs {
-		n := commonPrefix(seqs, members)
-		lcp = append(lcp, n)
-		if n >= 2 {
-			rootOf = append(rootOf, len(roots))
-			roots = append(roots, policy.Request{Prompt: seqs[members[0]].ids[:n-1]})
-			tokens += n - 1
-		} else {
-			rootOf = append(rootOf, -1)
+// node is a run of context tokens shared by every sequence below it: the
+// tokens ids[from:to] of sequence seq, whose first from tokens are those of
+// the nodes above.
+type node struct {
+	seq, from, to int
+	kids          []*node
+	// members are the sequences whose context ends here (start == to).
+	members []int
+	// row is the batch row holding the context up to to: to−1 tokens
+	// cached, the last one pending.
+	row int
+}
+
+// buildTree returns the root (no tokens) of the radix tree of the contexts
+// ids[:start] of seqs[idx], all non-empty.
+func buildTree(seqs []sequence, idx []int) *node {
+	root := &node{seq: -1}
+	for _, m := range idx {
+		c := seqs[m].ids[:seqs[m].start]
+		n, pos := root, 0
+		for pos < len(c) {
+			var next *node
+			for _, k := range n.kids {
+				if seqs[k.seq].ids[k.from] == c[pos] {
+					next = k
+					break
+				}
+			}
+			if next == nil {
+				next = &node{seq: m, from: pos, to: len(c)}
+				n.kids = append(n.kids, next)
+			}
+			seg := seqs[next.seq].ids[next.from:next.to]
+			l := 0
+			for l < len(seg) && pos+l < len(c) && seg[l] == c[pos+l] {
+				l++
+			}
+			if l < len(seg) { // split next after l tokens
+				tail := &node{seq: next.seq, from: next.from + l, to: next.to, kids: next.kids, members: next.members}
+				next.to, next.kids, next.members = next.from+l, []*node{tail}, nil
+			}
+			n, pos = next, pos+l
 		}
+		n.members = append(n.members, m)
 	}
-	// Groups without a shared prefix start their members as rows of their own.
-	var lone []policy.Request
-	var loneSeq []int
-	for g, members := range gs {
-		if rootOf[g] >= 0 {
+	return root
+}
+
+// scoreTree runs one tree level by level: each node's row is forked once per
+// child and member, a child appends its own tokens, and each member forces
+// its continuation. It writes the members' log-probs into out and returns
+// the tokens run.
+func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out [][]float32) (int, error) {
+	tokens := 0
+	// The top nodes start rows of their own: all but the last token are
+	// prefilled (a one-token node's token just stays pending).
+	reqs := make([]policy.Request, len(root.kids))
+	var rows []int
+	var last [][]int32
+	for i, n := range root.kids {
+		ids := seqs[n.seq].ids
+		n.row = i
+		if n.to == 1 {
+			reqs[i] = policy.Request{Prompt: ids[:1]}
 			continue
 		}
-		for _, m := range members {
-			q := seqs[m]
-			lone = append(lone, policy.Request{Prompt: q.ids[:q.start]})
-			loneSeq = append(loneSeq, m)
-		}
+		reqs[i] = policy.Request{Prompt: ids[:n.to-1]}
+		rows, last = append(rows, i), append(last, ids[n.to-1:n.to])
+		tokens += n.to - 1
 	}
-	b, err := newForkingBatch(s.pol, append(roots, lone...))
+	b, err := newForkingBatch(s.pol, reqs)
 	if err != nil {
 		return 0, err
 	}
 	defer b.Close()
-	var memberRows []int
-	var memberSeq []int
-	var force [][]int32
-	if len(roots) > 0 {
-		rows := make([]int, len(roots))
-		last := make([][]int32, len(roots))
-		for i := range roots {
-			rows[i] = i
-		}
-		for g, members := range gs {
-			if r := rootOf[g]; r >= 0 {
-				last[r] = seqs[members[0]].ids[lcp[g]-1 : lcp[g]]
-			}
-		}
-		// Prefill every prefix but its last token, which stays pending.
-		if _, err := b.Force(ctx, rows, last); err != nil {
-			return 0, fmt.Errorf("shared prefixes: %w", err)
-		}
-		var appendRows []int
-		var suffixes [][]int32
-		for g, members := range gs {
-			r := rootOf[g]
-			if r < 0 {
-				continue
-			}
-			forks, err := b.Fork(r, len(members))
-			if err != nil {
-				return 0, err
-			}
-			b.Drop(r)
-			for i, m := range members {
-				q := seqs[m]
-				if suf := q.ids[lcp[g]:q.start]; len(suf) > 0 {
-					appendRows = append(appendRows, forks[i])
-					suffixes = append(suffixes, suf)
+	if _, err := b.Force(ctx, rows, last); err != nil {
+		return 0, fmt.Errorf("shared prefixes: %w", err)
+	}
+	for level := root.kids; len(level) > 0; {
+		var next []*node
+		var appendRows, forceRows, memberOf []int
+		var suffixes, force [][]int32
+		for _, n := range level {
+			forks := []int{n.row}
+			if k := len(n.kids) + len(n.members); k > 1 {
+				if forks, err = b.Fork(n.row, k); err != nil {
+					return 0, err
 				}
-				tokens += q.start - lcp[g] + 1
-				memberRows = append(memberRows, forks[i])
-				memberSeq = append(memberSeq, m)
-				force = append(force, q.ids[q.start:])
+				b.Drop(n.row)
+			}
+			for i, kid := range n.kids {
+				ids := seqs[kid.seq].ids
+				kid.row = forks[i]
+				if kid.to-kid.from > 1 {
+					appendRows = append(appendRows, kid.row)
+					suffixes = append(suffixes, ids[kid.from:kid.to-1])
+				}
+				forceRows, force = append(forceRows, kid.row), append(force, ids[kid.to-1:kid.to])
+				memberOf = append(memberOf, -1)
+				tokens += kid.to - kid.from
+				next = append(next, kid)
+			}
+			for i, m := range n.members {
+				q := seqs[m]
+				forceRows, force = append(forceRows, forks[len(n.kids)+i]), append(force, q.ids[q.start:])
+				memberOf = append(memberOf, m)
+				tokens += len(q.ids) - q.start
 			}
 		}
 		if err := b.Append(appendRows, suffixes); err != nil {
 			return 0, err
 		}
-	}
-	for i, m := range loneSeq {
-		q := seqs[m]
-		tokens += len(q.ids)
-		memberRows = append(memberRows, len(roots)+i)
-		memberSeq = append(memberSeq, m)
-		force = append(force, q.ids[q.start:])
-	}
-	lps, err := b.Force(ctx, memberRows, force)
-	if err != nil {
-		return 0, fmt.Errorf("continuations: %w", err)
-	}
-	for i, m := range memberSeq {
-		tokens += len(force[i]) - 1
-		out[m] = lps[i]
+		lps, err := b.Force(ctx, forceRows, force)
+		if err != nil {
+			return 0, fmt.Errorf("continuations: %w", err)
+		}
+		var done []int
+		for i, m := range memberOf {
+			if m >= 0 {
+				out[m] = lps[i]
+				done = append(done, forceRows[i])
+			}
+		}
+		b.Drop(done...)
+		level = next
 	}
 	return tokens, nil
 }
