@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"image/color"
 	"os"
 	"path/filepath"
@@ -26,10 +27,10 @@ var Groups = []struct {
 	Fields      []string
 }{
 	{"rewards", "Rewards", []string{"reward", "em", "format_rate", "dev_em"}},
-	{"ig", "Information gain", []string{"ig_mean", "ig_pos_ratio", "all_fail_groups", "all_fail_with_gradient"}},
-	{"optimisation", "Optimisation", []string{"loss", "kl", "clip_fraction", "grad_norm"}},
+	{"ig", "Information gain", []string{"ig_mean", "ig_std", "ig_pos_ratio", "ig_steps", "all_fail_groups", "all_fail_with_gradient"}},
+	{"optimisation", "Optimisation", []string{"loss", "kl", "clip_fraction", "grad_norm", "entropy", "lr"}},
 	{"rollout", "Rollout shape", []string{"searches", "response_length"}},
-	{"timings", "Seconds per phase", []string{"time_rollout", "time_ig", "time_ref", "time_train", "ig_share"}},
+	{"timings", "Seconds per phase", []string{"time_rollout", "time_ig", "time_ref", "time_train", "time_total", "ig_share"}},
 }
 
 // series is one run's values of every numeric field, indexed by iteration.
@@ -113,6 +114,7 @@ func Curves(runs map[string]string, outDir string) ([]string, error) {
 			}
 			if n > 0 {
 				p.Legend.Top = true
+				flatAxis(p)
 				panels = append(panels, p)
 			}
 		}
@@ -128,6 +130,20 @@ func Curves(runs map[string]string, outDir string) ([]string, error) {
 		}
 	}
 	return written, nil
+}
+
+// flatAxis widens the y axis of a panel whose values are all equal around
+// that value (gonum pads it to ±1, which draws a constant lr of 1e-4 as 0).
+func flatAxis(p *plot.Plot) {
+	if p.Y.Min != p.Y.Max {
+		return
+	}
+	v := p.Y.Min
+	d := math.Abs(v) / 2
+	if d == 0 {
+		d = 1
+	}
+	p.Y.Min, p.Y.Max = v-d, v+d
 }
 
 // saveGrid lays panels out in two columns and writes them atomically.
