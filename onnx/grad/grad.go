@@ -38,8 +38,9 @@
 //     log-softmax) as a ScatterElements-add. LogSoftmax fuses it:
 //     dx = dy - exp(y)·Σdy becomes ScatterElements-add(-exp(y)·Σupdates,
 //     indices, updates), which never builds the dense one-hot gradient.
-//   - Gather on axis 0 (the embedding lookup) as a ScatterND-add, which a
-//     tied lm_head's dense gradient absorbs without zeros or a Sum.
+//   - Gather on axis 0 (the embedding lookup) as a ScatterND-add (emitted
+//     as a ScatterElements-add, see scatterRows), which a tied lm_head's
+//     dense gradient absorbs without zeros or a Sum.
 //
 // MatMul by transpose(w) of a 2-D w (a linear layer with HF [out, in]
 // weights) records dw = flat(dy)ᵀ·flat(x) on w itself, so that no

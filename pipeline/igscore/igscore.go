@@ -6,9 +6,12 @@
 // `igsearch score-ig`.
 //
 // The real context and the N counterfactual contexts of a step share
-// everything up to step t's observation. With Options.PrefixSharing the
-// shared token prefix of a step's contexts is run through the model once
-// and its KV cache forked for the contexts' different suffixes; without it,
+// everything up to step t's observation, and the contexts of a batch share
+// much more: the prompt template, a question's prompt across its samples,
+// a sample's earlier steps across its later steps. With
+// Options.PrefixSharing every shared token prefix (a radix tree over all
+// contexts) is run through the model once and its KV cache forked for what
+// follows; without it,
 // every (context, answer) sequence is scored whole, in length buckets
 // (policy.Score). Both give the same IG up to float rounding.
 package igscore
