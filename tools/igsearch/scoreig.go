@@ -60,9 +60,11 @@ Flags:
   --ig-counterfactual S  batch (default) or corpus
   --ig-max-context N context tokens kept, from the right (default 4096)
   --topk K --max-obs-tokens N   corpus counterfactual documents and length
-  --prefix-sharing   run each step's shared context prefix once (default
-                     true; falls back to whole sequences when the policy
-                     cannot fork its KV cache)
+  --prefix-sharing   run every context prefix shared within a chunk once
+                     (prompts, earlier steps, a step's real and
+                     counterfactual contexts) and fork its KV cache
+                     (default true; falls back to whole sequences when the
+                     policy cannot fork its KV cache)
   --seed S           chunk k draws with seed S·1000003+k, as training's
                      iteration k, so one iteration's logged rollouts scored
                      as one chunk reproduce training's IG
