@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -96,6 +97,7 @@ func Curves(runs map[string]string, outDir string) ([]string, error) {
 			p := plot.New()
 			p.Title.Text = field
 			p.X.Label.Text = "iteration"
+			p.X.Tick.Marker = integerTicks{}
 			n := 0
 			for i, label := range labels {
 				xy := data[label][field]
@@ -130,6 +132,27 @@ func Curves(runs map[string]string, outDir string) ([]string, error) {
 		}
 	}
 	return written, nil
+}
+
+// integerTicks puts about five labelled ticks on whole iterations, at a
+// step of 1, 2 or 5 times a power of ten (plot.DefaultTicks would label an
+// iteration axis 2.5, 12.5, …).
+type integerTicks struct{}
+
+func (integerTicks) Ticks(min, max float64) []plot.Tick {
+	step := 1.0
+	for p := 1.0; step < (max-min)/5; p *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if step = m * p; step >= (max-min)/5 {
+				break
+			}
+		}
+	}
+	var out []plot.Tick
+	for v := math.Ceil(min/step) * step; v <= max; v += step {
+		out = append(out, plot.Tick{Value: v, Label: strconv.Itoa(int(v))})
+	}
+	return out
 }
 
 // flatAxis widens the y axis of a panel whose values are all equal around

@@ -2,6 +2,7 @@ package plot
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,5 +68,25 @@ func TestMalformedMetrics(t *testing.T) {
 	_, err := Curves(map[string]string{"x": bad}, filepath.Join(dir, "out"))
 	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "bad.jsonl") {
 		t.Fatalf("err = %v, want one naming bad.jsonl line 2", err)
+	}
+}
+
+func TestIntegerTicks(t *testing.T) {
+	for _, c := range []struct {
+		min, max float64
+		want     []float64
+	}{
+		{0, 23, []float64{0, 5, 10, 15, 20}},
+		{1, 3, []float64{1, 2, 3}},
+		{0.5, 9.5, []float64{2, 4, 6, 8}},
+		{0, 480, []float64{0, 100, 200, 300, 400}},
+	} {
+		var got []float64
+		for _, tk := range (integerTicks{}).Ticks(c.min, c.max) {
+			got = append(got, tk.Value)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("ticks of [%v, %v] = %v, want %v", c.min, c.max, got, c.want)
+		}
 	}
 }
