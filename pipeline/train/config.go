@@ -33,6 +33,9 @@ type ModelConfig struct {
 	Device    string `toml:"device"`    // cpu | cuda[:N]
 	Threads   int    `toml:"threads"`   // intra-op threads, 0 = ONNX Runtime's default
 	ORTLib    string `toml:"ort_lib"`
+	// LowMemory runs the trainer's sessions without a memory arena: lower
+	// peak RAM on CPU with a large vocabulary, at about half the speed.
+	LowMemory bool `toml:"low_memory"`
 }
 
 // DataConfig names the QA data.

@@ -203,7 +203,7 @@ func trainerOptions(cfg Config, dev ort.Device) trainer.Options {
 		Optim: trainer.AdamWConfig{LR: cfg.Optim.LR, Beta1: cfg.Optim.Beta1, Beta2: cfg.Optim.Beta2, Eps: cfg.Optim.Eps,
 			WeightDecay: cfg.Optim.WeightDecay, MaxGradNorm: cfg.Optim.MaxGradNorm},
 		MicroBatch: micro,
-		Session:    ort.Options{Device: dev, IntraOpThreads: cfg.Model.Threads},
+		Session:    ort.Options{Device: dev, IntraOpThreads: cfg.Model.Threads, LowMemory: cfg.Model.LowMemory},
 	}
 }
 

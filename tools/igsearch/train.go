@@ -72,6 +72,7 @@ func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.Model.Tokenizer, "tokenizer", c.Model.Tokenizer, "tokenizer.json (default MODEL/tokenizer.json)")
 	fs.StringVar(&c.Model.Device, "device", c.Model.Device, "cpu, cuda or cuda:N")
 	fs.IntVar(&c.Model.Threads, "threads", c.Model.Threads, "intra-op threads")
+	fs.BoolVar(&c.Model.LowMemory, "low-memory", c.Model.LowMemory, "trainer sessions without a memory arena: less RAM, slower")
 	fs.StringVar(&c.Model.ORTLib, "ort-lib", c.Model.ORTLib, "ONNX Runtime shared library")
 	fs.StringVar(&c.Data.Train, "train", c.Data.Train, "training questions")
 	fs.StringVar(&c.Data.Dev, "dev", c.Data.Dev, "dev questions")
