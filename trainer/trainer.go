@@ -123,9 +123,10 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	// peak near twice the live set; with no arena they are page-faulted in
 	// afresh on every step, a third of the step spent in the kernel. The
 	// shared arena grows by exact sizes and keeps them for reuse, by the
-	// optimizer graph too. Session.LowMemory opts out.
+	// optimizer graph too. Session.LowMemory opts out. On CUDA the buffers
+	// live in the device's own arena, and the CPU one is left as it is.
 	sess := opts.Session
-	sess.SharedArena = !sess.LowMemory
+	sess.SharedArena = !sess.LowMemory && !sess.Device.CUDA
 	gs, err := ort.NewSessionFromGraph(art.Graph, sess)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
