@@ -57,6 +57,8 @@ Main flags (see the TOML keys for all):
   --group-size G --max-turns N --topk K --temperature T
   --lr --kl-beta --clip-eps --iterations --questions --mini-batch
   --eval-every N --checkpoint-every N --resume --seed S --device cpu|cuda[:N]
+  --threads N --low-memory   intra-op threads; trainer sessions without an
+                            arena (less RAM on CPU, about half the speed)
 
 Example:
   igsearch train --config configs/ig-search-qwen2.5-3b.toml --iterations 500
