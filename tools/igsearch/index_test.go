@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,18 +10,7 @@ import (
 // captureIndex runs `igsearch index ARGS...` and returns its exit code and stdout.
 func captureIndex(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan string)
-	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	code := run(append([]string{"index"}, args...))
-	w.Close()
-	os.Stdout = old
-	return code, <-done
+	return capture(t, append([]string{"index"}, args...)...)
 }
 
 func TestIndexStageCLI(t *testing.T) {
