@@ -106,8 +106,12 @@ func runDemo(args []string) error {
 	}
 	sort.Strings(names)
 	fmt.Println("Outputs:")
+	width := 0
 	for _, k := range names {
-		fmt.Printf("  %-16s %s\n", k, rep.Paths[k])
+		width = max(width, len(k))
+	}
+	for _, k := range names {
+		fmt.Printf("  %-*s  %s\n", width, k, rep.Paths[k])
 	}
 	fmt.Printf("Total %.0fs\n", time.Since(start).Seconds())
 	return nil
