@@ -34,13 +34,21 @@ func newKVCache(s kvShape, n int) *kvCache {
 	return c
 }
 
-// release frees the runtime memory behind the cache, if any.
+// release frees the runtime memory behind the cache, or hands Go-owned
+// buffers back for reuse. The cache must not be read afterwards.
 func (c *kvCache) release() {
-	if c != nil && c.free != nil {
+	if c == nil {
+		return
+	}
+	if c.free != nil {
 		c.free()
 		c.free = nil
-		c.kv = nil
+	} else {
+		for _, b := range c.kv {
+			putKV(b)
+		}
 	}
+	c.kv = nil
 }
 
 // tokens returns the number of real (unmasked) columns of row r.
@@ -87,7 +95,7 @@ func gatherKV(s kvShape, src []slot) *kvCache {
 	}
 	out := &kvCache{kvShape: s, rows: len(src), cols: cols, kv: make([][]float32, 2*s.layers), mask: make([]int64, len(src)*cols)}
 	for i := range out.kv {
-		out.kv[i] = make([]float32, len(src)*s.heads*cols*s.dim)
+		out.kv[i] = getKV(len(src) * s.heads * cols * s.dim)
 	}
 	for r, sl := range src {
 		if sl.c == nil {

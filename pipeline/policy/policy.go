@@ -621,7 +621,7 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 			}
 		}
 		for j, name := range []string{qwen2.PresentKey(i), qwen2.PresentValue(i)} {
-			buf := make([]float32, n*s.heads*S*s.dim)
+			buf := getKV(n * s.heads * S * s.dim)
 			present.kv[2*i+j] = buf
 			t, err := ort.NewTensor(presShape, buf)
 			if err := add(outputs, name, t, err); err != nil {
