@@ -19,9 +19,7 @@ type kvCache struct {
 	rows, cols int
 	kv         [][]float32
 	mask       []int64
-	// free releases runtime memory behind kv; nil when Go owns kv.
-	free func()
-	refs int // rows of a Batch whose cache this is
+	refs       int // rows of a Batch whose cache this is
 }
 
 // newKVCache returns an empty cache (zero columns) for n rows.
@@ -34,19 +32,14 @@ func newKVCache(s kvShape, n int) *kvCache {
 	return c
 }
 
-// release frees the runtime memory behind the cache, or hands Go-owned
-// buffers back for reuse. The cache must not be read afterwards.
+// release hands the cache's buffers back for reuse. The cache must not be
+// read afterwards.
 func (c *kvCache) release() {
 	if c == nil {
 		return
 	}
-	if c.free != nil {
-		c.free()
-		c.free = nil
-	} else {
-		for _, b := range c.kv {
-			putKV(b)
-		}
+	for _, b := range c.kv {
+		putKV(b)
 	}
 	c.kv = nil
 }
@@ -82,7 +75,7 @@ type slot struct {
 	row int
 }
 
-// gatherKV builds a Go-owned cache whose row i is src[i]'s real columns,
+// gatherKV builds a cache whose row i is src[i]'s real columns,
 // packed to the right (left padding), with as few columns as the longest row
 // needs. Sources may be the same or different caches; a nil cache stands for
 // a row with nothing cached.
