@@ -225,3 +225,44 @@ func TestMaxContext(t *testing.T) {
 		t.Errorf("truncated log-prob %v, want %v", got[0], lp[0][11])
 	}
 }
+
+// TestSharedWork checks the tokens and attended context that prefix-shared
+// scoring reports on a hand-built tree, against the flat scoring's
+// log-probs. A = [1 2 3 4 | 9] and B = [1 2 5 | 9 8] share [1 2]: position
+// 0 runs once; the pending position 1 runs again in each fork; A's row runs
+// 2 then 3 (its context's last) with 9 forced; B's runs 2, then 3 (B's 9).
+// Tokens 1 + (2+1) + (1+2) = 7; attended 0 + (1+2) + 1 + 3 + (2+3) = 12.
+func TestSharedWork(t *testing.T) {
+	tn := setup(t)
+	opts := DefaultOptions()
+	opts.PrefixSharing = true
+	sc, err := New(tn.sharp, nil, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := []sequence{{ids: []int32{1, 2, 3, 4, 9}, start: 4}, {ids: []int32{1, 2, 5, 9, 8}, start: 3}}
+	lps, w, err := sc.scoreShared(context2(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.tokens != 7 || w.attended != 12 {
+		t.Errorf("shared: %d tokens, %d attended; want 7 and 12", w.tokens, w.attended)
+	}
+	flat, fw, err := sc.scoreFlat(context2(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fw.tokens != 10 || fw.attended != 20 {
+		t.Errorf("flat: %d tokens, %d attended; want 10 and 20", fw.tokens, fw.attended)
+	}
+	for i := range seqs {
+		if len(lps[i]) != len(flat[i]) {
+			t.Fatalf("sequence %d: %d and %d log-probs", i, len(lps[i]), len(flat[i]))
+		}
+		for k := range lps[i] {
+			if math.Abs(float64(lps[i][k]-flat[i][k])) > 1e-4 {
+				t.Errorf("sequence %d token %d: %v shared, %v flat", i, k, lps[i][k], flat[i][k])
+			}
+		}
+	}
+}

@@ -54,9 +54,10 @@ const maxSharedRows = 64
 // the whole batch, a question's prompt shared by its G samples, a sample's
 // steps shared by its later steps, and a step's context up to its
 // observation shared by the real and counterfactual contexts. Sequences are
-// taken in lexicographic order of their contexts, maxSharedRows at a time.
-// It returns the log-probs of every continuation and the tokens run.
-func (s *Scorer) scoreShared(ctx context.Context, seqs []sequence) ([][]float32, int, error) {
+// taken in lexicographic order of their contexts, maxSharedRows to a tree,
+// and Options.Workers trees are scored at once.
+// It returns the log-probs of every continuation and the work done.
+func (s *Scorer) scoreShared(ctx context.Context, seqs []sequence) ([][]float32, work, error) {
 	out := make([][]float32, len(seqs))
 	var order []int
 	for i, q := range seqs {
@@ -69,15 +70,24 @@ func (s *Scorer) scoreShared(ctx context.Context, seqs []sequence) ([][]float32,
 	slices.SortFunc(order, func(a, b int) int {
 		return slices.Compare(seqs[a].ids[:seqs[a].start], seqs[b].ids[:seqs[b].start])
 	})
-	tokens := 0
+	var chunks [][]int
 	for lo := 0; lo < len(order); lo += maxSharedRows {
-		t, err := s.scoreTree(ctx, seqs, buildTree(seqs, order[lo:min(lo+maxSharedRows, len(order))]), out)
-		if err != nil {
-			return nil, 0, err
-		}
-		tokens += t
+		chunks = append(chunks, order[lo:min(lo+maxSharedRows, len(order))])
 	}
-	return out, tokens, nil
+	// Trees write the log-probs of disjoint sequences.
+	works := make([]work, len(chunks))
+	err := parallel(ctx, len(chunks), s.opts.Workers, func(ctx context.Context, i int) error {
+		return s.scoreTree(ctx, seqs, buildTree(seqs, chunks[i]), out, &works[i])
+	})
+	if err != nil {
+		return nil, work{}, err
+	}
+	var w work
+	for _, x := range works {
+		w.tokens += x.tokens
+		w.attended += x.attended
+	}
+	return out, w, nil
 }
 
 // node is a run of context tokens shared by every sequence below it: the
@@ -130,10 +140,9 @@ func buildTree(seqs []sequence, idx []int) *node {
 
 // scoreTree runs one tree level by level: each node's row is forked once per
 // child and member, a child appends its own tokens, and each member forces
-// its continuation. It writes the members' log-probs into out and returns
-// the tokens run.
-func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out [][]float32) (int, error) {
-	tokens := 0
+// its continuation. It writes the members' log-probs into out and adds the
+// tokens it runs to w.
+func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out [][]float32, w *work) error {
 	// The top nodes start rows of their own: all but the last token are
 	// prefilled (a one-token node's token just stays pending).
 	reqs := make([]policy.Request, len(root.kids))
@@ -148,15 +157,15 @@ func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out
 		}
 		reqs[i] = policy.Request{Prompt: ids[:n.to-1]}
 		rows, last = append(rows, i), append(last, ids[n.to-1:n.to])
-		tokens += n.to - 1
+		w.run(0, n.to-1)
 	}
 	b, err := newForkingBatch(s.pol, reqs)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer b.Close()
 	if _, err := b.Force(ctx, rows, last); err != nil {
-		return 0, fmt.Errorf("shared prefixes: %w", err)
+		return fmt.Errorf("shared prefixes: %w", err)
 	}
 	for level := root.kids; len(level) > 0; {
 		var next []*node
@@ -166,7 +175,7 @@ func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out
 			forks := []int{n.row}
 			if k := len(n.kids) + len(n.members); k > 1 {
 				if forks, err = b.Fork(n.row, k); err != nil {
-					return 0, err
+					return err
 				}
 				b.Drop(n.row)
 			}
@@ -179,22 +188,23 @@ func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out
 				}
 				forceRows, force = append(forceRows, kid.row), append(force, ids[kid.to-1:kid.to])
 				memberOf = append(memberOf, -1)
-				tokens += kid.to - kid.from
+				// The parent's pending token runs with the kid's.
+				w.run(kid.from-1, kid.to-kid.from)
 				next = append(next, kid)
 			}
 			for i, m := range n.members {
 				q := seqs[m]
 				forceRows, force = append(forceRows, forks[len(n.kids)+i]), append(force, q.ids[q.start:])
 				memberOf = append(memberOf, m)
-				tokens += len(q.ids) - q.start
+				w.run(q.start-1, len(q.ids)-q.start)
 			}
 		}
 		if err := b.Append(appendRows, suffixes); err != nil {
-			return 0, err
+			return err
 		}
 		lps, err := b.Force(ctx, forceRows, force)
 		if err != nil {
-			return 0, fmt.Errorf("continuations: %w", err)
+			return fmt.Errorf("continuations: %w", err)
 		}
 		var done []int
 		for i, m := range memberOf {
@@ -206,5 +216,5 @@ func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out
 		b.Drop(done...)
 		level = next
 	}
-	return tokens, nil
+	return nil
 }

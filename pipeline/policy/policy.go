@@ -50,6 +50,7 @@ type Options struct {
 // Score calls; Close it when done.
 type Policy struct {
 	dir     string
+	device  ort.Device
 	cfg     qwen2.Config
 	shape   kvShape
 	vocab   int
@@ -95,10 +96,11 @@ func Open(dir string, opts Options) (*Policy, error) {
 		return nil, fmt.Errorf("policy %s: config: %w", dir, err)
 	}
 	p := &Policy{
-		dir:   dir,
-		cfg:   cfg,
-		shape: kvShape{layers: cfg.NumHiddenLayers, heads: cfg.NumKeyValueHeads, dim: cfg.HeadDim()},
-		vocab: cfg.VocabSize,
+		dir:    dir,
+		device: opts.Device,
+		cfg:    cfg,
+		shape:  kvShape{layers: cfg.NumHiddenLayers, heads: cfg.NumKeyValueHeads, dim: cfg.HeadDim()},
+		vocab:  cfg.VocabSize,
 	}
 	so := ort.Options{Device: opts.Device, IntraOpThreads: opts.Threads, InterOpThreads: 1}
 	format := opts.Format
@@ -153,6 +155,9 @@ func (p *Policy) Close() error {
 
 // Config is the model's configuration.
 func (p *Policy) Config() qwen2.Config { return p.cfg }
+
+// Device is where the policy's sessions run.
+func (p *Policy) Device() ort.Device { return p.device }
 
 // Tokenizer is the tokenizer in use, nil if none.
 func (p *Policy) Tokenizer() *tokenize.Tokenizer { return p.tok }

@@ -21,11 +21,12 @@ func FromWeights(cfg qwen2.Config, w qwen2.Weights, tok *tokenize.Tokenizer, opt
 		return nil, fmt.Errorf("policy: config: %w", err)
 	}
 	p := &Policy{
-		dir:   "<memory>",
-		cfg:   cfg,
-		shape: kvShape{layers: cfg.NumHiddenLayers, heads: cfg.NumKeyValueHeads, dim: cfg.HeadDim()},
-		vocab: cfg.VocabSize,
-		tok:   tok,
+		dir:    "<memory>",
+		device: opts.Device,
+		cfg:    cfg,
+		shape:  kvShape{layers: cfg.NumHiddenLayers, heads: cfg.NumKeyValueHeads, dim: cfg.HeadDim()},
+		vocab:  cfg.VocabSize,
+		tok:    tok,
 	}
 	so := ort.Options{Device: opts.Device, IntraOpThreads: opts.Threads, InterOpThreads: 1}
 	attn := opts.Attention

@@ -84,6 +84,9 @@ type IGConfig struct {
 	MaxContext     int     `toml:"ig_max_context"`
 	AdvNorm        string  `toml:"adv_norm"`
 	PrefixSharing  bool    `toml:"ig_prefix_sharing"`
+	// Workers is how many parts of the batch IG scores at once (0: 2 on
+	// the CPU, 1 on CUDA); see igscore.Options.Workers.
+	Workers int `toml:"ig_workers"`
 }
 
 // LossConfig is the PPO surrogate.
@@ -179,6 +182,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("optim.schedule %q: want cosine or constant", c.Optim.Schedule)
 	case c.IG.Algo != "grpo" && c.IG.Algo != "ig-grpo":
 		return fmt.Errorf("ig.algo %q: want grpo or ig-grpo", c.IG.Algo)
+	case c.IG.Workers < 0:
+		return fmt.Errorf("ig.ig_workers must be ≥ 0 (0: automatic), is %d", c.IG.Workers)
 	}
 	return nil
 }

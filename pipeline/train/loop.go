@@ -15,6 +15,7 @@ import (
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/advantage"
 	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/igscore"
 	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
@@ -267,9 +268,14 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 	var igRes []ig.Result
 	if cfg.IG.Algo == "ig-grpo" {
 		say("ig")
-		igRes, err = env.scoreIG(ctx, pol, recs, seed)
+		var st igscore.Stats
+		igRes, st, err = env.scoreIG(ctx, pol, recs, seed)
 		if err != nil {
 			return m, fmt.Errorf("ig: %w", err)
+		}
+		m.IGTokens = st.Tokens
+		if st.Tokens > 0 {
+			m.IGContext = float64(st.Attended) / float64(st.Tokens)
 		}
 		var all []float64
 		pos := 0

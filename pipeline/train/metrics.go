@@ -19,10 +19,15 @@ type Metrics struct {
 	EM         float64 `json:"em"`
 	FormatRate float64 `json:"format_rate"`
 	// IG statistics over the scored search steps of the iteration.
-	IGMean        float64 `json:"ig_mean"`
-	IGStd         float64 `json:"ig_std"`
-	IGPosRatio    float64 `json:"ig_pos_ratio"`
-	IGSteps       int     `json:"ig_steps"`
+	IGMean     float64 `json:"ig_mean"`
+	IGStd      float64 `json:"ig_std"`
+	IGPosRatio float64 `json:"ig_pos_ratio"`
+	IGSteps    int     `json:"ig_steps"`
+	// IGTokens is the number of tokens the IG scoring ran through the
+	// model, and IGContext the mean number of tokens before each in its
+	// sequence (what it attends to): the work behind TimeIG.
+	IGTokens      int     `json:"ig_tokens"`
+	IGContext     float64 `json:"ig_context"`
 	AllFailGroups float64 `json:"all_fail_groups"` // fraction of groups with every EM = 0
 	// AllFailWithGradient is the fraction of all-fail groups whose
 	// advantages are not all zero (the IG term still carries a gradient).

@@ -20,17 +20,17 @@ import (
 // context prefix when ig_prefix_sharing is on. A record whose text parses
 // into a different number of steps than it recorded (a model that wrote
 // stray tags) gets no IG, so that IG values never land on the wrong query.
-func (e *environment) scoreIG(ctx context.Context, pol *policy.Policy, recs []trajectory.Record, seed uint64) ([]ig.Result, error) {
+func (e *environment) scoreIG(ctx context.Context, pol *policy.Policy, recs []trajectory.Record, seed uint64) ([]ig.Result, igscore.Stats, error) {
 	o := igscore.DefaultOptions()
 	o.IG, o.Protocol = e.igCfg, e.proto
 	o.TopK, o.MaxObsTokens = e.cfg.Retriever.TopK, e.cfg.Rollout.MaxObsTokens
-	o.PrefixSharing = e.cfg.IG.PrefixSharing
+	o.PrefixSharing, o.Workers = e.cfg.IG.PrefixSharing, e.cfg.IG.Workers
 	if o.IG.Counterfactual == ig.CounterfactualCorpus && e.ix == nil {
-		return nil, fmt.Errorf("ig_counterfactual corpus needs the in-process index (--index)")
+		return nil, igscore.Stats{}, fmt.Errorf("ig_counterfactual corpus needs the in-process index (--index)")
 	}
 	sc, err := igscore.New(pol, e.tok, e.ix, o)
 	if err != nil {
-		return nil, err
+		return nil, igscore.Stats{}, err
 	}
 	batch := make([]trajectory.Record, len(recs))
 	copy(batch, recs)
@@ -39,8 +39,7 @@ func (e *environment) scoreIG(ctx context.Context, pol *policy.Policy, recs []tr
 			batch[i].GoldenAnswers = nil // no requests for this record
 		}
 	}
-	res, _, err := sc.Score(ctx, batch, seed)
-	return res, err
+	return sc.Score(ctx, batch, seed)
 }
 
 // Score is one evaluation figure.
@@ -156,7 +155,7 @@ func NewScorer(cfg Config, dir string) (*Scorer, error) {
 // with IterationSeed(seed, k), as training draws iteration k's, so scoring
 // one iteration's logged rollouts as one chunk reproduces training's IG.
 func (s *Scorer) Score(ctx context.Context, recs []trajectory.Record) ([]ig.Result, error) {
-	res, err := s.env.scoreIG(ctx, s.pol, recs, IterationSeed(s.seed, s.chunk))
+	res, _, err := s.env.scoreIG(ctx, s.pol, recs, IterationSeed(s.seed, s.chunk))
 	s.chunk++
 	return res, err
 }

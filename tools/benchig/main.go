@@ -5,6 +5,15 @@
 // process. It prints time_ig, time_total and ig_share per run, and IG-GRPO's
 // iteration time over GRPO's (the paper's +6.4% figure).
 //
+// It then bounds IG's cost from below on this machine: the tokens IG ran per
+// iteration, at the inference graph's best throughput on runs whose tokens
+// attend to as many tokens on average (policy.ForwardRate), the best over
+// batch shapes, both attention variants and both splits of the cores
+// (threads per run × concurrent runs), with no forking, gathering or
+// sampling around the runs. The shapes include prefills with no past, so
+// that no cache is copied. A scheduling of IG's scoring that beat this floor
+// would have to run ONNX Runtime faster than any of these runs do.
+//
 //	go run ./tools/benchig --demo out/bench/ig-demo --iterations 4
 package main
 
@@ -12,12 +21,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/igsearch/igsearch/pipeline/demo"
+	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/train"
 )
 
@@ -35,6 +48,9 @@ type result struct {
 	TimeTotal   float64 `json:"time_total_s"`
 	IGShare     float64 `json:"ig_share"`
 	ScoredSteps int     `json:"ig_steps"`
+	IGTokens    int     `json:"ig_tokens"`
+	// IGContext is the mean context of IG's tokens, weighted by tokens.
+	IGContext float64 `json:"ig_context"`
 }
 
 func run() error {
@@ -89,6 +105,11 @@ func run() error {
 			res.TimeIG += m.TimeIG
 			res.TimeTotal += m.TimeTotal
 			res.ScoredSteps += m.IGSteps
+			res.IGTokens += m.IGTokens
+			res.IGContext += m.IGContext * float64(m.IGTokens)
+		}
+		if res.IGTokens > 0 {
+			res.IGContext /= float64(res.IGTokens)
 		}
 		f.Close()
 		if res.TimeTotal > 0 {
@@ -100,5 +121,79 @@ func run() error {
 	}
 	fmt.Printf("ig: IG share of an iteration: %.1f%% with prefix sharing, %.1f%% without; IG-GRPO iteration / GRPO iteration = %.2f (sharing), %.2f (without); prefix sharing makes IG %.2fx faster\n",
 		100*out[0].IGShare, 100*out[1].IGShare, out[0].TimeTotal/out[2].TimeTotal, out[1].TimeTotal/out[2].TimeTotal, out[1].TimeIG/out[0].TimeIG)
+	return floor(base.Model.Path, out[0], out[2])
+}
+
+// floor measures the least IG could cost per iteration on this machine
+// (see the package comment) and prints it as a share of an iteration: GRPO's
+// iteration time plus the floor.
+func floor(model string, shared, grpo result) error {
+	if shared.Iterations == 0 || shared.IGTokens == 0 || grpo.Iterations == 0 {
+		return fmt.Errorf("floor: no IG tokens or no GRPO iteration to compare with")
+	}
+	tokens := shared.IGTokens / shared.Iterations
+	cores := runtime.NumCPU()
+	type try struct {
+		attention        string
+		threads, workers int
+		shape            policy.RateShape
+		perToken         time.Duration
+	}
+	var best *try
+	for _, attn := range []string{"standard", "contrib"} {
+		for _, split := range [][2]int{{1, cores}, {cores, 1}} { // threads per run, concurrent runs
+			pol, err := policy.Open(model, policy.Options{Attention: attn, Threads: split[0]})
+			if err != nil {
+				return err
+			}
+			var shapes []policy.RateShape
+			for _, w := range []int{8, 16, 32, 64, 128, 256} {
+				// A token at past+j attends to past+j tokens: the mean is
+				// past + (w−1)/2.
+				past := max(0, int(math.Round(shared.IGContext-float64(w-1)/2)))
+				for _, rows := range []int{1, 4, 16} {
+					if attn == "contrib" && rows > 1 {
+						continue // GroupQueryAttention: one row per multi-token run on a past
+					}
+					shapes = append(shapes, policy.RateShape{Rows: rows, Past: past, New: w})
+				}
+			}
+			// Prefills with no past whose tokens attend to as many tokens
+			// on average: no cache is copied into the present one.
+			for _, rows := range []int{1, 2, 4, 8} {
+				shapes = append(shapes, policy.RateShape{Rows: rows, Past: 0, New: 2*int(math.Round(shared.IGContext)) + 1})
+			}
+			for _, sh := range shapes {
+				// The best of two measurements: the floor errs low.
+				var d time.Duration
+				for rep := range 2 {
+					r, err := pol.ForwardRate(context.Background(), sh, split[1], tokens)
+					if err != nil {
+						pol.Close()
+						return fmt.Errorf("floor: %s %+v: %w", attn, sh, err)
+					}
+					if rep == 0 || r < d {
+						d = r
+					}
+				}
+				t := try{attn, split[0], split[1], sh, d}
+				fmt.Fprintf(os.Stderr, "benchig: floor: %s attention, %d thread(s) × %d run(s), %d rows × %d new on %d cached: %.2f µs/token\n",
+					attn, split[0], split[1], sh.Rows, sh.New, sh.Past, float64(d.Nanoseconds())/1e3)
+				if best == nil || d < best.perToken {
+					best = &t
+				}
+			}
+			pol.Close()
+		}
+	}
+	floorIG := float64(tokens) * best.perToken.Seconds()
+	grpoIter := grpo.TimeTotal / float64(grpo.Iterations)
+	budget := 0.03 / 0.97 * grpoIter
+	fmt.Printf("FLOOR {\"ig_tokens_per_iteration\":%d,\"ig_context\":%.1f,\"best_us_per_token\":%.3f,\"attention\":%q,\"threads\":%d,\"runs\":%d,\"rows\":%d,\"past\":%d,\"new\":%d,\"floor_ig_s\":%.3f,\"grpo_iteration_s\":%.3f,\"floor_share\":%.4f,\"budget_3pct_s\":%.3f}\n",
+		tokens, shared.IGContext, float64(best.perToken.Nanoseconds())/1e3, best.attention, best.threads, best.workers, best.shape.Rows, best.shape.Past, best.shape.New,
+		floorIG, grpoIter, floorIG/(grpoIter+floorIG), budget)
+	fmt.Printf("ig floor: IG ran %d tokens per iteration (mean context %.0f); at ONNX Runtime's best rate on this machine for that context (%.2f µs/token: %s attention, %d thread(s) × %d run(s), %d rows × %d new tokens) that is %.3f s, %.1f%% of an iteration (GRPO iteration %.2f s + the floor); IG measured %.3f s per iteration (%.1f%%); 3%% allows %.3f s\n",
+		tokens, shared.IGContext, float64(best.perToken.Nanoseconds())/1e3, best.attention, best.threads, best.workers, best.shape.Rows, best.shape.New,
+		floorIG, 100*floorIG/(grpoIter+floorIG), grpoIter, shared.TimeIG/float64(shared.Iterations), 100*shared.IGShare, budget)
 	return nil
 }

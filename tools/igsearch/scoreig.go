@@ -65,6 +65,9 @@ Flags:
                      counterfactual contexts) and fork its KV cache
                      (default true; falls back to whole sequences when the
                      policy cannot fork its KV cache)
+  --workers N        parts of a chunk scored at once, each with its own KV
+                     caches (default 0: 2 on the CPU, 1 on CUDA); the IG
+                     does not depend on it
   --seed S           chunk k draws with seed S·1000003+k, as training's
                      iteration k, so one iteration's logged rollouts scored
                      as one chunk reproduce training's IG
@@ -82,7 +85,7 @@ type scoreIGFlags struct {
 	pol                        policyFlags
 	in, out, indexDir, tokPath string
 	protocol                   string
-	batch                      int
+	batch, workers             int
 	random                     int
 	gold, counterfactual       string
 	maxContext, topk, maxObs   int
@@ -108,6 +111,7 @@ func runScoreIG(args []string) error {
 	fs.IntVar(&f.topk, "topk", 3, "documents of a corpus counterfactual")
 	fs.IntVar(&f.maxObs, "max-obs-tokens", 0, "corpus counterfactual token limit (0: none)")
 	fs.BoolVar(&f.prefixSharing, "prefix-sharing", true, "score shared context prefixes once")
+	fs.IntVar(&f.workers, "workers", 0, "parts of a chunk scored at once (0: 2 on the CPU, 1 on CUDA)")
 	fs.Uint64Var(&f.seed, "seed", train.DefaultConfig().Train.Seed, "seed of the counterfactual draws")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -123,6 +127,8 @@ func runScoreIG(args []string) error {
 		return usagef("--batch-size must be positive")
 	case f.random <= 0:
 		return usagef("--ig-random must be positive")
+	case f.workers < 0:
+		return usagef("--workers must be ≥ 0 (0: automatic)")
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %v", fs.Args())
 	}
@@ -142,6 +148,7 @@ func runScoreIG(args []string) error {
 	}
 	opts.IG.Random, opts.IG.MaxContext = f.random, f.maxContext
 	opts.TopK, opts.MaxObsTokens, opts.PrefixSharing = f.topk, f.maxObs, f.prefixSharing
+	opts.Workers = f.workers
 
 	in := io.Reader(os.Stdin)
 	name := "stdin"

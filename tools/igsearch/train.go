@@ -104,6 +104,7 @@ func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.IG.MaxContext, "ig-max-context", c.IG.MaxContext, "context tokens kept")
 	fs.StringVar(&c.IG.AdvNorm, "adv-norm", c.IG.AdvNorm, "mean or mean_std")
 	fs.BoolVar(&c.IG.PrefixSharing, "ig-prefix-sharing", c.IG.PrefixSharing, "score every shared context prefix of an iteration once")
+	fs.IntVar(&c.IG.Workers, "ig-workers", c.IG.Workers, "parts of the batch IG scores at once (0: 2 on the CPU, 1 on CUDA)")
 	fs.Float64Var(&c.Loss.ClipEps, "clip-eps", c.Loss.ClipEps, "ε")
 	fs.Float64Var(&c.Loss.ClipEpsHigh, "clip-eps-high", c.Loss.ClipEpsHigh, "upper ε (0: ε)")
 	fs.Float64Var(&c.Loss.KLBeta, "kl-beta", c.Loss.KLBeta, "β (0: no KL)")
