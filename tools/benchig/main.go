@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -51,6 +52,25 @@ type result struct {
 	IGTokens    int     `json:"ig_tokens"`
 	// IGContext is the mean context of IG's tokens, weighted by tokens.
 	IGContext float64 `json:"ig_context"`
+	// The median iteration's IG and total times, and their ratio: a few
+	// iterations take seconds longer in training while ONNX Runtime's
+	// arena grows for new shapes, which inflates the means.
+	MedianIG      float64 `json:"median_ig_s"`
+	MedianTotal   float64 `json:"median_total_s"`
+	MedianIGShare float64 `json:"median_ig_share"`
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func run() error {
@@ -73,6 +93,9 @@ func run() error {
 		name, algo string
 		sharing    bool
 	}{
+		// Unmeasured: the same iterations as the next run, so that ONNX
+		// Runtime's arena has grown for their shapes before any is timed.
+		{"warm-up (ig-grpo, prefix sharing)", "ig-grpo", true},
 		{"ig-grpo, prefix sharing", "ig-grpo", true},
 		{"ig-grpo, every context whole", "ig-grpo", false},
 		{"grpo (no IG)", "grpo", false},
@@ -94,6 +117,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		var igs, totals []float64
 		dec := json.NewDecoder(f)
 		for dec.More() {
 			var m train.Metrics
@@ -107,6 +131,11 @@ func run() error {
 			res.ScoredSteps += m.IGSteps
 			res.IGTokens += m.IGTokens
 			res.IGContext += m.IGContext * float64(m.IGTokens)
+			igs, totals = append(igs, m.TimeIG), append(totals, m.TimeTotal)
+		}
+		res.MedianIG, res.MedianTotal = median(igs), median(totals)
+		if res.MedianTotal > 0 {
+			res.MedianIGShare = res.MedianIG / res.MedianTotal
 		}
 		if res.IGTokens > 0 {
 			res.IGContext /= float64(res.IGTokens)
@@ -115,12 +144,18 @@ func run() error {
 		if res.TimeTotal > 0 {
 			res.IGShare = res.TimeIG / res.TimeTotal
 		}
-		out = append(out, res)
 		js, _ := json.Marshal(res)
+		if i == 0 {
+			fmt.Printf("WARMUP %s\n", js)
+			continue
+		}
+		out = append(out, res)
 		fmt.Printf("RESULT %s\n", js)
 	}
-	fmt.Printf("ig: IG share of an iteration: %.1f%% with prefix sharing, %.1f%% without; IG-GRPO iteration / GRPO iteration = %.2f (sharing), %.2f (without); prefix sharing makes IG %.2fx faster\n",
-		100*out[0].IGShare, 100*out[1].IGShare, out[0].TimeTotal/out[2].TimeTotal, out[1].TimeTotal/out[2].TimeTotal, out[1].TimeIG/out[0].TimeIG)
+	fmt.Printf("ig: IG share of an iteration: %.1f%% with prefix sharing, %.1f%% without (median iteration: %.1f%%, %.1f%%); IG-GRPO iteration / GRPO iteration = %.2f (sharing), %.2f (without) (median: %.2f, %.2f); prefix sharing makes IG %.2fx faster\n",
+		100*out[0].IGShare, 100*out[1].IGShare, 100*out[0].MedianIGShare, 100*out[1].MedianIGShare,
+		out[0].TimeTotal/out[2].TimeTotal, out[1].TimeTotal/out[2].TimeTotal, out[0].MedianTotal/out[2].MedianTotal, out[1].MedianTotal/out[2].MedianTotal,
+		out[1].TimeIG/out[0].TimeIG)
 	return floor(base.Model.Path, out[0], out[2])
 }
 
@@ -187,13 +222,14 @@ func floor(model string, shared, grpo result) error {
 		}
 	}
 	floorIG := float64(tokens) * best.perToken.Seconds()
-	grpoIter := grpo.TimeTotal / float64(grpo.Iterations)
+	grpoIter, grpoMedian := grpo.TimeTotal/float64(grpo.Iterations), grpo.MedianTotal
 	budget := 0.03 / 0.97 * grpoIter
-	fmt.Printf("FLOOR {\"ig_tokens_per_iteration\":%d,\"ig_context\":%.1f,\"best_us_per_token\":%.3f,\"attention\":%q,\"threads\":%d,\"runs\":%d,\"rows\":%d,\"past\":%d,\"new\":%d,\"floor_ig_s\":%.3f,\"grpo_iteration_s\":%.3f,\"floor_share\":%.4f,\"budget_3pct_s\":%.3f}\n",
+	fmt.Printf("FLOOR {\"ig_tokens_per_iteration\":%d,\"ig_context\":%.1f,\"best_us_per_token\":%.3f,\"attention\":%q,\"threads\":%d,\"runs\":%d,\"rows\":%d,\"past\":%d,\"new\":%d,\"floor_ig_s\":%.3f,\"grpo_iteration_s\":%.3f,\"floor_share\":%.4f,\"budget_3pct_s\":%.3f,\"grpo_median_iteration_s\":%.3f,\"floor_share_median\":%.4f}\n",
 		tokens, shared.IGContext, float64(best.perToken.Nanoseconds())/1e3, best.attention, best.threads, best.workers, best.shape.Rows, best.shape.Past, best.shape.New,
-		floorIG, grpoIter, floorIG/(grpoIter+floorIG), budget)
-	fmt.Printf("ig floor: IG ran %d tokens per iteration (mean context %.0f); at ONNX Runtime's best rate on this machine for that context (%.2f µs/token: %s attention, %d thread(s) × %d run(s), %d rows × %d new tokens) that is %.3f s, %.1f%% of an iteration (GRPO iteration %.2f s + the floor); IG measured %.3f s per iteration (%.1f%%); 3%% allows %.3f s\n",
+		floorIG, grpoIter, floorIG/(grpoIter+floorIG), budget, grpoMedian, floorIG/(grpoMedian+floorIG))
+	fmt.Printf("ig floor: IG ran %d tokens per iteration (mean context %.0f); at ONNX Runtime's best rate on this machine for that context (%.2f µs/token: %s attention, %d thread(s) × %d run(s), %d rows × %d new tokens) that is %.3f s, %.1f%% of an iteration (mean GRPO iteration %.2f s + the floor; %.1f%% of the median one, %.2f s); IG measured %.3f s per iteration (%.1f%%; median iteration %.1f%%); 3%% of the mean iteration allows %.3f s\n",
 		tokens, shared.IGContext, float64(best.perToken.Nanoseconds())/1e3, best.attention, best.threads, best.workers, best.shape.Rows, best.shape.New,
-		floorIG, 100*floorIG/(grpoIter+floorIG), grpoIter, shared.TimeIG/float64(shared.Iterations), 100*shared.IGShare, budget)
+		floorIG, 100*floorIG/(grpoIter+floorIG), grpoIter, 100*floorIG/(grpoMedian+floorIG), grpoMedian,
+		shared.TimeIG/float64(shared.Iterations), 100*shared.IGShare, 100*shared.MedianIGShare, budget)
 	return nil
 }
