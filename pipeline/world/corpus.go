@@ -94,11 +94,11 @@ func (w *World) sentences(rng *rand.Rand, e int) (intro string, facts []string, 
 	switch ent.Type {
 	case Person:
 		city, _ := w.mustLookup(e, BornIn)
-		intro = x + " was a " + ent.Kind + "."
+		intro = x + " was " + article(ent.Kind) + "."
 		facts = []string{x + " was born in " + city + " in " + year + "."}
 		distract = choose(
 			func() string {
-				return x + " was known for a " + pick(adjectives) + " manner and a love of " + pick(topics) + "."
+				return x + " was known for " + article(pick(adjectives)) + " manner and a love of " + pick(topics) + "."
 			},
 			func() string { return "Friends of " + x + " remember long walks by the " + pick(landform) + "." },
 			func() string { return x + " once visited " + other(City) + "." },
@@ -141,30 +141,39 @@ func (w *World) sentences(rng *rand.Rand, e int) (intro string, facts []string, 
 	case Organisation:
 		founder, _ := w.mustLookup(e, FoundedBy)
 		hq, _ := w.mustLookup(e, HeadquarteredIn)
-		intro = x + " is a " + ent.Kind + "."
+		intro = x + " is " + article(ent.Kind) + "."
 		facts = []string{x + " was founded by " + founder + " in " + year + ".", "The headquarters of " + x + " are in " + hq + "."}
 		distract = choose(
 			func() string { return x + " is known for its " + pick(goods) + "." },
 			func() string { return x + " employs many " + pick(adjectives) + " workers." },
 			func() string { return x + " sells " + pick(goods) + " to buyers in " + other(City) + "." },
-			func() string { return "The sign of " + x + " shows a " + pick(colours) + " " + pick(animals) + "." },
+			func() string { return "The sign of " + x + " shows " + article(pick(colours)) + " " + pick(animals) + "." },
 			func() string {
 				return "Workers at " + x + " meet every " + pick(seasons) + " for the " + pick(events) + "."
 			},
 		)
 	case Work:
 		author, _ := w.mustLookup(e, AuthorOf)
-		intro = x + " is a " + ent.Kind + " written by the author " + author + "."
+		intro = x + " is " + article(ent.Kind) + " written by the author " + author + "."
 		facts = []string{x + " was published in " + year + "."}
 		distract = choose(
 			func() string {
-				return x + " tells the story of a " + pick(occupations) + " who loves " + pick(topics) + "."
+				return x + " tells the story of " + article(pick(occupations)) + " who loves " + pick(topics) + "."
 			},
 			func() string { return "Readers praise " + x + " for its " + pick(adjectives) + " style." },
 			func() string { return x + " is set in " + other(City) + "." },
-			func() string { return "The first edition of " + x + " had a " + pick(colours) + " cover." },
+			func() string { return "The first edition of " + x + " had " + article(pick(colours)) + " cover." },
 			func() string { return x + " was read aloud at the " + pick(events) + " in " + pick(seasons) + "." },
 		)
 	}
 	return intro, facts, distract
+}
+
+// article puts "a" or "an" before word, by its first letter (the pools
+// hold no words like "hour" or "unit" that break the rule).
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }
