@@ -51,9 +51,11 @@ type Options struct {
 	// Workers is how many parts of a batch are scored at once, each on its
 	// own runs of the policy (0: 2 on the CPU, 1 on CUDA). ONNX Runtime
 	// spreads one run of a small model poorly over the cores; on the
-	// 2-core reference machine two at once score the demo's IG 1.5× faster.
-	// Each holds its own KV caches, so memory grows with Workers. The
-	// log-probs do not depend on it.
+	// 2-core development machine, two at once make score-ig 1.3× faster on
+	// the demo's rollouts. Each part holds its own KV caches, so memory
+	// grows with Workers. With prefix sharing the log-probs do not depend
+	// on it; scoring whole sequences, it changes their length buckets,
+	// which can move them by float rounding.
 	Workers int
 }
 
