@@ -147,7 +147,9 @@ func (w *World) sentences(rng *rand.Rand, e int) (intro string, facts []string, 
 			func() string { return x + " is known for its " + pick(goods) + "." },
 			func() string { return x + " employs many " + pick(adjectives) + " workers." },
 			func() string { return x + " sells " + pick(goods) + " to buyers in " + other(City) + "." },
-			func() string { return "The sign of " + x + " shows " + article(pick(colours)) + " " + pick(animals) + "." },
+			func() string {
+				return "The sign of " + x + " shows " + article(pick(colours)) + " " + pick(animals) + "."
+			},
 			func() string {
 				return "Workers at " + x + " meet every " + pick(seasons) + " for the " + pick(events) + "."
 			},
