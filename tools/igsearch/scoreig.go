@@ -66,8 +66,8 @@ Flags:
                      (default true; falls back to whole sequences when the
                      policy cannot fork its KV cache)
   --workers N        parts of a chunk scored at once, each with its own KV
-                     caches (default 0: 2 on the CPU, 1 on CUDA); the IG
-                     does not depend on it
+                     caches (default 0: 2 on the CPU, 1 on CUDA); with
+                     prefix sharing the IG does not depend on it
   --seed S           chunk k draws with seed S·1000003+k, as training's
                      iteration k, so one iteration's logged rollouts scored
                      as one chunk reproduce training's IG

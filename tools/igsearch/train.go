@@ -41,6 +41,7 @@ Outputs (under --out):
                       ig_mean/ig_std/ig_pos_ratio, all_fail_groups,
                       all_fail_with_gradient, searches, response_length, loss,
                       kl, clip_fraction, grad_norm, time_* per phase, ig_share,
+                      ig_tokens/ig_context (the work behind time_ig),
                       dev_em when evaluated
   rollouts/iter-N.jsonl  every trajectory (tokens, masks, old log-probs,
                       spans of each search step, reward, IG per step)
