@@ -224,12 +224,29 @@ func floor(model string, shared, grpo result) error {
 	floorIG := float64(tokens) * best.perToken.Seconds()
 	grpoIter, grpoMedian := grpo.TimeTotal/float64(grpo.Iterations), grpo.MedianTotal
 	budget := 0.03 / 0.97 * grpoIter
-	fmt.Printf("FLOOR {\"ig_tokens_per_iteration\":%d,\"ig_context\":%.1f,\"best_us_per_token\":%.3f,\"attention\":%q,\"threads\":%d,\"runs\":%d,\"rows\":%d,\"past\":%d,\"new\":%d,\"floor_ig_s\":%.3f,\"grpo_iteration_s\":%.3f,\"floor_share\":%.4f,\"budget_3pct_s\":%.3f,\"grpo_median_iteration_s\":%.3f,\"floor_share_median\":%.4f}\n",
-		tokens, shared.IGContext, float64(best.perToken.Nanoseconds())/1e3, best.attention, best.threads, best.workers, best.shape.Rows, best.shape.Past, best.shape.New,
-		floorIG, grpoIter, floorIG/(grpoIter+floorIG), budget, grpoMedian, floorIG/(grpoMedian+floorIG))
+	share, medianShare := floorIG/(grpoIter+floorIG), floorIG/(grpoMedian+floorIG)
+	js, _ := json.Marshal(struct {
+		Tokens      int     `json:"ig_tokens_per_iteration"`
+		Context     float64 `json:"ig_context"`
+		PerToken    float64 `json:"best_us_per_token"`
+		Attention   string  `json:"attention"`
+		Threads     int     `json:"threads"`
+		Runs        int     `json:"runs"`
+		Rows        int     `json:"rows"`
+		Past        int     `json:"past"`
+		New         int     `json:"new"`
+		FloorIG     float64 `json:"floor_ig_s"`
+		GRPOIter    float64 `json:"grpo_iteration_s"`
+		FloorShare  float64 `json:"floor_share"`
+		Budget      float64 `json:"budget_3pct_s"`
+		GRPOMedian  float64 `json:"grpo_median_iteration_s"`
+		MedianShare float64 `json:"floor_share_median"`
+	}{tokens, shared.IGContext, float64(best.perToken.Nanoseconds()) / 1e3, best.attention, best.threads, best.workers,
+		best.shape.Rows, best.shape.Past, best.shape.New, floorIG, grpoIter, share, budget, grpoMedian, medianShare})
+	fmt.Printf("FLOOR %s\n", js)
 	fmt.Printf("ig floor: IG ran %d tokens per iteration (mean context %.0f); at ONNX Runtime's best rate on this machine for that context (%.2f µs/token: %s attention, %d thread(s) × %d run(s), %d rows × %d new tokens) that is %.3f s, %.1f%% of an iteration (mean GRPO iteration %.2f s + the floor; %.1f%% of the median one, %.2f s); IG measured %.3f s per iteration (%.1f%%; median iteration %.1f%%); 3%% of the mean iteration allows %.3f s\n",
 		tokens, shared.IGContext, float64(best.perToken.Nanoseconds())/1e3, best.attention, best.threads, best.workers, best.shape.Rows, best.shape.New,
-		floorIG, 100*floorIG/(grpoIter+floorIG), grpoIter, 100*floorIG/(grpoMedian+floorIG), grpoMedian,
+		floorIG, 100*share, grpoIter, 100*medianShare, grpoMedian,
 		shared.TimeIG/float64(shared.Iterations), 100*shared.IGShare, 100*shared.MedianIGShare, budget)
 	return nil
 }
