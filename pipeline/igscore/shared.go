@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/policy"
 )
 
 // ErrNoPrefixSharing is returned with Options.PrefixSharing when the

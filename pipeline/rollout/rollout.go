@@ -20,11 +20,11 @@ import (
 	"unicode"
 
 	"github.com/igsearch/igsearch/index"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
 )
 

@@ -3,10 +3,10 @@ package train
 import (
 	"context"
 
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/rollout"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/policy"
 )
 
 // rollout runs the search agent (pipeline/rollout) with the run's settings:

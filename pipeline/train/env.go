@@ -8,9 +8,9 @@ import (
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/advantage"
 	"github.com/igsearch/igsearch/pipeline/ig"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/reward"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
 	"github.com/igsearch/igsearch/trainer"
 )

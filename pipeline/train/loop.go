@@ -16,10 +16,10 @@ import (
 	"github.com/igsearch/igsearch/pipeline/advantage"
 	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/igscore"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/trainer"
 )
 

@@ -7,12 +7,12 @@ import (
 
 	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/igscore"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/rollout"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/policy"
 )
 
 // scoreIG computes the information gain of every search step of recs under

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Policy throughput on CPU: prefill, greedy decode and scoring tokens/s of
-# igsearch (pipeline/policy on ONNX Runtime) and of PyTorch eager
+# igsearch (policy on ONNX Runtime) and of PyTorch eager
 # (tools/bench/torchref) on the same ~100M Qwen2-shaped checkpoint (hidden 512,
 # 8 layers, 8 heads, 2 KV heads, intermediate 1408, vocab 151936, tied), at
 # batch 1 and 16, in the same run; prints the ratios. Target: igsearch ≥ 2×
@@ -38,7 +38,7 @@ echo "igsearch: prompt $prompt tokens, $decode decode steps, $(nproc) threads" >
 # The benchmark test writes the checkpoint (seed 1) on its first run.
 IGSEARCH_POLICY_BENCH="$model" IGSEARCH_POLICY_BENCH_PROMPT="$prompt" IGSEARCH_POLICY_BENCH_DECODE="$decode" \
 	IGSEARCH_POLICY_BENCH_ATTENTION="${POLICY_BENCH_ATTENTION:-contrib}" \
-	go test -count=1 -timeout 30m -run '^TestPolicyBench$' -v ./pipeline/policy | tee "$out/policy.log" | grep '^BENCH ' | sed 's/^BENCH //' >"$out/policy-igsearch.jsonl"
+	go test -count=1 -timeout 30m -run '^TestPolicyBench$' -v ./policy | tee "$out/policy.log" | grep '^BENCH ' | sed 's/^BENCH //' >"$out/policy-igsearch.jsonl"
 if [[ -z "${POLICY_BENCH_SKIP_TORCH:-}" ]]; then
 	echo "PyTorch eager: same checkpoint and workloads" >&2
 	"$py" tools/bench/torchref/bench.py "$model" --prompt "$prompt" --decode "$decode" | grep '^BENCH ' | sed 's/^BENCH //' >"$out/policy-torch.jsonl"

@@ -31,8 +31,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/igsearch/igsearch/pipeline/demo"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/train"
+	"github.com/igsearch/igsearch/policy"
 )
 
 func main() {

@@ -13,12 +13,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/igsearch/igsearch/index"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/rollout"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
 )
 

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strconv"
 
 	"github.com/igsearch/igsearch/onnx/ort"
-	"github.com/igsearch/igsearch/pipeline/policy"
+	"github.com/igsearch/igsearch/policy"
 )
 
 var logprobsStage = &stage{

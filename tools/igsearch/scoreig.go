@@ -15,10 +15,10 @@ import (
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/igscore"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
 )
 

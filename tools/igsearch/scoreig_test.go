@@ -12,11 +12,11 @@ import (
 
 	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/igscore"
-	"github.com/igsearch/igsearch/pipeline/policy"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/rollout"
 	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
+	"github.com/igsearch/igsearch/policy"
 )
 
 // loggedTrajectories are plain text trajectories {"id","prompt","response",
