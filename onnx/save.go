@@ -32,9 +32,13 @@ type SaveOptions struct {
 	// ExternalThreshold overrides DefaultExternalThreshold (bytes of
 	// encoded model above which external data is used).
 	ExternalThreshold int64
+	// DataFile is the data file's base name, beside path; "" is
+	// base(path)+".data". onnx-community folders use "model.onnx_data".
+	DataFile string
 }
 
 // Save writes g to path as an ONNX model, with its weights in path+".data"
+// (or opts.DataFile)
 // when opts ask for it or the model is too large to be one protobuf. Both
 // files are written to temporary names and renamed into place; a stale
 // path+".data" is removed when the model is saved inline. Initializer data is
@@ -63,13 +67,13 @@ func (g *Graph) save(path string, opts SaveOptions) error {
 			if err := writeAtomic(path, func(w io.Writer) error { _, err := m.writeTo(w); return err }); err != nil {
 				return err
 			}
-			if err := os.Remove(path + ".data"); err != nil && !os.IsNotExist(err) {
+			if err := os.Remove(dataFilePath(path, opts)); err != nil && !os.IsNotExist(err) {
 				return err
 			}
 			return nil
 		}
 	}
-	dataPath := path + ".data"
+	dataPath := dataFilePath(path, opts)
 	loc := filepath.Base(dataPath)
 	ext := map[*Value]externalRef{}
 	var order []*Value
@@ -122,6 +126,14 @@ func (g *Graph) save(path string, opts SaveOptions) error {
 		return err
 	}
 	return writeAtomic(path, func(w io.Writer) error { _, err := m.writeTo(w); return err })
+}
+
+// dataFilePath is where Save puts the external data of the model at path.
+func dataFilePath(path string, opts SaveOptions) string {
+	if opts.DataFile != "" {
+		return filepath.Join(filepath.Dir(path), opts.DataFile)
+	}
+	return path + ".data"
 }
 
 // writeAtomic writes a file through a buffered temporary in the same
