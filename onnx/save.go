@@ -38,10 +38,9 @@ type SaveOptions struct {
 }
 
 // Save writes g to path as an ONNX model, with its weights in path+".data"
-// (or opts.DataFile)
-// when opts ask for it or the model is too large to be one protobuf. Both
-// files are written to temporary names and renamed into place; a stale
-// path+".data" is removed when the model is saved inline. Initializer data is
+// (or opts.DataFile) when opts ask for it or the model is too large to be
+// one protobuf. Both files are written to temporary names and renamed into
+// place; a stale data file is removed when the model is saved inline. Initializer data is
 // streamed from the tensors without copies.
 func (g *Graph) Save(path string, opts SaveOptions) error {
 	if err := g.save(path, opts); err != nil {
