@@ -1,9 +1,11 @@
 package qwen2
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/igsearch/igsearch/onnx"
@@ -59,30 +61,108 @@ func runExported(t *testing.T, dir string, ref *reference) {
 
 func TestExportAndOpenExported(t *testing.T) {
 	ck, ref := loadReference(t, "tiny-qwen2")
-	// The torch.onnx export that ships with the test data.
+	// The torch.onnx export that ships with the test data, in the flat
+	// layout (DIR/model.onnx).
 	runExported(t, filepath.Join(testModels, "tiny-qwen2"), ref)
 
+	// The same torch export laid out as an onnx-community folder.
+	cdir := t.TempDir()
+	os.Mkdir(filepath.Join(cdir, OnnxDir), 0o755)
+	copyFile(t, filepath.Join(testModels, "tiny-qwen2", "model.onnx"), filepath.Join(cdir, OnnxDir, ModelFile))
+	copyFile(t, filepath.Join(testModels, "tiny-qwen2", "config.json"), filepath.Join(cdir, "config.json"))
+	runExported(t, cdir, ref)
+
+	src := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		copyFile(t, filepath.Join(testModels, "tiny-qwen2", f), filepath.Join(src, f))
+	}
+	os.WriteFile(filepath.Join(src, "generation_config.json"), []byte(`{"do_sample": false, "eos_token_id": 151643}`), 0o644)
+	os.WriteFile(filepath.Join(src, "tokenizer_config.json"), []byte(`{"model_max_length": 131072}`), 0o644)
 	dir := t.TempDir()
-	if err := Export(dir, ck.Config, ck.Weights, InferenceGraph, Options{Attention: ContribAttention}, true); err != nil {
+	opts := ExportOptions{Graph: Options{Attention: ContribAttention}, ExternalData: true, Source: src}
+	if err := Export(dir, ck.Config, ck.Weights, opts); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ModelFile+".data")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, OnnxDir, "model.onnx_data")); err != nil {
 		t.Errorf("no external data: %v", err)
 	}
+	for _, f := range []string{"generation_config.json", "tokenizer_config.json"} {
+		got, _ := os.ReadFile(filepath.Join(dir, f))
+		want, _ := os.ReadFile(filepath.Join(src, f))
+		if string(got) != string(want) {
+			t.Errorf("%s: got %q, want the checkpoint's %q", f, got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); !os.IsNotExist(err) {
+		t.Errorf("tokenizer.json appeared without a source one: %v", err)
+	}
 	runExported(t, dir, ref)
+	var cfg struct {
+		MaxWindowLayers int `json:"max_window_layers"` // an HF key Config does not model
+		TJS             struct {
+			External map[string]int    `json:"use_external_data_format"`
+			KV       map[string]string `json:"kv_cache_dtype"`
+		} `json:"transformers.js_config"`
+	}
+	readJSON(t, filepath.Join(dir, "config.json"), &cfg)
+	if cfg.MaxWindowLayers != 2 || cfg.TJS.External["model.onnx"] != 1 || cfg.TJS.KV != nil {
+		t.Errorf("config.json: %+v, want the checkpoint's keys and use_external_data_format {model.onnx: 1}", cfg)
+	}
+
+	// The scoring graph beside it, inline; then fp16, which adds its own entries.
+	opts = ExportOptions{Kind: ScoringGraph, Source: src}
+	if err := Export(dir, ck.Config, ck.Weights, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, OnnxDir, ScoringFile)); err != nil {
+		t.Error(err)
+	}
+	ck16, err := LoadCheckpoint(src, onnx.Float16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck16.Close()
+	if err := Export(dir, ck16.Config, ck16.Weights, ExportOptions{Graph: Options{DType: onnx.Float16}, ExternalData: true, Source: src}); err != nil {
+		t.Fatal(err)
+	}
+	readJSON(t, filepath.Join(dir, "config.json"), &cfg)
+	if cfg.TJS.External["model.onnx"] != 1 || cfg.TJS.External["model_fp16.onnx"] != 1 || cfg.TJS.KV["fp16"] != "float16" {
+		t.Errorf("config.json after the fp16 export: %+v", cfg.TJS)
+	}
+	if _, err := os.Stat(filepath.Join(dir, OnnxDir, "model_fp16.onnx_data")); err != nil {
+		t.Error(err)
+	}
+	if e, err := OpenExported(dir); err != nil || e.Kind != InferenceGraph || filepath.Base(e.ModelPath) != ModelFile {
+		t.Errorf("OpenExported prefers fp32 model.onnx: %+v %v", e, err)
+	}
 
 	sdir := t.TempDir()
-	if err := Export(sdir, ck.Config, ck.Weights, ScoringGraph, Options{}, false); err != nil {
+	if err := Export(sdir, ck.Config, ck.Weights, ExportOptions{Kind: ScoringGraph}); err != nil {
 		t.Fatal(err)
 	}
 	e, err := OpenExported(sdir)
 	if err != nil || e.Kind != ScoringGraph {
 		t.Fatalf("scoring export: %+v %v", e, err)
 	}
+	os.WriteFile(filepath.Join(sdir, OnnxDir, ScoringFile), []byte("not onnx"), 0o644)
+	if _, err := OpenExported(sdir); err == nil || !strings.Contains(err.Error(), sdir) {
+		t.Errorf("corrupt scoring.onnx: %v", err)
+	}
+	empty := t.TempDir()
+	copyFile(t, filepath.Join(src, "config.json"), filepath.Join(empty, "config.json"))
+	if _, err := OpenExported(empty); err == nil || !strings.Contains(err.Error(), "no ONNX model in") {
+		t.Errorf("a folder without a graph: %v", err)
+	}
+}
 
-	os.WriteFile(filepath.Join(sdir, ModelFile), []byte("not onnx"), 0o644)
-	if _, err := OpenExported(sdir); err == nil {
-		t.Error("corrupt model.onnx accepted")
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }
 
