@@ -101,6 +101,11 @@ type Forward struct {
 	// Entropy [B,T-1] is the next-token distribution's entropy, nil unless
 	// Options.Entropy.
 	Entropy *onnx.Value
+	// Layers is the residual stream [B,T,hidden] at the decoder layer
+	// boundaries: Layers[0] enters layer 0, Layers[l+1] leaves layer l
+	// (before the final norm). Set by BuildForwardAt, for gradient
+	// checkpointing per layer (onnx/grad's Options.Recompute).
+	Layers []*onnx.Value
 }
 
 // BuildForward writes the training forward into g: the Qwen2 forward over
@@ -172,7 +177,7 @@ func BuildForwardAt(g *onnx.Graph, cfg Config, weights map[string]*onnx.Value, i
 	next.Shape[1] = dimNext
 	picked := g.Gather(g.Reshape(next, -1), rows, 0)
 	logp := g.LogSoftmax(logits, -1)
-	f := Forward{Logits: logits, TokenLogprobs: g.Squeeze(g.GatherElements(logp, g.Unsqueeze(picked, -1), -1), -1)}
+	f := Forward{Logits: logits, TokenLogprobs: g.Squeeze(g.GatherElements(logp, g.Unsqueeze(picked, -1), -1), -1), Layers: m.layers}
 	if opts.Entropy {
 		f.Entropy = g.Neg(g.ReduceSum(g.Mul(g.Exp(logp), logp), false, -1))
 	}

@@ -85,6 +85,12 @@ type Options struct {
 	// padding the last position is every row's newest token). Not part of
 	// the onnx-community I/O.
 	LastLogits bool
+	// LoRAScale is the scale s of the low-rank adapters in the weights
+	// (PEFT's lora_alpha/r). A linear layer NAME whose weights include
+	// NAME.lora_A.weight [r,in] and NAME.lora_B.weight [out,r] computes
+	// x·Wᵀ + s·(x·Aᵀ)·Bᵀ: the factored form, so that W + s·B·A is never
+	// materialised and W stays the frozen base.
+	LoRAScale float64
 }
 
 func (o Options) dtype() onnx.DType {
@@ -111,6 +117,9 @@ type model struct {
 	w    map[string]*onnx.Value // HF name → weight value
 	opts Options
 	dt   onnx.DType
+	// layers records the residual stream at each decoder layer boundary:
+	// the embedding output, then each layer's output (Forward.Layers).
+	layers []*onnx.Value
 }
 
 // kvCache is one layer's keys and values, [batch, kv_heads, seq, head_dim].
@@ -121,6 +130,7 @@ type kvCache struct{ key, value *onnx.Value }
 // each layer's keys and values including the new tokens.
 func (m *model) decoder(ids *onnx.Value, ctx *attnContext, past []kvCache) (hidden *onnx.Value, present []kvCache) {
 	x := m.embed(ids)
+	m.layers = append(m.layers[:0], x)
 	present = make([]kvCache, m.cfg.NumHiddenLayers)
 	for l := range present {
 		p := fmt.Sprintf("model.layers.%d.", l)
@@ -132,6 +142,7 @@ func (m *model) decoder(ids *onnx.Value, ctx *attnContext, past []kvCache) (hidd
 		a, present[l] = m.attention(p+"self_attn.", m.rmsNorm(x, p+"input_layernorm.weight"), ctx, cache)
 		x = m.g.Add(x, a)
 		x = m.g.Add(x, m.mlp(p+"mlp.", m.rmsNorm(x, p+"post_attention_layernorm.weight")))
+		m.layers = append(m.layers, x)
 	}
 	return m.rmsNorm(x, "model.norm.weight"), present
 }
@@ -334,6 +345,10 @@ func (m *model) linear(x *onnx.Value, name string) *onnx.Value {
 	y := m.g.MatMul(x, m.g.Transpose(m.weight(name+".weight"), 1, 0))
 	if b := m.w[name+".bias"]; b != nil {
 		y = m.g.Add(y, b)
+	}
+	if a, b := m.w[name+".lora_A.weight"], m.w[name+".lora_B.weight"]; a != nil && b != nil {
+		low := m.g.MatMul(m.g.MatMul(x, m.g.Transpose(a, 1, 0)), m.g.Transpose(b, 1, 0))
+		y = m.g.Add(y, m.g.Mul(low, m.g.Scalar(m.dt, m.opts.LoRAScale)))
 	}
 	return y
 }
