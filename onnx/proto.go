@@ -570,3 +570,26 @@ func (g *Graph) WriteTo(w io.Writer) (int64, error) {
 	}
 	return m.writeTo(w)
 }
+
+// MarshalExternal serialises g like Marshal, except that the initializers
+// for which external reports true are written as references to external data
+// at location (offset 0, their byte length) with no data of their own: ONNX
+// Runtime then takes their contents from the session options
+// (AddExternalInitializers), so the proto stays small whatever the weights
+// weigh.
+func (g *Graph) MarshalExternal(location string, external func(*Value) bool) ([]byte, error) {
+	ext := map[*Value]externalRef{}
+	for _, v := range g.Initializers {
+		if v.Init != nil && external(v) {
+			ext[v] = externalRef{location: location, length: int64(len(v.Init.Raw))}
+		}
+	}
+	m, err := g.encodeModel(ext)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: graph %s: %w", g.Name, err)
+	}
+	if m.n > maxProto {
+		return nil, fmt.Errorf("onnx: graph %s: model is %d bytes without its external initializers, over protobuf's 2 GiB limit", g.Name, m.n)
+	}
+	return m.bytesOut(), nil
+}

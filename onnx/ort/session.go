@@ -47,6 +47,13 @@ type Options struct {
 	// and the peak stays near the live set of the sessions (the default
 	// per-session arena grows by powers of two). It overrides LowMemory.
 	SharedArena bool
+	// Weights holds weights shared by several sessions; NewSessionFromGraph
+	// takes the graph's initializers that lie in it from there, in place.
+	Weights *HostWeights
+	// DisablePrepacking stops the CPU kernels from keeping a repacked copy
+	// of constant MatMul weights (session.disable_prepacking): with host
+	// weights the repacked copy would double their memory.
+	DisablePrepacking bool
 	// NoSpinning stops intra-op threads from busy-waiting between ops, for
 	// machines shared with other work.
 	NoSpinning bool
@@ -70,6 +77,7 @@ type Session struct {
 	outputs []IO
 	inIdx   map[string]int
 	outIdx  map[string]int
+	host    *hostValues // the host-weight initializers, released on Close
 }
 
 // NewSession loads the model at path (its external data, if any, is found
@@ -120,10 +128,13 @@ func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
 	return newSession("<bytes>", s, ins, outs), nil
 }
 
-// NewSessionFromGraph marshals g and loads it (every initializer inline, so
-// g must stay under 2 GiB; save larger graphs with external data and use
-// NewSession).
+// NewSessionFromGraph marshals g and loads it. Initializers whose data lies
+// in opts.Weights are taken from there in place (see HostWeights), whatever
+// their size; the rest are inline and must stay under protobuf's 2 GiB.
 func NewSessionFromGraph(g *onnx.Graph, opts Options) (*Session, error) {
+	if opts.Weights != nil {
+		return newSessionWithHostWeights(g, opts.Weights, opts)
+	}
 	b, err := g.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("ort: %w", err)
@@ -211,6 +222,11 @@ func sessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 		}
 		if err := so.SetMemPattern(false); err != nil {
 			return fail(fmt.Errorf("memory pattern: %w", err))
+		}
+	}
+	if opts.DisablePrepacking {
+		if err := so.AddSessionConfigEntry("session.disable_prepacking", "1"); err != nil {
+			return fail(fmt.Errorf("prepacking: %w", err))
 		}
 	}
 	if opts.NoSpinning {
@@ -328,6 +344,8 @@ func (s *Session) Close() error {
 	}
 	err := s.s.Destroy()
 	s.s = nil
+	s.host.free()
+	s.host = nil
 	return err
 }
 
