@@ -112,7 +112,7 @@ func Open(dir string, opts Options) (*Policy, error) {
 	}
 	switch format {
 	case "onnx":
-		err = p.openExported(so)
+		err = p.openONNXFolder(so)
 	case "checkpoint":
 		err = p.openCheckpoint(so, opts)
 	default:
