@@ -9,15 +9,16 @@ import (
 
 var reAnswer = regexp.MustCompile(`(?s)<answer>(.*?)</answer>`)
 
-// ExtractAnswer returns the trimmed content of the last
-// <answer>…</answer> in a response (non-greedy, left to right, as the
-// regular expression of qa_em.py), and whether there is one.
+// ExtractAnswer returns the content of the last <answer>…</answer> in a
+// response (non-greedy, left to right, as the regular expression of
+// qa_em.py), stripped as Python's str.strip() strips, and whether there is
+// one. A response without a closed answer tag has none, and scores 0.
 func ExtractAnswer(response string) (string, bool) {
 	m := reAnswer.FindAllStringSubmatch(response, -1)
 	if len(m) == 0 {
 		return "", false
 	}
-	return strings.TrimSpace(m[len(m)-1][1]), true
+	return pyStrip(m[len(m)-1][1]), true
 }
 
 // ExtractSolution is extract_solution of Search-R1's qa_em.py, which is
@@ -31,7 +32,7 @@ func ExtractSolution(full string) (string, bool) {
 	if len(m) <= 1 {
 		return "", false
 	}
-	return strings.TrimSpace(m[len(m)-1][1]), true
+	return pyStrip(m[len(m)-1][1]), true
 }
 
 // Config selects the outcome reward (--reward-metric, --format-reward).
@@ -157,7 +158,7 @@ func validSequence(p protocol.Protocol, content string) bool {
 	}
 	state := "start"
 	text := func(s string) bool {
-		if strings.TrimSpace(s) == "" {
+		if pyStrip(s) == "" {
 			return true
 		}
 		switch state {

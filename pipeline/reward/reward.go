@@ -8,7 +8,6 @@ package reward
 import (
 	"fmt"
 	"strings"
-	"unicode"
 )
 
 // Normalize is SQuAD-style answer normalisation, as normalize_answer in
@@ -16,10 +15,12 @@ import (
 // (Python's string.punctuation), replace the whole words a, an and the by a
 // space, and collapse runs of white space into one space.
 //
-// Word boundaries follow Python's Unicode \b: a word character is a letter,
-// a number or '_', so "éthe" keeps its "the".
+// Every step is Python's, not Go's: str.lower() with Unicode special casing
+// (İ → "i̇", final sigma), Python's Unicode \b (a word character is a
+// letter, a number or '_', so "éthe" keeps its "the") and str.split()'s
+// white space (which includes U+001C–U+001F). See pytext.go.
 func Normalize(s string) string {
-	s = strings.ToLower(s)
+	s = pyLower(s)
 	s = strings.Map(func(r rune) rune {
 		if isPunct(r) {
 			return -1
@@ -27,7 +28,7 @@ func Normalize(s string) string {
 		return r
 	}, s)
 	s = removeArticles(s)
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(pyFields(s), " ")
 }
 
 // isPunct reports whether r is in Python's string.punctuation, which is
@@ -37,25 +38,19 @@ func isPunct(r rune) bool {
 	return r < 0x80 && strings.ContainsRune("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", r)
 }
 
-// isWord reports whether r is a regular-expression word character in
-// Python's Unicode sense.
-func isWord(r rune) bool {
-	return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r)
-}
-
 // removeArticles is re.sub(r"\b(a|an|the)\b", " ", s): every maximal run of
 // word characters equal to a, an or the becomes a single space.
 func removeArticles(s string) string {
 	var b strings.Builder
 	rs := []rune(s)
 	for i := 0; i < len(rs); {
-		if !isWord(rs[i]) {
+		if !pyIsWord(rs[i]) {
 			b.WriteRune(rs[i])
 			i++
 			continue
 		}
 		j := i
-		for j < len(rs) && isWord(rs[j]) {
+		for j < len(rs) && pyIsWord(rs[j]) {
 			j++
 		}
 		switch w := string(rs[i:j]); w {
@@ -112,7 +107,7 @@ func F1(prediction string, golds []string) float64 {
 		if (isSpecial(p) || isSpecial(g)) && p != g {
 			continue
 		}
-		pt, gt := strings.Fields(p), strings.Fields(g)
+		pt, gt := pyFields(p), pyFields(g)
 		count := map[string]int{}
 		for _, t := range gt {
 			count[t]++
