@@ -15,6 +15,9 @@ const (
 	Logits        = "logits"
 	TokenLogprobs = "token_logprobs"
 	Entropy       = "entropy"
+	// LastLogprobs and LastCDF are the outputs of Options.SamplingHead.
+	LastLogprobs = "logprobs"
+	LastCDF      = "cdf"
 )
 
 // PastKey names layer i's past-keys input [batch, kv_heads, past, head_dim].
@@ -39,7 +42,7 @@ func PresentValue(i int) string { return fmt.Sprintf("present.%d.value", i) }
 // The KV cache has the model dtype. attention_mask is 1 for real tokens and 0
 // for (left) padding, over the past and the new tokens; the first call passes
 // P = 0 past tensors. With opts.LastLogits, logits are [B,1,V] for the last
-// position only. The initializers alias w's data.
+// position only; opts.SamplingHead replaces them by LastLogprobs and LastCDF. The initializers alias w's data.
 func BuildInference(cfg Config, w Weights, opts Options) (*onnx.Graph, error) {
 	g, m, err := newInitializerModel("qwen2_inference", cfg, w, opts)
 	if err != nil {
@@ -55,11 +58,17 @@ func BuildInference(cfg Config, w Weights, opts Options) (*onnx.Graph, error) {
 		past[i].value = g.Input(PastValue(i), m.dt, dimBatch, onnx.D(nKV), dimPast, onnx.D(d))
 	}
 	h, present := m.decoder(ids, m.newAttnContext(ids, mask, pos), past)
-	if opts.LastLogits {
+	if opts.LastLogits || opts.SamplingHead {
 		h = g.Slice(h, []int64{1}, []int64{-1}, []int64{math.MaxInt64})
 		h.Shape[1] = onnx.D(1)
 	}
-	g.Output(Logits, m.lmHead(h))
+	if logits := m.lmHead(h); opts.SamplingHead {
+		lp := g.LogSoftmax(logits, -1)
+		g.Output(LastLogprobs, lp)
+		g.Output(LastCDF, g.CumSum(g.Exp(lp), 2))
+	} else {
+		g.Output(Logits, logits)
+	}
 	for i, kv := range present {
 		kv.key.Shape[2], kv.value.Shape[2] = dimTotal, dimTotal
 		g.Output(PresentKey(i), kv.key)
@@ -103,8 +112,8 @@ type Forward struct {
 	Entropy *onnx.Value
 	// Layers is the residual stream [B,T,hidden] at the decoder layer
 	// boundaries: Layers[0] enters layer 0, Layers[l+1] leaves layer l
-	// (before the final norm). Set by BuildForwardAt, for gradient
-	// checkpointing per layer (onnx/grad's Options.Recompute).
+	// (before the final norm); for gradient checkpointing per layer
+	// (onnx/grad's Options.Recompute).
 	Layers []*onnx.Value
 }
 
@@ -115,13 +124,13 @@ type Forward struct {
 // W + B·A for LoRA). It uses standard ONNX ops only, so onnx/grad can
 // differentiate it, and adds no outputs: the trainer puts the loss on top.
 func BuildForward(g *onnx.Graph, cfg Config, weights map[string]*onnx.Value, inputIDs, attnMask *onnx.Value, opts Options) (Forward, error) {
-	logits, err := BuildLogits(g, cfg, weights, inputIDs, attnMask, opts)
-	if err != nil {
+	if err := checkTrainingWeights(cfg, weights, opts); err != nil {
 		return Forward{}, err
 	}
 	m := &model{g: g, cfg: cfg, w: weights, opts: opts, dt: opts.dtype()}
+	logits := m.nextTokenLogits(inputIDs, attnMask)
 	lp, ent := m.tokenLogprobs(logits, inputIDs)
-	return Forward{Logits: logits, TokenLogprobs: lp, Entropy: ent}, nil
+	return Forward{Logits: logits, TokenLogprobs: lp, Entropy: ent, Layers: m.layers}, nil
 }
 
 // BuildLogits is BuildForward up to the next-token logits [B,T-1,V] (fp32),

@@ -74,6 +74,12 @@ type Options struct {
 	// shape, so that callers (an optimiser over all weights, frozen paths,
 	// LoRA) can treat every parameter alike.
 	RequireReach bool
+	// Recompute lists stretches of the forward pass whose intermediate
+	// values the backward pass recomputes instead of keeping (gradient
+	// checkpointing, recompute.go), e.g. one segment per decoder layer.
+	// Gradients are the same values; the forward activations of a segment
+	// are dead once the forward has used them.
+	Recompute []Segment
 }
 
 // Backward appends to g the backward pass of loss with respect to params and
@@ -112,6 +118,7 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 		grads:  map[*onnx.Value]*accum{},
 		shapes: map[*onnx.Value]*onnx.Value{},
 		consts: map[constKey]*onnx.Value{},
+		canon:  map[*onnx.Value]*onnx.Value{},
 	}
 	defer func() {
 		// The onnx helpers panic on misuse; a rule that trips one is a bug
@@ -177,10 +184,17 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 			}
 		}
 	}
-	onPath := func(v *onnx.Value) bool { return v != nil && requires[v] && reaches[v] }
+	onPath := func(v *onnx.Value) bool {
+		v = b.canonical(v)
+		return v != nil && requires[v] && reaches[v]
+	}
 	b.onPath = onPath
 	for _, p := range params {
 		b.params[p] = true
+	}
+	segOf, err := b.segments(nodes, opts.Recompute)
+	if err != nil {
+		return nil, err
 	}
 
 	if onPath(loss) {
@@ -197,6 +211,9 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 		}
 		if !active {
 			continue
+		}
+		if k, ok := segOf[n]; ok {
+			n = b.recomputed(k, n)
 		}
 		b.node = n
 		if err := b.backNode(n, onPath); err != nil {
@@ -216,6 +233,7 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 		}
 		grads[i] = d
 	}
+	b.pruneRecomputed(grads)
 	return grads, nil
 }
 
@@ -241,7 +259,7 @@ func (b *builder) backNode(n *onnx.Node, onPath func(*onnx.Value) bool) error {
 	}
 	hasDy := false
 	for _, o := range n.Outputs {
-		if a := b.grads[o]; a != nil {
+		if a := b.acc(o); a != nil {
 			hasDy = true
 		}
 	}
@@ -320,7 +338,30 @@ type builder struct {
 	shapes map[*onnx.Value]*onnx.Value
 	consts map[constKey]*onnx.Value
 	node   *onnx.Node // the node whose rule runs, for panics
+	// canon maps a recomputed value to the forward value it stands for:
+	// gradients are keyed by the forward value (recompute.go).
+	canon map[*onnx.Value]*onnx.Value
+	// segs are the Options.Recompute segments; recompute holds, per
+	// segment, the forward → recomputed value map once it is emitted.
+	segs      []segment
+	recompute []map[*onnx.Value]*onnx.Value
+	// emitted are the g.Nodes index ranges of recomputation nodes, pruned
+	// at the end when nothing reads them.
+	emitted [][2]int
 }
+
+// canonical is the forward value that v stands for: v itself unless v is a
+// recomputed copy.
+func (b *builder) canonical(v *onnx.Value) *onnx.Value {
+	if c, ok := b.canon[v]; ok {
+		return c
+	}
+	return v
+}
+
+// acc is the gradient accumulator of v (or of the forward value that a
+// recomputed v stands for), nil when nothing reached it yet.
+func (b *builder) acc(v *onnx.Value) *accum { return b.grads[b.canonical(v)] }
 
 // accum collects the gradient contributions of one value.
 type accum struct {
@@ -368,6 +409,7 @@ type constKey struct {
 }
 
 func (b *builder) add(v, dx *onnx.Value) {
+	v = b.canonical(v)
 	a := b.grads[v]
 	if a == nil {
 		a = &accum{}
@@ -380,6 +422,7 @@ func (b *builder) add(v, dx *onnx.Value) {
 }
 
 func (b *builder) addSparse(v *onnx.Value, s sparseGrad) {
+	v = b.canonical(v)
 	a := b.grads[v]
 	if a == nil {
 		a = &accum{}
@@ -393,7 +436,7 @@ func (b *builder) addSparse(v *onnx.Value, s sparseGrad) {
 
 // total is the summed, dense gradient of v, or nil if nothing reached it.
 func (b *builder) total(v *onnx.Value) *onnx.Value {
-	a := b.grads[v]
+	a := b.acc(v)
 	if a == nil {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/igsearch/igsearch/models/qwen2"
@@ -21,6 +22,22 @@ import (
 )
 
 func TestQwen2ForwardGradients(t *testing.T) {
+	t.Run("stored", func(t *testing.T) { testQwen2ForwardGradients(t, false) })
+	// Per-layer gradient checkpointing must give the same gradients, which
+	// the same finite differences check.
+	t.Run("recomputed", func(t *testing.T) { testQwen2ForwardGradients(t, true) })
+}
+
+// layerSegments is one recompute segment per decoder layer.
+func layerSegments(fw qwen2.Forward) []grad.Segment {
+	var segs []grad.Segment
+	for l := 0; l+1 < len(fw.Layers); l++ {
+		segs = append(segs, grad.Segment{Input: fw.Layers[l], Output: fw.Layers[l+1]})
+	}
+	return segs
+}
+
+func testQwen2ForwardGradients(t *testing.T, recompute bool) {
 	if _, err := ort.InitDefault("", ort.CPU); err != nil {
 		t.Skipf("ONNX Runtime: %v", err)
 	}
@@ -66,7 +83,14 @@ func TestQwen2ForwardGradients(t *testing.T) {
 	for i, p := range specs {
 		params[i] = w[p.Name]
 	}
-	grads, err := grad.Backward(g, loss, params, grad.Options{RequireReach: true})
+	gopts := grad.Options{RequireReach: true}
+	if recompute {
+		gopts.Recompute = layerSegments(fw)
+		if len(gopts.Recompute) != cfg.NumHiddenLayers {
+			t.Fatalf("%d layer boundaries for %d layers", len(fw.Layers), cfg.NumHiddenLayers)
+		}
+	}
+	grads, err := grad.Backward(g, loss, params, gopts)
 	if err != nil {
 		t.Fatalf("Backward: %v", err)
 	}
@@ -226,5 +250,66 @@ func TestQwen2Float16Builds(t *testing.T) {
 	}
 	if _, err := g.Marshal(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecomputeReadsCopies checks the structure of per-layer checkpointing
+// on the Qwen2 forward: every decoder layer's Softmax and Sigmoid are
+// emitted a second time, and no backward node reads the forward pass's own
+// outputs of those ops (else the activations would stay alive and nothing
+// would be saved). Overlapping segments are an error.
+func TestRecomputeReadsCopies(t *testing.T) {
+	cfg := qwen2.TinyConfig()
+	g := onnx.NewGraph("recompute")
+	w := qwen2.WeightInputs(g, cfg, onnx.Float)
+	ids := g.Input("input_ids", onnx.Int64, onnx.Sym("batch_size"), onnx.Sym("sequence_length"))
+	mask := g.Input("attention_mask", onnx.Int64, onnx.Sym("batch_size"), onnx.Sym("sequence_length"))
+	fw, err := qwen2.BuildForward(g, cfg, w, ids, mask, qwen2.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := g.ReduceSum(fw.TokenLogprobs, false)
+	var ps []*onnx.Value
+	for _, p := range qwen2.Params(cfg) {
+		ps = append(ps, w[p.Name])
+	}
+	forward := map[*onnx.Node]bool{}
+	for _, n := range g.Nodes {
+		forward[n] = true
+	}
+	if _, err := grad.Backward(g, loss, ps, grad.Options{Recompute: layerSegments(fw)}); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, n := range g.Nodes {
+		if forward[n] {
+			continue
+		}
+		count[n.Op]++
+		for _, in := range n.Inputs {
+			if in != nil && in.Producer != nil && forward[in.Producer] && (in.Producer.Op == "Softmax" || in.Producer.Op == "Sigmoid") {
+				t.Errorf("backward node %s (%s) reads the forward %s output %s", n.Name, n.Op, in.Producer.Op, in.Name)
+			}
+		}
+	}
+	if count["Softmax"] != cfg.NumHiddenLayers || count["Sigmoid"] != cfg.NumHiddenLayers {
+		t.Errorf("recomputed %d Softmax and %d Sigmoid nodes, want %d each", count["Softmax"], count["Sigmoid"], cfg.NumHiddenLayers)
+	}
+
+	g2 := onnx.NewGraph("overlap")
+	w2 := qwen2.WeightInputs(g2, cfg, onnx.Float)
+	ids2 := g2.Input("input_ids", onnx.Int64, onnx.Sym("batch_size"), onnx.Sym("sequence_length"))
+	mask2 := g2.Input("attention_mask", onnx.Int64, onnx.Sym("batch_size"), onnx.Sym("sequence_length"))
+	fw2, err := qwen2.BuildForward(g2, cfg, w2, ids2, mask2, qwen2.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps2 []*onnx.Value
+	for _, p := range qwen2.Params(cfg) {
+		ps2 = append(ps2, w2[p.Name])
+	}
+	segs := []grad.Segment{{Input: fw2.Layers[0], Output: fw2.Layers[2]}, {Input: fw2.Layers[1], Output: fw2.Layers[2]}}
+	if _, err := grad.Backward(g2, g2.ReduceSum(fw2.TokenLogprobs, false), ps2, grad.Options{Recompute: segs}); err == nil || !strings.Contains(err.Error(), "share node") {
+		t.Errorf("overlapping segments: err = %v, want one saying they share a node", err)
 	}
 }

@@ -424,7 +424,7 @@ func softmaxGrad(c *ctx) ([]*onnx.Value, error) {
 func logSoftmaxGrad(c *ctx) ([]*onnx.Value, error) {
 	y := c.out(0)
 	axis := c.axis(-1, y.Rank())
-	a := c.grads[y]
+	a := c.acc(y)
 	fused := a.total == nil && len(a.sparse) > 0
 	for _, s := range a.sparse {
 		if s.nd || s.axis != axis || !sameExcept(s.indices.Shape, y.Shape, axis) {
@@ -610,7 +610,7 @@ func (c *ctx) flatten2(x *onnx.Value) *onnx.Value {
 func matMulGrad(c *ctx) ([]*onnx.Value, error) {
 	dy, a, b := c.dy(0), c.in(0), c.in(1)
 	w := transposedWeight(b)
-	if w != nil && (c.params[b] || !c.onPath(w)) {
+	if w != nil && (c.params[c.canonical(b)] || !c.onPath(w)) {
 		w = nil
 	}
 	flat := func(x *onnx.Value) *onnx.Value {
@@ -997,7 +997,7 @@ func cosGrad(c *ctx) ([]*onnx.Value, error) {
 func simplifiedLayerNormGrad(c *ctx) ([]*onnx.Value, error) {
 	x, scale, dy := c.in(0), c.in(1), c.dy(0)
 	for _, o := range c.n.Outputs[1:] {
-		if c.grads[o] != nil {
+		if c.acc(o) != nil {
 			return nil, fmt.Errorf("gradient through the inv_std_var output is not supported")
 		}
 	}
