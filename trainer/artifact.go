@@ -85,7 +85,7 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 		fwdWeights = lora.weights
 	}
 
-	fwd, err := qwen2.BuildForwardAt(g, cfg, fwdWeights, ids, mask, rows, qwen2.Options{Entropy: opts.Entropy})
+	fwd, err := qwen2.BuildForwardAt(g, cfg, fwdWeights, ids, mask, rows, qwen2.Options{Entropy: opts.Entropy || opts.Loss.EntropyCoeff > 0})
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,18 @@ type LossConfig struct {
 	// KLBeta weights the k3 KL estimator; 0 removes the term and the
 	// ref_logprobs input.
 	KLBeta float64
+	// EntropyCoeff weights an entropy bonus (veRL's entropy_coeff): the
+	// loss subtracts EntropyCoeff·H per token, H the next-token
+	// distribution's entropy, which the forward must then output. 0 removes
+	// the term.
+	EntropyCoeff float64
 }
+
+// KLClamp bounds each token's k3 estimate to [−KLClamp, KLClamp], as veRL's
+// kl_penalty "low_var_kl" does (core_algos.py), so that one token whose
+// reference log-prob is far above the policy's (k3 grows as e^(ref−logp))
+// cannot dominate the loss. Outside the bounds the token's KL gradient is 0.
+const KLClamp = 10
 
 // DefaultLossConfig is GRPO with ε = 0.2 and β = 0.001.
 func DefaultLossConfig() LossConfig {
@@ -49,6 +60,9 @@ func (c LossConfig) validate() error {
 	}
 	if c.KLBeta < 0 {
 		return fmt.Errorf("loss: kl_beta %g is negative", c.KLBeta)
+	}
+	if c.EntropyCoeff < 0 {
+		return fmt.Errorf("loss: entropy_coeff %g is negative", c.EntropyCoeff)
 	}
 	return nil
 }
@@ -98,12 +112,16 @@ type LossTerms struct {
 // the optional entropy [B, T-1]).
 //
 // GRPO (the PPO clipped surrogate, veRL's compute_policy_loss with the k3 KL
-// of compute_kl "low_var_kl"):
+// of kl_penalty "low_var_kl" and the entropy bonus of dp_actor.py):
 //
 //	r    = exp(logp − old_logprobs)
 //	pg   = max(−A·r, −A·clip(r, 1−ε, 1+ε_high))
-//	k3   = exp(ref − logp) − (ref − logp) − 1
-//	loss = Σ mask·(pg + β·k3) · loss_scale
+//	k3   = clip(exp(ref − logp) − (ref − logp) − 1, −10, 10)
+//	loss = Σ mask·(pg + β·k3 − c·H) · loss_scale
+//
+// with c = EntropyCoeff and H the entropy input. veRL takes each term's
+// masked mean over a micro-batch; loss_scale (1 / the batch's masked
+// tokens) makes the same token average over the whole batch.
 //
 // SFT: loss = −Σ mask·logp · loss_scale.
 func BuildLoss(g *onnx.Graph, cfg LossConfig, logp, entropy *onnx.Value, in BatchInputs) (LossTerms, error) {
@@ -143,11 +161,17 @@ func BuildLoss(g *onnx.Graph, cfg LossConfig, logp, entropy *onnx.Value, in Batc
 			return LossTerms{}, fmt.Errorf("loss: kl_beta %g needs ref_logprobs", cfg.KLBeta)
 		}
 		d := g.Sub(in.RefLogprobs, logp)
-		k3 := g.Sub(g.Sub(g.Exp(d), d), f(1))
+		k3 := g.Clip(g.Sub(g.Sub(g.Exp(d), d), f(1)), f(-KLClamp), f(KLClamp))
 		t.KLSum = masked(k3)
 		perToken = g.Add(perToken, g.Mul(f(cfg.KLBeta), k3))
 	} else {
 		t.KLSum = f(0)
+	}
+	if cfg.EntropyCoeff > 0 {
+		if entropy == nil {
+			return LossTerms{}, fmt.Errorf("loss: entropy_coeff %g needs the entropy of the forward", cfg.EntropyCoeff)
+		}
+		perToken = g.Sub(perToken, g.Mul(f(cfg.EntropyCoeff), entropy))
 	}
 	t.Loss = g.Mul(masked(perToken), in.LossScale)
 	return t, nil
