@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/onnx"
@@ -38,20 +40,17 @@ type trainerState struct {
 // "extra", for the caller's own state such as RNG seeds and the data
 // position. The directory is written under a temporary name and renamed into
 // place, so an interrupted save never leaves a half checkpoint; an existing
-// dir is replaced.
+// checkpoint at dir is replaced, and a dir holding anything else is refused
+// (see CheckpointKind).
 func (t *Trainer) Save(dir string, extra json.RawMessage) error {
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	if err := atomicfile.Guard(dir, CheckpointKind, true, ""); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp*")
+	tmp, err := atomicfile.TempDir(dir)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
 	if err := qwen2.Save(tmp, t.Config, t.Weights(), 0); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
@@ -79,25 +78,30 @@ func (t *Trainer) Save(dir string, extra json.RawMessage) error {
 	if err := os.WriteFile(filepath.Join(tmp, StateFile), append(js, '\n'), 0o644); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	// Swap into place: the old checkpoint moves aside first, so that some
-	// complete checkpoint exists at every moment.
-	old := ""
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("checkpoint %s: %w", dir, err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	if old != "" {
-		os.RemoveAll(old)
+	// The old checkpoint moves aside first, so that some complete
+	// checkpoint exists at every moment.
+	if err := atomicfile.ReplaceDir(tmp, dir); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
+}
+
+// CheckpointKind is what Save writes, for atomicfile.Guard: a directory
+// holding only checkpoint files (a sharded model too, and the tokenizer
+// files a training run copies beside it) with trainer_state.json. Save
+// replaces such a directory and refuses any other, so that an --out naming
+// a user's folder (or the model being trained) loses nothing.
+var CheckpointKind = atomicfile.Kind{
+	Name:   "a trainer checkpoint",
+	Marker: StateFile,
+	Owns: func(name string) bool {
+		switch name {
+		case "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+			OptimizerFile, StateFile, LoRAConfigFile, LoRAWeightsFile, "model.safetensors.index.json":
+			return true
+		}
+		return strings.HasPrefix(name, "model") && strings.HasSuffix(name, ".safetensors")
+	},
 }
 
 // ErrNoOptimizerState reports a checkpoint directory without optimizer

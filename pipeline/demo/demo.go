@@ -279,6 +279,7 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 		c.Model.Path = sftDir
 		c.IG.Algo = algo
 		c.Train.Out = filepath.Join(out, algo)
+		c.Train.Overwrite = true // the demo's own run of an earlier demo
 		c.Train.Seed = cfg.Seed
 		_, err := train.Run(ctx, c, func(iter, total int, phase string) {
 			if phase == "rollout" {

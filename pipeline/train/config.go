@@ -6,9 +6,18 @@ package train
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/pipeline/advantage"
+	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/reward"
+	"github.com/igsearch/igsearch/trainer"
 )
 
 // Config is everything `igsearch train` needs. Its TOML form has one table
@@ -122,7 +131,12 @@ type LoopConfig struct {
 	CheckpointEvery int    `toml:"checkpoint_every"` // iterations between checkpoints (0: only at the end)
 	Seed            uint64 `toml:"seed"`
 	Resume          bool   `toml:"resume"`
-	FreezeEmbed     bool   `toml:"freeze_embeddings"`
+	// Overwrite lets a new run replace the run already in Out (its
+	// metrics, rollouts and checkpoint); without it, and without Resume, an
+	// existing run is refused. A directory holding anything a run does not
+	// write is refused either way.
+	Overwrite   bool `toml:"overwrite"`
+	FreezeEmbed bool `toml:"freeze_embeddings"`
 }
 
 // DefaultConfig is Search-R1's GRPO setting scaled to the defaults of the
@@ -159,31 +173,175 @@ func LoadConfig(path string, cfg *Config) error {
 	return nil
 }
 
-// Validate checks ranges and names.
+// Validate checks every setting before anything is written, and returns one
+// error listing every bad value (nil when all are good), so that a typo
+// fails at once rather than at iteration 0 after --out was created.
 func (c *Config) Validate() error {
-	switch {
-	case c.Model.Path == "":
-		return fmt.Errorf("model.path (--model) is required")
-	case c.Data.Train == "":
-		return fmt.Errorf("data.train (--train) is required")
-	case c.Retriever.Index == "" && c.Retriever.URL == "":
-		return fmt.Errorf("retriever.index (--index) or retriever.url (--retriever) is required")
-	case c.Rollout.GroupSize < 1:
-		return fmt.Errorf("rollout.group_size must be ≥ 1, is %d", c.Rollout.GroupSize)
-	case c.Train.Iterations < 1:
-		return fmt.Errorf("train.iterations must be ≥ 1, is %d", c.Train.Iterations)
-	case c.Train.Questions < 1:
-		return fmt.Errorf("train.questions must be ≥ 1, is %d", c.Train.Questions)
-	case c.Train.PPOEpochs < 1:
-		return fmt.Errorf("train.ppo_epochs must be ≥ 1, is %d", c.Train.PPOEpochs)
-	case c.Optim.LR <= 0:
-		return fmt.Errorf("optim.lr must be positive, is %g", c.Optim.LR)
-	case c.Optim.Schedule != "cosine" && c.Optim.Schedule != "constant":
-		return fmt.Errorf("optim.schedule %q: want cosine or constant", c.Optim.Schedule)
-	case c.IG.Algo != "grpo" && c.IG.Algo != "ig-grpo":
-		return fmt.Errorf("ig.algo %q: want grpo or ig-grpo", c.IG.Algo)
-	case c.IG.Workers < 0:
-		return fmt.Errorf("ig.ig_workers must be ≥ 0 (0: automatic), is %d", c.IG.Workers)
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	if c.Model.Path == "" {
+		bad("model.path (--model) is required")
 	}
-	return nil
+	if _, err := ort.ParseDevice(c.Model.Device); err != nil {
+		bad("model.device: %v", err)
+	}
+	if c.Model.Threads < 0 {
+		bad("model.threads must be ≥ 0 (0: ONNX Runtime's choice), is %d", c.Model.Threads)
+	}
+	if c.Data.Train == "" {
+		bad("data.train (--train) is required")
+	}
+	if c.Data.Limit < 0 {
+		bad("data.limit must be ≥ 0 (0: all), is %d", c.Data.Limit)
+	}
+	if c.Retriever.Index == "" && c.Retriever.URL == "" {
+		bad("retriever.index (--index) or retriever.url (--retriever) is required")
+	}
+	if c.Retriever.TopK < 1 {
+		bad("retriever.topk must be ≥ 1, is %d", c.Retriever.TopK)
+	}
+	if _, err := protocol.Lookup(c.Rollout.Protocol); err != nil {
+		bad("rollout.protocol: %v", err)
+	}
+	if c.Rollout.GroupSize < 1 {
+		bad("rollout.group_size must be ≥ 1, is %d", c.Rollout.GroupSize)
+	}
+	if c.Rollout.MaxTurns < 0 {
+		bad("rollout.max_turns must be ≥ 0, is %d", c.Rollout.MaxTurns)
+	}
+	if c.Rollout.MaxObsTokens < 0 {
+		bad("rollout.max_obs_tokens must be ≥ 0 (0: no limit), is %d", c.Rollout.MaxObsTokens)
+	}
+	if c.Rollout.MaxNewTokens < 1 {
+		bad("rollout.max_new_tokens must be ≥ 1, is %d", c.Rollout.MaxNewTokens)
+	}
+	if c.Rollout.MaxResponse < 1 {
+		bad("rollout.max_response_tokens must be ≥ 1, is %d", c.Rollout.MaxResponse)
+	}
+	if !finite(c.Rollout.Temperature) || c.Rollout.Temperature < 0 {
+		bad("rollout.temperature must be ≥ 0 (0: greedy), is %g", c.Rollout.Temperature)
+	}
+	if !finite(c.Rollout.TopP) || c.Rollout.TopP < 0 || c.Rollout.TopP > 1 {
+		bad("rollout.top_p must be in [0, 1] (0 or 1: off), is %g", c.Rollout.TopP)
+	}
+	if c.Rollout.TopK < 0 {
+		bad("rollout.top_k must be ≥ 0 (0: off), is %d", c.Rollout.TopK)
+	}
+	if _, err := reward.ParseMetric(c.Reward.Metric); err != nil {
+		bad("reward.metric: %v", err)
+	}
+	if c.IG.Algo != "grpo" && c.IG.Algo != "ig-grpo" {
+		bad("ig.algo %q: want grpo or ig-grpo", c.IG.Algo)
+	}
+	if !finite(c.IG.Coef) {
+		bad("ig.ig_coef must be finite, is %g", c.IG.Coef)
+	}
+	if _, err := advantage.ParseIGNorm(c.IG.Norm); err != nil {
+		bad("ig.ig_norm: %v", err)
+	}
+	if _, err := advantage.ParseScope(c.IG.Scope); err != nil {
+		bad("ig.ig_scope: %v", err)
+	}
+	if _, err := advantage.ParseAdvNorm(c.IG.AdvNorm); err != nil {
+		bad("ig.adv_norm: %v", err)
+	}
+	if _, err := ig.ParseGold(c.IG.Gold); err != nil {
+		bad("ig.ig_gold: %v", err)
+	}
+	if _, err := ig.ParseCounterfactual(c.IG.Counterfactual); err != nil {
+		bad("ig.ig_counterfactual: %v", err)
+	}
+	if c.IG.Algo == "ig-grpo" && c.IG.Random < 1 {
+		bad("ig.ig_random must be ≥ 1, is %d", c.IG.Random)
+	}
+	if c.IG.MaxContext < 0 {
+		bad("ig.ig_max_context must be ≥ 0, is %d", c.IG.MaxContext)
+	}
+	if c.IG.Workers < 0 {
+		bad("ig.ig_workers must be ≥ 0 (0: automatic), is %d", c.IG.Workers)
+	}
+	if !finite(c.Optim.LR) || c.Optim.LR <= 0 {
+		bad("optim.lr must be positive, is %g", c.Optim.LR)
+	}
+	if !finite(c.Optim.MinLRRatio) || c.Optim.MinLRRatio < 0 || c.Optim.MinLRRatio > 1 {
+		bad("optim.min_lr_ratio must be in [0, 1], is %g", c.Optim.MinLRRatio)
+	}
+	if c.Optim.Warmup < 0 {
+		bad("optim.warmup must be ≥ 0, is %d", c.Optim.Warmup)
+	}
+	if c.Optim.Schedule != "cosine" && c.Optim.Schedule != "constant" {
+		bad("optim.schedule %q: want cosine or constant", c.Optim.Schedule)
+	}
+	// The trainer's own check covers the loss and AdamW values (NaN, ranges).
+	if err := trainer.ValidateSettings(c.trainerLoss(), c.trainerOptim()); err != nil {
+		for _, e := range unjoin(err) {
+			if !(c.Optim.LR <= 0 && strings.HasPrefix(e.Error(), "lr ")) { // reported above
+				bad("%v", e)
+			}
+		}
+	}
+	if c.Train.Out == "" {
+		bad("train.out (--out) is required")
+	}
+	if c.Train.Iterations < 1 {
+		bad("train.iterations must be ≥ 1, is %d", c.Train.Iterations)
+	}
+	if c.Train.Questions < 1 {
+		bad("train.questions must be ≥ 1, is %d", c.Train.Questions)
+	}
+	if c.Train.PPOEpochs < 1 {
+		bad("train.ppo_epochs must be ≥ 1, is %d", c.Train.PPOEpochs)
+	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"mini_batch", c.Train.MiniBatch}, {"micro_batch", c.Train.MicroBatch}, {"eval_every", c.Train.EvalEvery},
+		{"eval_limit", c.Train.EvalLimit}, {"checkpoint_every", c.Train.CheckpointEvery}} {
+		if v.n < 0 {
+			bad("train.%s must be ≥ 0, is %d", v.key, v.n)
+		}
+	}
+	if c.Train.Resume && c.Train.Overwrite {
+		bad("train.resume and train.overwrite exclude each other: continue the run in --out, or start it again")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bad settings:\n  %w", joinLines(errs))
 }
+
+// trainerLoss is the loss the trainer runs for c.
+func (c *Config) trainerLoss() trainer.LossConfig {
+	return trainer.LossConfig{Kind: trainer.LossGRPO, ClipEps: c.Loss.ClipEps, ClipEpsHigh: c.Loss.ClipEpsHigh, KLBeta: c.Loss.KLBeta}
+}
+
+// trainerOptim is the AdamW setting the trainer runs for c (the schedule
+// sets the learning rate of each step).
+func (c *Config) trainerOptim() trainer.AdamWConfig {
+	return trainer.AdamWConfig{LR: c.Optim.LR, Beta1: c.Optim.Beta1, Beta2: c.Optim.Beta2, Eps: c.Optim.Eps,
+		WeightDecay: c.Optim.WeightDecay, MaxGradNorm: c.Optim.MaxGradNorm}
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// lineList is errors shown one per line, indented under a heading.
+type lineList []error
+
+func (l lineList) Error() string {
+	parts := make([]string, len(l))
+	for i, e := range l {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n  ")
+}
+
+func (l lineList) Unwrap() []error { return l }
+
+func joinLines(errs []error) error { return lineList(errs) }

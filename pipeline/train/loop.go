@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
@@ -30,6 +31,30 @@ const (
 	RolloutsDir   = "rollouts"   // rollouts/iter-NNNNN.jsonl, one record per trajectory
 	ConfigFile    = "config.toml"
 )
+
+// RunKind is what a training run writes under Config.Train.Out, for
+// atomicfile.Guard: a new run may replace only such a directory (with
+// Overwrite). No marker: a run killed early leaves only some of its files.
+var RunKind = atomicfile.Kind{
+	Name: "a training run",
+	Owns: func(name string) bool {
+		switch name {
+		case MetricsFile, CheckpointDir, RolloutsDir, ConfigFile:
+			return true
+		}
+		return false
+	},
+}
+
+// clearRun removes a replaced run's own files from out.
+func clearRun(out string) error {
+	for _, name := range []string{MetricsFile, CheckpointDir, RolloutsDir, ConfigFile} {
+		if err := os.RemoveAll(filepath.Join(out, name)); err != nil {
+			return fmt.Errorf("train --out %s: replacing the earlier run: %w", out, err)
+		}
+	}
+	return nil
+}
 
 // Progress receives a line per phase of each iteration; nil is silent.
 type Progress func(iter, total int, phase string)
@@ -56,15 +81,17 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	out := cfg.Train.Out
+	if !cfg.Train.Resume {
+		if err := atomicfile.Guard(out, RunKind, cfg.Train.Overwrite, "--overwrite to start it again, or --resume to continue it"); err != nil {
+			return nil, fmt.Errorf("train --out: %w", err)
+		}
+	}
 	env, err := openEnv(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer env.close()
-	out := cfg.Train.Out
-	if err := os.MkdirAll(filepath.Join(out, RolloutsDir), 0o755); err != nil {
-		return nil, err
-	}
 
 	questions, err := readQuestions(cfg.Data.Train, cfg.Data.Limit)
 	if err != nil {
@@ -105,6 +132,17 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		}
 	}
 	defer tr.Close()
+
+	// Only now that everything opened: a new run replaces the old one's
+	// files (Guard allowed it above), so they never mix.
+	if !cfg.Train.Resume {
+		if err := clearRun(out); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(out, RolloutsDir), 0o755); err != nil {
+		return nil, err
+	}
 
 	// The frozen reference policy for the KL term is the initial model.
 	var ref *policy.Policy
@@ -197,12 +235,11 @@ func trainerOptions(cfg Config, dev ort.Device) trainer.Options {
 	micro := cfg.Train.MicroBatch
 	return trainer.Options{
 		Artifact: trainer.ArtifactOptions{
-			Loss:             trainer.LossConfig{Kind: trainer.LossGRPO, ClipEps: cfg.Loss.ClipEps, ClipEpsHigh: cfg.Loss.ClipEpsHigh, KLBeta: cfg.Loss.KLBeta},
+			Loss:             cfg.trainerLoss(),
 			FreezeEmbeddings: cfg.Train.FreezeEmbed,
 			Entropy:          false,
 		},
-		Optim: trainer.AdamWConfig{LR: cfg.Optim.LR, Beta1: cfg.Optim.Beta1, Beta2: cfg.Optim.Beta2, Eps: cfg.Optim.Eps,
-			WeightDecay: cfg.Optim.WeightDecay, MaxGradNorm: cfg.Optim.MaxGradNorm},
+		Optim:      cfg.trainerOptim(),
 		MicroBatch: micro,
 		Session:    ort.Options{Device: dev, IntraOpThreads: cfg.Model.Threads, LowMemory: cfg.Model.LowMemory},
 	}
@@ -485,11 +522,7 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	tmp := dst + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
+	return atomicfile.WriteFile(dst, data)
 }
 
 var errNoRetriever = errors.New("no retriever configured")

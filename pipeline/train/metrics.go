@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+
+	"github.com/igsearch/igsearch/atomicfile"
 )
 
 // Metrics is one line of metrics.jsonl: one training iteration. Field names
@@ -113,11 +115,7 @@ func truncateMetrics(path string, keepBelow int) error {
 		kept.Write(sc.Bytes())
 		kept.WriteByte('\n')
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, kept.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, kept.Bytes())
 }
 
 func (l *metricsLog) write(m Metrics) error {

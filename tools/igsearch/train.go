@@ -58,6 +58,10 @@ Main flags (see the TOML keys for all):
   --group-size G --max-turns N --topk K --temperature T
   --lr --kl-beta --clip-eps --iterations --questions --mini-batch
   --eval-every N --checkpoint-every N --resume --seed S --device cpu|cuda[:N]
+  --overwrite               start again in an --out that holds an earlier run
+                            (without it, or --resume, that run is kept and
+                            train refuses; a folder holding anything a run
+                            does not write is always refused)
   --threads N --low-memory   intra-op threads; trainer sessions without an
                             arena (less RAM on CPU, about half the speed)
 
@@ -126,6 +130,7 @@ func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.Train.CheckpointEvery, "checkpoint-every", c.Train.CheckpointEvery, "iterations between checkpoints")
 	fs.Uint64Var(&c.Train.Seed, "seed", c.Train.Seed, "seed")
 	fs.BoolVar(&c.Train.Resume, "resume", c.Train.Resume, "continue from OUT/checkpoint")
+	fs.BoolVar(&c.Train.Overwrite, "overwrite", c.Train.Overwrite, "replace the run already in --out")
 	fs.BoolVar(&c.Train.FreezeEmbed, "freeze-embeddings", c.Train.FreezeEmbed, "keep the embeddings fixed")
 }
 

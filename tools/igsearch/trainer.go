@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
@@ -45,6 +46,9 @@ Flags:
                        the result equals the full batch within fp32 noise
                        (default 0: the whole batch at once)
   --freeze-embeddings  keep the embedding (and a tied lm_head) fixed
+  --force              replace a checkpoint that --out already holds (a
+                       directory holding anything else, such as the --model
+                       folder with its tokenizer, is always refused)
   --device D           cpu, cuda or cuda:N (default cpu)
   --threads N          intra-op threads (default: ONNX Runtime's choice)
   --ort-lib PATH       the ONNX Runtime shared library (default: found by set-up)
@@ -72,6 +76,7 @@ func runTrainer(args []string) error {
 	out := fs.String("out", "", "output checkpoint directory")
 	micro := fs.Int("micro-batch", 0, "sequences per gradient run (0: all)")
 	freeze := fs.Bool("freeze-embeddings", false, "keep the embeddings fixed")
+	force := fs.Bool("force", false, "replace an existing checkpoint at --out")
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
@@ -91,11 +96,19 @@ func runTrainer(args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	if _, err := ort.InitDefault(pf.ortLib, dev); err != nil {
-		return err
+	// Everything is checked before the step runs, so a refusal costs nothing.
+	if err := atomicfile.Guard(*out, trainer.CheckpointKind, *force, "--force"); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	file, err := trainer.ReadStepFile(*batchPath)
 	if err != nil {
+		return err
+	}
+	lossCfg, optCfg := file.Configs()
+	if err := trainer.ValidateSettings(lossCfg, optCfg); err != nil {
+		return fmt.Errorf("batch %s: %w", *batchPath, err)
+	}
+	if _, err := ort.InitDefault(pf.ortLib, dev); err != nil {
 		return err
 	}
 	ck, err := qwen2.LoadCheckpoint(pf.model, onnx.Float)
@@ -103,7 +116,6 @@ func runTrainer(args []string) error {
 		return err
 	}
 	defer ck.Close()
-	lossCfg, optCfg := file.Configs()
 	tr, err := trainer.New(ck.Config, ck.Weights, trainer.Options{
 		Artifact:   trainer.ArtifactOptions{Loss: lossCfg, FreezeEmbeddings: *freeze},
 		Optim:      optCfg,
