@@ -10,7 +10,12 @@
 //
 // std is the sample standard deviation (n − 1), and a group of one sample
 // has mean 0 and std 1, as compute_grpo_outcome_advantage in veRL's
-// verl/trainer/ppo/core_algos.py (torch.std is unbiased).
+// verl/trainer/ppo/core_algos.py (torch.std is unbiased). The IG z-score of
+// a group with a single scored search step is 0: one IG has no spread to be
+// measured against, and its raw value in nats would otherwise enter the
+// advantage unnormalised. Groups are the G samples of one rollout question
+// (Groups), never merged by a shared question id, as veRL keys them by a
+// fresh uid per prompt.
 //
 // The additive IG term is our choice: the IG-Search paper does not publish
 // its modulation. It keeps a gradient when every trajectory of a group
@@ -114,14 +119,18 @@ func (n IGNorm) String() string {
 // NormalizeIG maps the IG of every scored search step of one group
 // (igs[i] = the step IGs of sample i) to Â, keeping the shape. zscore is
 // (IG − mean)/(std + ε) over all the group's steps together, with the same
-// std and single-value rule as Outcome; none is the identity; clip:C clamps
-// to [−C, C].
+// std as Outcome, and 0 for a group's only step; none is the identity;
+// clip:C clamps to [−C, C].
 func NormalizeIG(igs [][]float64, norm IGNorm) [][]float64 {
 	var all []float64
 	for _, s := range igs {
 		all = append(all, s...)
 	}
 	mean, std := groupStats(all)
+	if len(all) == 1 {
+		// One step: it is its group's mean, so its z-score is 0.
+		mean = all[0]
+	}
 	out := make([][]float64, len(igs))
 	for i, s := range igs {
 		out[i] = make([]float64, len(s))
@@ -217,6 +226,26 @@ func Tokens(mask []float32, outcome float64, steps []StepSpans, igAdv []StepValu
 		out[i] = float32(float64(m) * a[i])
 	}
 	return out, nil
+}
+
+// Groups splits records listed in rollout order (question by question, the
+// samples of one question consecutive and numbered from 0) into groups, the
+// index lists of one rollout question each. A group ends where the question
+// id changes or the sample number does not increase, so a question drawn
+// twice into one batch (the same id) makes two groups of G, not one of 2G.
+// ids[i] and samples[i] are record i's question id and sample number.
+func Groups(ids []string, samples []int) ([][]int, error) {
+	if len(ids) != len(samples) {
+		return nil, fmt.Errorf("advantage: %d ids, %d sample numbers", len(ids), len(samples))
+	}
+	var groups [][]int
+	for i := range ids {
+		if i == 0 || ids[i] != ids[i-1] || samples[i] <= samples[i-1] {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], i)
+	}
+	return groups, nil
 }
 
 // Config holds the advantage settings, named as their flags.

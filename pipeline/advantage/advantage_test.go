@@ -1,6 +1,7 @@
 package advantage
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -160,5 +161,52 @@ func TestTokensMixedGroup(t *testing.T) {
 	}
 	if _, err := ParseAdvNorm("std"); err == nil {
 		t.Error("ParseAdvNorm(std): want error")
+	}
+}
+
+// TestSingleStepIGZScore: a group whose only scored search step has IG 0.7
+// nats gets Â = 0 under zscore (before: 0.7/(1+ε)), so an all-fail group
+// with one step has all-zero advantages; none and clip keep the value.
+func TestSingleStepIGZScore(t *testing.T) {
+	got := NormalizeIG([][]float64{{}, {0.7}, {}}, IGNorm{Kind: "zscore"})
+	if len(got[1]) != 1 || got[1][0] != 0 {
+		t.Errorf("zscore of one step = %v, want [[] [0] []]", got)
+	}
+	if got := NormalizeIG([][]float64{{0.7}}, IGNorm{Kind: "none"}); got[0][0] != 0.7 {
+		t.Errorf("none of one step = %v", got)
+	}
+	if got := NormalizeIG([][]float64{{0.7}}, IGNorm{Kind: "clip", Clip: 0.5}); got[0][0] != 0.5 {
+		t.Errorf("clip:0.5 of one step = %v", got)
+	}
+	samples := allFail()
+	samples[1].IG = nil // only sample 0's step (IG 1) is scored
+	adv, err := Group(DefaultConfig(), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range adv {
+		for k, x := range a {
+			if x != 0 {
+				t.Errorf("sample %d token %d: advantage %v, want 0", i, k, x)
+			}
+		}
+	}
+}
+
+// TestGroups: records in rollout order; question "q" drawn twice into one
+// batch (G = 2) makes two groups, and a lone question its own.
+func TestGroups(t *testing.T) {
+	ids := []string{"q", "q", "r", "r", "q", "q", "q", "q", "s"}
+	samples := []int{0, 1, 0, 1, 0, 1, 0, 1, 0}
+	got, err := Groups(ids, samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int{{0, 1}, {2, 3}, {4, 5}, {6, 7}, {8}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Groups = %v, want %v", got, want)
+	}
+	if _, err := Groups([]string{"q"}, nil); err == nil {
+		t.Error("mismatched lengths accepted")
 	}
 }
