@@ -134,7 +134,7 @@ func parseLine(b []byte, row int) (Example, error) {
 		return Example{}, errors.New(`missing "question"`)
 	}
 	ex.Question = *j.Question
-	golds, err := parseGolds(j.GoldenAnswers)
+	golds, err := ParseGolds(j.GoldenAnswers)
 	if err != nil {
 		return Example{}, err
 	}
@@ -142,8 +142,10 @@ func parseLine(b []byte, row int) (Example, error) {
 	return ex, nil
 }
 
-// parseGolds accepts a list of strings or numbers, or a single one.
-func parseGolds(raw json.RawMessage) ([]string, error) {
+// ParseGolds reads a "golden_answers" value: a list of strings or numbers,
+// or a single one (numbers as their shortest decimal form). Missing, null,
+// empty or other values are an error.
+func ParseGolds(raw json.RawMessage) ([]string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, errors.New(`missing "golden_answers"`)

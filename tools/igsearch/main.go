@@ -31,6 +31,7 @@ var stages = []*stage{
 	trainStage,
 	evalStage,
 	scoreIGStage,
+	rewardStage,
 	plotStage,
 	indexStage,
 	worldStage,
