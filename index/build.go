@@ -46,6 +46,17 @@ type BuildOptions struct {
 	// Skipped, when set and SkipBad is on, is called for each skipped line,
 	// in corpus order.
 	Skipped func(err *LineError)
+	// RAMBufferMB bounds the postings (and their dictionaries) that the
+	// workers together hold in memory, in MiB; a worker past its share
+	// spills its segment to a run file in the build's temporary directory,
+	// and the runs are merged at the end. 0 means DefaultRAMBufferMB. The
+	// index is byte-identical whatever the value.
+	RAMBufferMB int
+	// Shard and Shards select one shard of the corpus: with Shards > 1 the
+	// build keeps only the non-blank lines whose 0-based ordinal is Shard
+	// modulo Shards, and writes shard.json beside the index files so that
+	// OpenSharded can put the shards back together.
+	Shard, Shards int
 }
 
 // BuildStats summarises a finished build.
@@ -54,6 +65,8 @@ type BuildStats struct {
 	Skipped  int64  // malformed lines skipped (SkipBad)
 	Terms    uint64
 	Postings uint64
+	Spills   int   // segments written to run files (0: the build fit in RAMBufferMB)
+	Lines    int64 // non-blank corpus lines read, every shard's included
 }
 
 const (
@@ -104,21 +117,41 @@ func Build(ctx context.Context, r io.Reader, dir string, opt BuildOptions) (Buil
 	if opt.B == 0 && opt.K1 == 0.9 {
 		opt.B = 0.4
 	}
+	if opt.RAMBufferMB < 0 {
+		return BuildStats{}, fmt.Errorf("bad RAM buffer %d MiB (want ≥ 0; 0 is the default %d)", opt.RAMBufferMB, DefaultRAMBufferMB)
+	}
+	if opt.RAMBufferMB == 0 {
+		opt.RAMBufferMB = DefaultRAMBufferMB
+	}
+	if opt.Shards < 0 || opt.Shards > 1 && (opt.Shard < 0 || opt.Shard >= opt.Shards) || opt.Shards <= 1 && opt.Shard != 0 {
+		return BuildStats{}, fmt.Errorf("bad shard %d/%d (want 0 ≤ shard < shards)", opt.Shard, opt.Shards)
+	}
 	if opt.K1 < 0 || opt.B < 0 || opt.B > 1 {
 		return BuildStats{}, fmt.Errorf("bad BM25 parameters k1=%v b=%v (want k1 ≥ 0, 0 ≤ b ≤ 1)", opt.K1, opt.B)
 	}
 	if err := checkDest(dir); err != nil {
 		return BuildStats{}, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".tmp-")
+	tmp, err := buildTempDir(dir)
 	if err != nil {
 		return BuildStats{}, fmt.Errorf("index %s: %w", dir, err)
 	}
 	defer os.RemoveAll(tmp)
+	if err := os.Mkdir(filepath.Join(tmp, spillDir), 0o755); err != nil {
+		return BuildStats{}, fmt.Errorf("index %s: %w", dir, err)
+	}
 	b := &builder{opt: opt, an: an, dir: tmp}
 	st, err := b.run(ctx, r)
 	if err != nil {
 		return st, err
+	}
+	if err := os.RemoveAll(filepath.Join(tmp, spillDir)); err != nil {
+		return st, fmt.Errorf("index %s: removing run files: %w", dir, err)
+	}
+	if opt.Shards > 1 {
+		if err := writeShardInfo(tmp, shardInfo{Shard: opt.Shard, Shards: opt.Shards, Lines: st.Lines}); err != nil {
+			return st, fmt.Errorf("index %s: %w", dir, err)
+		}
 	}
 	if err := replaceDir(tmp, dir); err != nil {
 		return st, fmt.Errorf("index %s: %w", dir, err)
@@ -126,43 +159,14 @@ func Build(ctx context.Context, r io.Reader, dir string, opt BuildOptions) (Buil
 	return st, nil
 }
 
-// checkDest refuses to replace a directory that is neither empty nor an index.
-func checkDest(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("index %s: %w", dir, err)
-	}
-	if len(ents) == 0 {
-		return nil
-	}
-	if _, err := os.Stat(filepath.Join(dir, "meta.bin")); err != nil {
-		return fmt.Errorf("index %s: exists and is not an index; refusing to replace it", dir)
-	}
-	return nil
-}
-
-func replaceDir(tmp, dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		old := tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, dir); err != nil {
-			os.Rename(old, dir)
-			return err
-		}
-		return os.RemoveAll(old)
-	}
-	return os.Rename(tmp, dir)
-}
-
 type builder struct {
 	opt BuildOptions
 	an  *Analyzer
 	dir string
+
+	mu    sync.Mutex
+	runs  []string // run files written so far
+	lines int64    // non-blank lines read (set by read)
 }
 
 // batch is a run of corpus lines handed to one worker.
@@ -189,13 +193,16 @@ type segment struct {
 	terms []string
 	posts [][]byte // per term: uvarint (provisional id + 1 − previous), uvarint tf
 	last  []uint32 // per term: last provisional id + 1
+	bytes int64    // estimated memory: list capacities, term strings and overheads
 }
 
 // add appends a posting to term id's list.
 func (s *segment) add(id uint32, prov uint32, tf uint32) {
 	p := s.posts[id]
+	c := cap(p)
 	p = binary.AppendUvarint(p, uint64(prov+1-s.last[id]))
 	p = binary.AppendUvarint(p, uint64(tf))
+	s.bytes += int64(cap(p) - c)
 	s.posts[id] = p
 	s.last[id] = prov + 1
 }
@@ -238,10 +245,10 @@ func (b *builder) run(ctx context.Context, r io.Reader) (BuildStats, error) {
 	for w := 0; w < W; w++ {
 		segs[w] = &segment{ids: make(map[string]uint32)}
 		wg.Add(1)
-		go func(seg *segment) {
+		go func(w int, seg *segment) {
 			defer wg.Done()
-			b.work(ctx, seg, batches, results)
-		}(segs[w])
+			b.work(ctx, w, seg, batches, results)
+		}(w, segs[w])
 	}
 	go func() { wg.Wait(); close(results) }()
 
@@ -258,7 +265,7 @@ func (b *builder) run(ctx context.Context, r io.Reader) (BuildStats, error) {
 	if err := ctx.Err(); err != nil {
 		return BuildStats{}, err
 	}
-	st := BuildStats{Docs: uint32(len(col.dls)), Skipped: col.skipped}
+	st := BuildStats{Docs: uint32(len(col.dls)), Skipped: col.skipped, Spills: len(b.runs), Lines: b.lines}
 	if err := b.finish(ctx, segs, col, &st); err != nil {
 		return st, err
 	}
@@ -268,6 +275,8 @@ func (b *builder) run(ctx context.Context, r io.Reader) (BuildStats, error) {
 // read splits the input into batches of lines.
 func (b *builder) read(ctx context.Context, r io.Reader, out chan<- *batch) error {
 	lr := NewLineReader(r)
+	shards := int64(max(b.opt.Shards, 1))
+	shard := int64(b.opt.Shard)
 	seq := 0
 	cur := &batch{seq: seq}
 	var n int64
@@ -296,10 +305,13 @@ func (b *builder) read(ctx context.Context, r io.Reader, out chan<- *batch) erro
 		if seq >= 1<<(32-batchShift) {
 			return fmt.Errorf("corpus too large: more than %d lines", 1<<32)
 		}
+		n++
+		if (n-1)%shards != shard {
+			continue
+		}
 		cur.data = append(cur.data, line...)
 		cur.ends = append(cur.ends, len(cur.data))
 		cur.lines = append(cur.lines, no)
-		n++
 		if len(cur.ends) == batchLines || len(cur.data) >= batchBytes {
 			if !send() {
 				return ctx.Err()
@@ -315,11 +327,16 @@ func (b *builder) read(ctx context.Context, r io.Reader, out chan<- *batch) erro
 	if b.opt.Progress != nil {
 		b.opt.Progress(0, n)
 	}
+	b.lines = n
 	return nil
 }
 
-// work parses, analyses and compresses batches into seg.
-func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out chan<- *batchResult) {
+// work parses, analyses and compresses batches into seg, worker w's
+// segment, and spills seg to a run file whenever it outgrows the worker's
+// share of the RAM buffer.
+func (b *builder) work(ctx context.Context, w int, seg *segment, in <-chan *batch, out chan<- *batchResult) {
+	limit := int64(b.opt.RAMBufferMB) << 20 / int64(b.opt.Workers)
+	spills := 0
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	defer enc.Close()
 	cache := map[string]uint32{} // token before stemming → term id
@@ -376,6 +393,7 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 						seg.terms = append(seg.terms, t)
 						seg.posts = append(seg.posts, nil)
 						seg.last = append(seg.last, 0)
+						seg.bytes += int64(len(t)) + termOverhead
 					}
 					tok = strings.Clone(tok)
 					cache[tok] = id
@@ -400,6 +418,20 @@ func (b *builder) work(ctx context.Context, seg *segment, in <-chan *batch, out 
 			}
 		}
 		flush()
+		if seg.bytes > limit && res.err == nil {
+			path := spillPath(b.dir, w, spills)
+			if err := seg.spill(path); err != nil {
+				res.err = err
+			} else {
+				spills++
+				b.mu.Lock()
+				b.runs = append(b.runs, path)
+				b.mu.Unlock()
+				// The token caches name term ids of the spilled dictionary.
+				clear(cache)
+				*hot = hotCache{}
+			}
+		}
 		select {
 		case out <- res:
 		case <-ctx.Done():
@@ -520,31 +552,24 @@ func (b *builder) collect(ctx context.Context, results <-chan *batchResult) (*co
 	return col, nil
 }
 
-// mergeTerm is one term of the merged dictionary: its id in each segment
-// (-1 where absent).
-type mergeTerm struct {
-	term string
-	ids  []int32
-}
-
-// finish merges the segments into the term dictionary and postings, and
-// writes doclens.bin and meta.bin.
+// finish merges the run files and the workers' last segments into the term
+// dictionary and postings, streaming, and writes doclens.bin and meta.bin.
 func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, st *BuildStats) error {
 	m := &meta{k1: b.opt.K1, b: b.opt.B, numDocs: uint32(len(col.dls)), analyzer: b.an.Name()}
 	if b.opt.LuceneNorms {
 		m.flags |= flagLuceneNorms
 	}
-	// Scoring lengths and collection statistics.
-	lens := make([]uint32, len(col.dls))
-	for i, dl := range col.dls {
+	// Scoring lengths (in place: the exact lengths are needed only here)
+	// and collection statistics.
+	lens := col.dls
+	for i, dl := range lens {
 		m.sumTF += uint64(dl)
 		if dl > 0 {
 			m.docCount++
 		}
 		if b.opt.LuceneNorms {
-			dl = byte4ToInt(intToByte4(dl))
+			lens[i] = byte4ToInt(intToByte4(dl))
 		}
-		lens[i] = dl
 	}
 	avgdl := 1.0
 	if m.docCount > 0 {
@@ -555,9 +580,13 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 		return err
 	}
 	defer dlW.abort()
-	buf := make([]byte, 0, 4*len(lens))
+	buf := make([]byte, 0, 1<<16)
 	for _, l := range lens {
 		buf = binary.LittleEndian.AppendUint32(buf, l)
+		if len(buf) == cap(buf) {
+			dlW.Write(buf)
+			buf = buf[:0]
+		}
 	}
 	dlW.Write(buf)
 	dlFile, err := dlW.close()
@@ -565,27 +594,102 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 		return err
 	}
 
-	terms := mergeDicts(segs)
-	m.numTerms = uint64(len(terms))
+	runs := make([]run, 0, len(b.runs)+len(segs))
+	defer func() {
+		for _, r := range runs {
+			r.close()
+		}
+	}()
+	for _, p := range b.runs {
+		r, err := openFileRun(p)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	for _, s := range segs {
+		runs = append(runs, newMemRun(s))
+	}
+	merger, err := newTermMerger(runs)
+	if err != nil {
+		return err
+	}
 
-	// Encode postings in parallel chunks of terms; write them in order.
 	postW, err := newCompFile(b.dir, "postings.bin", "POST")
 	if err != nil {
 		return err
 	}
 	defer postW.abort()
+	// The dictionary's entries and strings go to scratch files while the
+	// postings stream out, so that memory does not grow with the vocabulary
+	// (beyond 4 bytes a term for the string offsets).
+	entW, err := newScratch(filepath.Join(b.dir, spillDir, "terms.entries"))
+	if err != nil {
+		return err
+	}
+	defer entW.abort()
+	blobW, err := newScratch(filepath.Join(b.dir, spillDir, "terms.blob"))
+	if err != nil {
+		return err
+	}
+	defer blobW.abort()
+	offs := make([]byte, 0, 4096)
+	var blobLen uint64
+
+	// A producer merges the runs into chunks of terms, workers encode the
+	// chunks, and this goroutine writes them in order.
 	type chunk struct {
-		lo, hi  int
+		terms   []mergedTerm
 		data    []byte
 		entries []byte
 		done    chan struct{}
 	}
-	const chunkTerms = 2048
-	var chunks []*chunk
-	for lo := 0; lo < len(terms); lo += chunkTerms {
-		chunks = append(chunks, &chunk{lo: lo, hi: min(lo+chunkTerms, len(terms)), done: make(chan struct{})})
-	}
-	jobs := make(chan *chunk)
+	const chunkTerms, chunkBytes = 2048, 8 << 20
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan *chunk, b.opt.Workers)
+	order := make(chan *chunk, 2*b.opt.Workers)
+	var mergeErr error
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		cur, size := &chunk{done: make(chan struct{})}, 0
+		send := func() bool {
+			c := cur
+			cur, size = &chunk{done: make(chan struct{})}, 0
+			select {
+			case jobs <- c:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case order <- c:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			mt, ok, err := merger.next()
+			if err != nil {
+				mergeErr = err
+				return
+			}
+			if !ok {
+				break
+			}
+			cur.terms = append(cur.terms, mt)
+			for _, l := range mt.lists {
+				size += len(l)
+			}
+			if (len(cur.terms) == chunkTerms || size >= chunkBytes) && !send() {
+				return
+			}
+		}
+		if len(cur.terms) > 0 {
+			send()
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := 0; w < b.opt.Workers; w++ {
 		wg.Add(1)
@@ -593,29 +697,18 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 			defer wg.Done()
 			enc := postingEncoder{k1: b.opt.K1, b: b.opt.B, avgdl: avgdl, lens: lens, base: col.base}
 			for c := range jobs {
-				for t := c.lo; t < c.hi; t++ {
-					c.entries = enc.encode(segs, terms[t], &c.data, c.entries)
+				for i := range c.terms {
+					c.entries = enc.encode(c.terms[i].lists, &c.data, c.entries)
+					c.terms[i].lists = nil
 				}
 				close(c.done)
 			}
 		}()
 	}
-	go func() {
-		defer close(jobs)
-		for _, c := range chunks {
-			select {
-			case jobs <- c:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	entries := make([]byte, 0, termEntrySz*len(terms))
-	for _, c := range chunks {
+	write := func(c *chunk) error {
 		select {
 		case <-c.done:
 		case <-ctx.Done():
-			wg.Wait()
 			return ctx.Err()
 		}
 		off := uint64(postW.n - headerSize)
@@ -624,16 +717,54 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 			binary.LittleEndian.PutUint64(c.entries[e:], rel+off)
 			m.numPostings += uint64(binary.LittleEndian.Uint32(c.entries[e+16:]))
 		}
-		entries = append(entries, c.entries...)
 		if _, err := postW.Write(c.data); err != nil {
 			return err
 		}
-		c.data, c.entries = nil, nil
+		if _, err := entW.Write(c.entries); err != nil {
+			return err
+		}
+		for _, t := range c.terms {
+			offs = binary.LittleEndian.AppendUint32(offs, uint32(blobLen))
+			blobLen += uint64(len(t.term))
+			if blobLen > math.MaxUint32 {
+				return errors.New("term dictionary larger than 4 GiB")
+			}
+			if _, err := blobW.WriteString(t.term); err != nil {
+				return err
+			}
+		}
+		m.numTerms += uint64(len(c.terms))
+		return nil
+	}
+	var werr error
+	for c := range order {
+		if werr == nil {
+			if werr = write(c); werr != nil {
+				cancel()
+			}
+		}
 	}
 	wg.Wait()
+	if werr != nil {
+		return werr
+	}
+	if mergeErr != nil {
+		return mergeErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	offs = binary.LittleEndian.AppendUint32(offs, uint32(blobLen))
 	postFile, err := postW.close()
 	if err != nil {
 		return err
+	}
+	for _, r := range runs {
+		r.close()
+	}
+	runs = nil
+	for _, p := range b.runs {
+		os.Remove(p) // early, to give the disk space back; Build removes the directory anyway
 	}
 
 	// Term dictionary: count, entries, string offsets, string blob.
@@ -643,25 +774,13 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 	}
 	defer termW.abort()
 	var hdr [8]byte
-	binary.LittleEndian.PutUint64(hdr[:], uint64(len(terms)))
+	binary.LittleEndian.PutUint64(hdr[:], m.numTerms)
 	termW.Write(hdr[:])
-	termW.Write(entries)
-	offs := make([]byte, 0, 4*(len(terms)+1))
-	var blobLen uint64
-	for _, t := range terms {
-		offs = binary.LittleEndian.AppendUint32(offs, uint32(blobLen))
-		blobLen += uint64(len(t.term))
+	if err := entW.copyTo(termW); err != nil {
+		return err
 	}
-	if blobLen > math.MaxUint32 {
-		return errors.New("term dictionary larger than 4 GiB")
-	}
-	offs = binary.LittleEndian.AppendUint32(offs, uint32(blobLen))
 	termW.Write(offs)
-	bw := bufio.NewWriterSize(termW, 1<<20)
-	for _, t := range terms {
-		bw.WriteString(t.term)
-	}
-	if err := bw.Flush(); err != nil {
+	if err := blobW.copyTo(termW); err != nil {
 		return err
 	}
 	termFile, err := termW.close()
@@ -677,48 +796,42 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 	return nil
 }
 
-// mergeDicts returns the union of the segments' terms in sorted order.
-func mergeDicts(segs []*segment) []mergeTerm {
-	orders := make([][]int32, len(segs))
-	var wg sync.WaitGroup
-	for w, s := range segs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o := make([]int32, len(s.terms))
-			for i := range o {
-				o[i] = int32(i)
-			}
-			slices.SortFunc(o, func(a, b int32) int { return strings.Compare(s.terms[a], s.terms[b]) })
-			orders[w] = o
-		}()
+// scratch is a buffered temporary file that is written once and then
+// copied into a component file.
+type scratch struct {
+	f *os.File
+	*bufio.Writer
+}
+
+func newScratch(path string) (*scratch, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	pos := make([]int, len(segs))
-	var out []mergeTerm
-	for {
-		best := ""
-		found := false
-		for w, s := range segs {
-			if pos[w] < len(orders[w]) {
-				t := s.terms[orders[w][pos[w]]]
-				if !found || t < best {
-					best, found = t, true
-				}
-			}
-		}
-		if !found {
-			return out
-		}
-		mt := mergeTerm{term: best, ids: make([]int32, len(segs))}
-		for w, s := range segs {
-			mt.ids[w] = -1
-			if pos[w] < len(orders[w]) && s.terms[orders[w][pos[w]]] == best {
-				mt.ids[w] = orders[w][pos[w]]
-				pos[w]++
-			}
-		}
-		out = append(out, mt)
+	return &scratch{f: f, Writer: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+// copyTo flushes the scratch file, copies it to w and removes it.
+func (s *scratch) copyTo(w io.Writer) error {
+	if err := s.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", s.f.Name(), err)
+	}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, bufio.NewReaderSize(s.f, 1<<20)); err != nil {
+		return fmt.Errorf("copying %s: %w", s.f.Name(), err)
+	}
+	s.abort()
+	return nil
+}
+
+// abort closes and removes the scratch file if copyTo did not.
+func (s *scratch) abort() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+		s.f = nil
 	}
 }
 
@@ -732,18 +845,17 @@ type postingEncoder struct {
 	rb           bytes.Buffer
 }
 
-// encode appends the term's postings to *data and its 40-byte dictionary
-// entry (with the postings offset relative to *data) to entries.
-func (e *postingEncoder) encode(segs []*segment, t mergeTerm, data *[]byte, entries []byte) []byte {
+// encode appends the term's postings, merged from its segment lists, to
+// *data and its 40-byte dictionary entry (with the postings offset relative
+// to *data) to entries.
+func (e *postingEncoder) encode(lists [][]byte, data *[]byte, entries []byte) []byte {
 	// K-way merge of the segments' lists, mapping provisional ids to doc ids.
 	e.docs, e.tfs = e.docs[:0], e.tfs[:0]
 	e.heads = e.heads[:0]
-	for w, id := range t.ids {
-		if id >= 0 {
-			r := segReader{p: segs[w].posts[id]}
-			r.next()
-			e.heads = append(e.heads, r)
-		}
+	for _, l := range lists {
+		r := segReader{p: l}
+		r.next()
+		e.heads = append(e.heads, r)
 	}
 	for {
 		bi := -1

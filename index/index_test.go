@@ -472,7 +472,7 @@ func TestRoaringIter(t *testing.T) {
 			seg.add(0, d, uint32(1+i%5))
 		}
 		var data []byte
-		entries := enc.encode([]*segment{seg}, mergeTerm{ids: []int32{0}}, &data, nil)
+		entries := enc.encode([][]byte{seg.posts[0]}, &data, nil)
 		ix.entries, ix.postings = entries, data
 		var c cursor
 		if err := c.init(ix, ix.entry(0), nil); err != nil {

@@ -57,6 +57,7 @@ func (ix *Index) SearchWithStats(query string, k int) ([]Hit, SearchStats, error
 type qterm struct {
 	e   termEntry
 	qtf int
+	df  uint32 // the df of idf: e.df, or the sum over shards (Sharded)
 }
 
 // prepare analyses the query into distinct known terms, in order of first
@@ -77,14 +78,15 @@ func (ix *Index) prepare(query string) []qterm {
 			return
 		}
 		seen[t] = len(qts)
-		qts = append(qts, qterm{e: ix.entry(ti), qtf: 1})
+		e := ix.entry(ti)
+		qts = append(qts, qterm{e: e, qtf: 1, df: e.df})
 	})
 	return qts
 }
 
 // weight is qtf · idf · (k1+1) in float32.
 func (ix *Index) weight(q qterm) float32 {
-	return float32(float64(q.qtf) * idf(ix.meta.docCount, q.e.df) * (ix.p.k1 + 1))
+	return float32(float64(q.qtf) * idf(ix.meta.docCount, q.df) * (ix.p.k1 + 1))
 }
 
 // termBound is an upper bound of the term's contribution to any passage.
@@ -370,6 +372,13 @@ type Retriever interface {
 // SearchBatch searches each query for its top k passages, in parallel, and
 // loads the passages. The i-th result list answers the i-th query.
 func (ix *Index) SearchBatch(ctx context.Context, queries []string, k int) ([][]Result, error) {
+	return searchBatch(ctx, queries, k, ix.SearchWithStats, ix.Doc)
+}
+
+// searchBatch runs search on each query in parallel and loads the passages
+// with doc; it is SearchBatch for *Index and *Sharded.
+func searchBatch(ctx context.Context, queries []string, k int,
+	search func(string, int) ([]Hit, SearchStats, error), doc func(uint32) (Doc, error)) ([][]Result, error) {
 	out := make([][]Result, len(queries))
 	errs := make([]error, len(queries))
 	var wg sync.WaitGroup
@@ -383,14 +392,14 @@ func (ix *Index) SearchBatch(ctx context.Context, queries []string, k int) ([][]
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			hits, _, err := ix.SearchWithStats(q, k)
+			hits, _, err := search(q, k)
 			if err != nil {
 				errs[i] = err
 				return
 			}
 			res := make([]Result, len(hits))
 			for j, h := range hits {
-				d, err := ix.Doc(h.DocID)
+				d, err := doc(h.DocID)
 				if err != nil {
 					errs[i] = err
 					return
