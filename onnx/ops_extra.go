@@ -18,3 +18,19 @@ func (g *Graph) SimplifiedLayerNorm(x, scale *Value, axis int, eps float32, stas
 	attrs := Attrs{"axis": int64(axis), "epsilon": eps, "stash_type": int64(stashType)}
 	return g.Node("SimplifiedLayerNormalization", "", []*Value{x, scale}, attrs, OutSpec{x.Type, x.Shape})[0]
 }
+
+// MatMulTransB is a·bᵀ for a [..., M, K] and a rank-2 b [N, K], as ONNX
+// Runtime's com.microsoft FusedMatMul with transB. Unlike MatMul over a
+// Transpose of b, it leaves a constant b as it is: ONNX Runtime would fold
+// that Transpose into a transposed copy of the weight, doubling its memory,
+// and could not leave the weight in memory the caller shares
+// (ort.HostWeights).
+func (g *Graph) MatMulTransB(a, b *Value) *Value {
+	if a.Rank() < 2 || b.Rank() != 2 || a.Type != b.Type {
+		panic("onnx: MatMulTransB needs a [..., M, K] and b [N, K] of one dtype: " + a.String() + ", " + b.String())
+	}
+	out := append(Shape{}, a.Shape[:a.Rank()-1]...)
+	out = append(out, b.Shape[0])
+	attrs := Attrs{"transA": int64(0), "transB": int64(1), "alpha": float32(1)}
+	return g.Node("FusedMatMul", MicrosoftDomain, []*Value{a, b}, attrs, OutSpec{a.Type, out})[0]
+}

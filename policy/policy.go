@@ -2,15 +2,11 @@ package policy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
@@ -39,9 +35,13 @@ type Options struct {
 	// Format forces how dir is read: "checkpoint" or "onnx". The default
 	// reads a checkpoint when dir holds *.safetensors, else model.onnx.
 	Format string
-	// NoGraphCache builds the graphs of a checkpoint in memory instead of
-	// caching them in DIR/.onnx.
+	// NoGraphCache is ignored: graphs of a checkpoint are always built in
+	// memory over its weights (see Open). Deprecated.
 	NoGraphCache bool
+	// Prepack lets ONNX Runtime's CPU kernels keep a repacked copy of the
+	// MatMul weights, which doubles the weights' memory (see
+	// ort.Options.DisablePrepacking; docs/results.md has the figures).
+	Prepack bool
 }
 
 // Policy is a Qwen2 policy loaded for generation and scoring: an inference
@@ -56,8 +56,8 @@ type Policy struct {
 	vocab   int
 	infer   *ort.Session
 	scoring *ort.Session // nil: score with the inference graph
-	// lastOnly: the inference graph's logits hold the last position only,
-	// [B,1,V] (see lastLogitsOnly).
+	// lastOnly: the inference graph has a sampling head over the last
+	// position only (qwen2.Options.SamplingHead).
 	lastOnly bool
 	hasPos   bool // the inference graph takes position_ids
 	// runTokens bounds the new tokens of one run (0: 2048); tests lower it
@@ -71,16 +71,22 @@ type Policy struct {
 	tok         *tokenize.Tokenizer
 	eos         []int32
 	source      string // where the graphs came from, for messages
+	// weights holds a checkpoint's weights once for both sessions; nil for
+	// an ONNX folder, whose sessions read their own.
+	weights *ort.HostWeights
+	w       qwen2.Weights // the tensors in weights, by HF name
 }
 
 // Open loads the policy in dir, which is either
 //   - a Hugging Face checkpoint (config.json + model.safetensors, or shards
-//     with model.safetensors.index.json): the graphs are built with
-//     models/qwen2 and cached in DIR/.onnx/KEY/, KEY a hash of config.json,
-//     the weight files' names, sizes and mtimes and the build options; or
-//   - an exported ONNX directory: model.onnx (onnx-community I/O, e.g. a
-//     torch export) + config.json, and optionally scoring.onnx, a graph with
-//     inputs input_ids, attention_mask and output token_logprobs.
+//     with model.safetensors.index.json): its weights are read once into
+//     host memory (bf16/fp16 converted to fp32, see docs/results.md for the
+//     choice) and the inference and scoring graphs are built by
+//     models/qwen2 over them, taking them in place, whatever their size; or
+//   - an exported ONNX folder: onnx-community's DIR/onnx/model.onnx, or a
+//     flat DIR/model.onnx (onnx-community I/O, e.g. a torch export), with
+//     config.json, and optionally a scoring graph (inputs input_ids,
+//     attention_mask, output token_logprobs).
 //
 // A directory with both is read as a checkpoint unless Options.Format says
 // otherwise.
@@ -95,14 +101,7 @@ func Open(dir string, opts Options) (*Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("policy %s: config: %w", dir, err)
 	}
-	p := &Policy{
-		dir:    dir,
-		device: opts.Device,
-		cfg:    cfg,
-		shape:  kvShape{layers: cfg.NumHiddenLayers, heads: cfg.NumKeyValueHeads, dim: cfg.HeadDim()},
-		vocab:  cfg.VocabSize,
-	}
-	so := ort.Options{Device: opts.Device, IntraOpThreads: opts.Threads, InterOpThreads: 1}
+	p := newPolicy(dir, cfg, opts)
 	format := opts.Format
 	if format == "" {
 		format = "onnx"
@@ -112,32 +111,81 @@ func Open(dir string, opts Options) (*Policy, error) {
 	}
 	switch format {
 	case "onnx":
-		err = p.openONNXFolder(so)
+		err = p.openONNXFolder(p.sessionOptions(opts))
 	case "checkpoint":
-		err = p.openCheckpoint(so, opts)
+		err = p.openCheckpoint(opts)
 	default:
 		err = fmt.Errorf("unknown format %q: checkpoint or onnx", format)
+	}
+	if err == nil {
+		err = p.finish(opts.Tokenizer)
 	}
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("policy %s: %w", dir, err)
 	}
-	if err := p.checkInference(); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("policy %s: %s: %w", dir, p.source, err)
+	return p, nil
+}
+
+// FromWeights builds a policy over in-memory weights, with nothing written to
+// disk: the training loop's policy for the next rollout, made from the
+// trainer's current state. The weights are copied once into host memory
+// that both sessions take in place, so w may change after FromWeights
+// returns. tok may be nil (no text decoding, no stop strings).
+func FromWeights(cfg qwen2.Config, w qwen2.Weights, tok *tokenize.Tokenizer, opts Options) (*Policy, error) {
+	if _, err := ort.InitDefault(opts.ORTLib, opts.Device); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
 	}
-	p.tok = opts.Tokenizer
-	if p.tok == nil {
-		path := filepath.Join(dir, "tokenizer.json")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("policy: config: %w", err)
+	}
+	p := newPolicy("<memory>", cfg, opts)
+	err := p.copyWeights(w)
+	if err == nil {
+		err = p.build(opts, "built in memory")
+	}
+	if err == nil {
+		err = p.finish(tok)
+	}
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return p, nil
+}
+
+func newPolicy(dir string, cfg qwen2.Config, opts Options) *Policy {
+	return &Policy{
+		dir:    dir,
+		device: opts.Device,
+		cfg:    cfg,
+		shape:  kvShape{layers: cfg.NumHiddenLayers, heads: cfg.NumKeyValueHeads, dim: cfg.HeadDim()},
+		vocab:  cfg.VocabSize,
+	}
+}
+
+func (p *Policy) sessionOptions(opts Options) ort.Options {
+	return ort.Options{Device: opts.Device, IntraOpThreads: opts.Threads, InterOpThreads: 1,
+		Weights: p.weights, DisablePrepacking: p.weights != nil && !opts.Prepack}
+}
+
+// finish checks the inference graph's I/O and sets the tokenizer (tok, or
+// DIR/tokenizer.json when there is one) and the EOS ids.
+func (p *Policy) finish(tok *tokenize.Tokenizer) error {
+	if err := p.checkInference(); err != nil {
+		return fmt.Errorf("%s: %w", p.source, err)
+	}
+	p.tok = tok
+	if p.tok == nil && p.dir != "<memory>" {
+		path := filepath.Join(p.dir, "tokenizer.json")
 		if _, err := os.Stat(path); err == nil {
 			if p.tok, err = tokenize.Load(path); err != nil {
-				p.Close()
-				return nil, fmt.Errorf("policy %s: %w", dir, err)
+				return err
 			}
 		}
 	}
 	p.eos = p.defaultEOS()
-	return p, nil
+	return nil
 }
 
 // Close releases the sessions.
@@ -150,6 +198,9 @@ func (p *Policy) Close() error {
 		errs = append(errs, p.scoring.Close())
 	}
 	p.infer, p.scoring = nil, nil
+	// The block is unmapped once both sessions are closed.
+	errs = append(errs, p.weights.Close())
+	p.weights = nil
 	return errors.Join(errs...)
 }
 
@@ -230,115 +281,82 @@ func usesGQA(g *onnx.Graph) bool {
 	return false
 }
 
-// graphCacheVersion changes when the cached graphs' contract changes (the
-// surgery lastLogitsOnly does, the file names), so that old caches are not
-// reused.
-const graphCacheVersion = "policy-graphs-2"
+// openCheckpoint reads the checkpoint's weights once into host memory and
+// builds the graphs over them.
+func (p *Policy) openCheckpoint(opts Options) error {
+	w, err := ort.NewHostWeights(ort.HostWeightSize(qwen2.WeightSizes(p.cfg, onnx.Float)))
+	if err != nil {
+		return err
+	}
+	p.weights = w
+	if p.w, err = qwen2.LoadWeightsInto(p.dir, p.cfg, onnx.Float, w.Alloc); err != nil {
+		return err
+	}
+	return p.build(opts, "built in memory from "+p.dir)
+}
 
-// openCheckpoint builds the inference and scoring graphs from an HF
-// checkpoint, or reuses them from DIR/.onnx.
-func (p *Policy) openCheckpoint(so ort.Options, opts Options) error {
-	attn := opts.Attention
-	if attn == "" {
-		attn = "contrib"
-	}
-	a, err := qwen2.ParseAttention(attn)
+// copyWeights copies w into a new host-weights block.
+func (p *Policy) copyWeights(w qwen2.Weights) error {
+	block, err := ort.NewHostWeights(ort.HostWeightSize(qwen2.WeightSizes(p.cfg, onnx.Float)))
 	if err != nil {
 		return err
 	}
-	gopts := qwen2.Options{Attention: a}
-	p.batchAppend = a != qwen2.ContribAttention
-	key, err := cacheKey(p.dir, gopts)
-	if err != nil {
-		return err
+	p.weights = block
+	p.w = qwen2.Weights{}
+	for _, par := range qwen2.Params(p.cfg) {
+		t := w[par.Name]
+		if t == nil {
+			return fmt.Errorf("weights have no %q", par.Name)
+		}
+		if t.DType != onnx.Float {
+			return fmt.Errorf("weight %q is %s, want float32", par.Name, t.DType)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("weight %q: %w", par.Name, err)
+		}
+		raw, err := block.Alloc(len(t.Raw))
+		if err != nil {
+			return err
+		}
+		copy(raw, t.Raw)
+		p.w[par.Name] = &onnx.Tensor{DType: t.DType, Dims: t.Dims, Raw: raw}
 	}
-	cacheDir := filepath.Join(p.dir, ".onnx", key)
-	inferPath := filepath.Join(cacheDir, "inference.onnx")
-	if !opts.NoGraphCache {
-		if _, err := os.Stat(inferPath); err == nil {
-			if err := p.openCached(so, cacheDir); err == nil {
-				return nil
-			}
-			// A damaged cache: rebuild below.
-			p.Close()
+	return nil
+}
+
+// build is the one build path of a policy over weights held in p.weights:
+// the inference graph (KV cache, sampling head) and the scoring graph, with
+// the attention variant of opts.Attention or, by default, the one
+// qwen2.PreferredAttention picks for the device and head size.
+func (p *Policy) build(opts Options, source string) error {
+	a := qwen2.PreferredAttention(opts.Device.CUDA, onnx.Float, p.cfg.HeadDim())
+	if opts.Attention != "" {
+		var err error
+		if a, err = qwen2.ParseAttention(opts.Attention); err != nil {
+			return err
 		}
 	}
-	ck, err := qwen2.LoadCheckpoint(p.dir, onnx.Float)
-	if err != nil {
-		return err
-	}
-	defer ck.Close()
-	ig, err := qwen2.BuildInference(ck.Config, ck.Weights, gopts)
+	gopts := qwen2.Options{Attention: a, FusedLinear: true}
+	p.batchAppend = a != qwen2.ContribAttention
+	infer := gopts
+	infer.SamplingHead = true
+	ig, err := qwen2.BuildInference(p.cfg, p.w, infer)
 	if err != nil {
 		return fmt.Errorf("inference graph: %w", err)
 	}
-	lastOnly := lastLogitsOnly(ig)
-	sg, err := qwen2.BuildScoring(ck.Config, ck.Weights, gopts)
+	sg, err := qwen2.BuildScoring(p.cfg, p.w, gopts)
 	if err != nil {
 		return fmt.Errorf("scoring graph: %w", err)
 	}
-	if !opts.NoGraphCache {
-		werr := writeGraphs(filepath.Join(p.dir, ".onnx"), key, map[string]*onnx.Graph{"inference.onnx": ig, "scoring.onnx": sg})
-		if werr == nil {
-			if err := p.openCached(so, cacheDir); err != nil {
-				return err
-			}
-			return nil
-		}
-		// An unwritable checkpoint directory: fall back to memory.
-	}
+	so := p.sessionOptions(opts)
 	if p.infer, err = ort.NewSessionFromGraph(ig, so); err != nil {
 		return err
 	}
 	if p.scoring, err = ort.NewSessionFromGraph(sg, so); err != nil {
 		return err
 	}
-	p.lastOnly = lastOnly
-	p.source = "built in memory from " + p.dir
+	p.source = source
 	return p.checkScoring()
-}
-
-func (p *Policy) openCached(so ort.Options, dir string) error {
-	var err error
-	if p.infer, err = ort.NewSession(filepath.Join(dir, "inference.onnx"), so); err != nil {
-		return err
-	}
-	if p.scoring, err = ort.NewSession(filepath.Join(dir, "scoring.onnx"), so); err != nil {
-		return err
-	}
-	p.source = dir
-	return p.checkScoring()
-}
-
-// cacheKey hashes what the graphs depend on: config.json's bytes, the weight
-// files' names, sizes and modification times, and the build options.
-func cacheKey(dir string, gopts qwen2.Options) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%+v\n", graphCacheVersion, gopts)
-	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return "", err
-	}
-	h.Write(cfg)
-	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
-	if err != nil {
-		return "", err
-	}
-	if idx := filepath.Join(dir, "model.safetensors.index.json"); fileExists(idx) {
-		files = append(files, idx)
-	}
-	if len(files) == 0 {
-		return "", fmt.Errorf("no model.onnx and no *.safetensors: neither an exported ONNX model nor an HF checkpoint")
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		st, err := os.Stat(f)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d %d\n", filepath.Base(f), st.Size(), st.ModTime().UnixNano())
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 func fileExists(path string) bool {
@@ -346,111 +364,11 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// writeGraphs writes the graphs into root/key atomically: into a temporary
-// directory that is renamed into place, so that a reader never sees half a
-// cache. If another process wins the race, its copy is kept.
-func writeGraphs(root, key string, graphs map[string]*onnx.Graph) error {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(root, "tmp-"+key+"-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	for name, g := range graphs {
-		if err := writeGraph(filepath.Join(tmp, name), g); err != nil {
-			return fmt.Errorf("caching %s: %w", name, err)
-		}
-	}
-	final := filepath.Join(root, key)
-	if err := os.Rename(tmp, final); err != nil {
-		if fileExists(filepath.Join(final, "inference.onnx")) {
-			return nil
-		}
-		return err
-	}
-	return nil
-}
-
-func writeGraph(path string, g *onnx.Graph) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := g.WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// Output names of the inference graph after lastLogitsOnly.
+// Output names of an inference graph with qwen2.Options.SamplingHead.
 const (
-	// outLogprobs is log_softmax of the last position's logits [B,1,V].
-	outLogprobs = "logprobs"
-	// outCDF is the cumulative sum of exp(logprobs) over the vocabulary
-	// [B,1,V]: sampling at temperature 1 is then a binary search.
-	outCDF = "cdf"
+	outLogprobs = qwen2.LastLogprobs
+	outCDF      = qwen2.LastCDF
 )
-
-// lastLogitsOnly changes an inference graph built by models/qwen2 for
-// generation. Its logits output becomes two outputs over the last position
-// only: "logprobs" (log_softmax, [B,1,V]) and "cdf" (their cumulative
-// probabilities, [B,1,V]). Generation needs nothing else; the lm_head over
-// every prefilled position would cost more than the rest of the model for a
-// large vocabulary and hold B·T·V floats; and the log-softmax and cumulative
-// sum run vectorised in ONNX Runtime instead of one exp at a time here. It
-// slices the hidden states just before the lm_head MatMul. It reports false,
-// leaving g alone, when the graph does not have that shape.
-func lastLogitsOnly(g *onnx.Graph) bool {
-	var out *onnx.Value
-	at := -1
-	for i, o := range g.Outputs {
-		if o.Name == qwen2.Logits {
-			out, at = o, i
-		}
-	}
-	if out == nil {
-		return false
-	}
-	// Walk back through shape-preserving nodes to the MatMul.
-	chain := []*onnx.Value{out}
-	v := out
-	for v.Producer != nil && (v.Producer.Op == "Identity" || v.Producer.Op == "Cast") {
-		v = v.Producer.Inputs[0]
-		chain = append(chain, v)
-	}
-	mm := v.Producer
-	if mm == nil || mm.Op != "MatMul" || mm.Inputs[0].Rank() != 3 || out.Rank() != 3 {
-		return false
-	}
-	mmAt := slices.Index(g.Nodes, mm)
-	if mmAt < 0 {
-		return false
-	}
-	n := len(g.Nodes)
-	h := g.Slice(mm.Inputs[0], []int64{1}, []int64{-1}, []int64{math.MaxInt64})
-	mm.Inputs[0] = h
-	// Keep the node list topologically sorted: move the new nodes before
-	// the MatMul.
-	added := slices.Clone(g.Nodes[n:])
-	g.Nodes = slices.Insert(g.Nodes[:n], mmAt, added...)
-	for _, c := range chain {
-		c.Shape = slices.Clone(c.Shape)
-		c.Shape[1] = onnx.D(1)
-	}
-	lp := g.LogSoftmax(out, -1)
-	cdf := g.CumSum(g.Exp(lp), 2)
-	g.Outputs = slices.Delete(g.Outputs, at, at+1)
-	g.Output(outLogprobs, lp)
-	g.Output(outCDF, cdf)
-	return true
-}
 
 // checkInference checks the inference session's I/O against the
 // onnx-community names and the config, and notes whether it takes
@@ -492,7 +410,7 @@ func (p *Policy) checkInference() error {
 	_, hasCDF := outs[outCDF]
 	switch {
 	case hasLogprobs && hasCDF:
-		p.lastOnly = true // lastLogitsOnly's outputs
+		p.lastOnly = true // qwen2.Options.SamplingHead
 	case hasLogits:
 		p.lastOnly = false
 	default:

@@ -18,8 +18,8 @@ import (
 )
 
 const (
-	tinyDir      = "../../testdata/models/tiny-qwen2"
-	fullVocabDir = "../../testdata/models/tiny-qwen2-tied-fullvocab"
+	tinyDir      = "../testdata/models/tiny-qwen2"
+	fullVocabDir = "../testdata/models/tiny-qwen2-tied-fullvocab"
 )
 
 // needORT skips the test when ONNX Runtime is not installed (`make setup`).

@@ -12,7 +12,7 @@ import (
 // TestFromWeightsMatchesOpen: a policy built from in-memory weights scores
 // exactly like the one opened from the same checkpoint on disk.
 func TestFromWeightsMatchesOpen(t *testing.T) {
-	const dir = "../../testdata/models/tiny-qwen2"
+	const dir = "../testdata/models/tiny-qwen2"
 	disk, err := Open(dir, Options{NoGraphCache: true})
 	if err != nil {
 		t.Fatal(err)

@@ -45,14 +45,19 @@ func (a Attention) String() string {
 }
 
 // PreferredAttention is the variant to build for inference and scoring on a
-// device, chosen by measurement (bench_test.go, 2 CPU cores): on CPU the
-// contrib variant costs the same at short contexts, where the lm_head
-// dominates, and 1.4× (prefill) to 1.8× (decode) less CPU time at 2048-token
-// contexts. On CUDA, GroupQueryAttention has fp16/bf16 kernels only, so fp32
-// graphs use standard attention; the fp16 choice is unmeasured. Batched
-// multi-token continuations need StandardAttention (see ContribAttention).
-func PreferredAttention(cuda bool, dt onnx.DType) Attention {
-	if cuda && dt != onnx.Float16 {
+// device, for weights of dtype dt and heads of headDim. On CPU, chosen by
+// measurement (bench_test.go, 2 CPU cores): the contrib variant costs the
+// same at short contexts, where the lm_head dominates, and 1.4× (prefill) to
+// 1.8× (decode) less CPU time at 2048-token contexts; but ONNX Runtime's CPU
+// GroupQueryAttention needs head_size % 8 == 0, so other head sizes use
+// standard attention. On CUDA, GroupQueryAttention has fp16/bf16 kernels
+// only, so fp32 graphs use standard attention. Batched multi-token
+// continuations need StandardAttention (see ContribAttention).
+func PreferredAttention(cuda bool, dt onnx.DType, headDim int) Attention {
+	switch {
+	case cuda && dt != onnx.Float16 && dt != onnx.BFloat16:
+		return StandardAttention
+	case !cuda && headDim%8 != 0:
 		return StandardAttention
 	}
 	return ContribAttention
@@ -85,6 +90,21 @@ type Options struct {
 	// padding the last position is every row's newest token). Not part of
 	// the onnx-community I/O.
 	LastLogits bool
+	// SamplingHead replaces the inference graph's logits output by what
+	// sampling needs, at the last position only: LastLogprobs (log-softmax,
+	// [B,1,V]) and LastCDF (their cumulative probabilities over the
+	// vocabulary, [B,1,V]), computed vectorised in the runtime; sampling at
+	// temperature 1 is then a binary search. Not part of the onnx-community
+	// I/O; it implies LastLogits.
+	SamplingHead bool
+	// FusedLinear computes x·Wᵀ as ONNX Runtime's FusedMatMul (transB) over
+	// W as stored, instead of MatMul over Transpose(W). For inference and
+	// scoring graphs whose weights stay in memory shared with the caller
+	// (ort.HostWeights): ONNX Runtime folds a Transpose of a constant into a
+	// transposed copy, which doubles the weights' memory and cannot leave
+	// them in place. Training graphs (weights as inputs, differentiated by
+	// onnx/grad) and portable exports leave it off.
+	FusedLinear bool
 	// LoRAScale is the scale s of the low-rank adapters in the weights
 	// (PEFT's lora_alpha/r). A linear layer NAME whose weights include
 	// NAME.lora_A.weight [r,in] and NAME.lora_B.weight [out,r] computes
@@ -201,7 +221,7 @@ func (m *model) lmHead(h *onnx.Value) *onnx.Value {
 	if m.cfg.TieWordEmbeddings {
 		w = "model.embed_tokens.weight"
 	}
-	return m.toFloat(m.g.MatMul(h, m.g.Transpose(m.weight(w), 1, 0)))
+	return m.toFloat(m.matMulT(h, m.weight(w)))
 }
 
 // --- the pieces of attention ---
@@ -339,10 +359,19 @@ func (m *model) weight(name string) *onnx.Value {
 	return w
 }
 
+// matMulT is x·Wᵀ for a weight W in HF [out, in] layout (see
+// Options.FusedLinear).
+func (m *model) matMulT(x, w *onnx.Value) *onnx.Value {
+	if m.opts.FusedLinear {
+		return m.g.MatMulTransB(x, w)
+	}
+	return m.g.MatMul(x, m.g.Transpose(w, 1, 0))
+}
+
 // linear is x·Wᵀ (+ b), with W in HF [out, in] layout; the bias is added when
 // the weights have one (q, k and v do).
 func (m *model) linear(x *onnx.Value, name string) *onnx.Value {
-	y := m.g.MatMul(x, m.g.Transpose(m.weight(name+".weight"), 1, 0))
+	y := m.matMulT(x, m.weight(name+".weight"))
 	if b := m.w[name+".bias"]; b != nil {
 		y = m.g.Add(y, b)
 	}
