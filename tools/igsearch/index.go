@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/index"
 )
 
@@ -30,7 +31,9 @@ index build --corpus PATH --out DIR [--analyzer english|simple] [--workers N]
   Input:  a JSONL corpus, plain, .gz or .zst; rows {"id","contents":"\"Title\"\ntext"}
           (Search-R1 wiki-18) or {"id","title","text"}.
   Output: the index directory DIR (written under a temporary name, renamed
-          into place when complete). A malformed line stops the build with its
+          into place when complete; what a killed build left is removed). An
+          existing index at DIR is replaced only with --force; a DIR holding
+          anything else is refused. A malformed line stops the build with its
           line number unless --skip-bad. Progress (docs/s, ETA) on a terminal.
   Example: igsearch index build --corpus testdata/corpus/wordnet-glosses.jsonl.zst --out out/wn
 
@@ -90,11 +93,15 @@ func indexBuild(args []string) error {
 	norms := fs.Bool("lucene-norms", false, "quantise lengths to one byte as Lucene does (Anserini score parity)")
 	k1 := fs.Float64("k1", 0.9, "BM25 k1 stored as the index default")
 	b := fs.Float64("b", 0.4, "BM25 b stored as the index default")
+	force := fs.Bool("force", false, "replace an index that --out already holds")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *corpus == "" || *out == "" {
 		return usagef("index build needs --corpus and --out")
+	}
+	if err := atomicfile.Guard(*out, index.DirKind, *force, "--force"); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	var size int64
 	if st, err := os.Stat(*corpus); err == nil {
