@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ Usage: igsearch index build|search|serve|stats|synth [flags]
 
 index build --corpus PATH --out DIR [--analyzer english|simple] [--workers N]
             [--skip-bad] [--lucene-norms] [--k1 0.9] [--b 0.4]
+            [--ram-buffer MB] [--shard i/n]
   Input:  a JSONL corpus, plain, .gz or .zst; rows {"id","contents":"\"Title\"\ntext"}
           (Search-R1 wiki-18) or {"id","title","text"}.
   Output: the index directory DIR (written under a temporary name, renamed
@@ -35,16 +37,27 @@ index build --corpus PATH --out DIR [--analyzer english|simple] [--workers N]
           existing index at DIR is replaced only with --force; a DIR holding
           anything else is refused. A malformed line stops the build with its
           line number unless --skip-bad. Progress (docs/s, ETA) on a terminal.
+  --ram-buffer MB  postings held in memory by all workers together (default
+          256); past it, segments spill to run files inside the temporary
+          directory and are merged at the end. The index is byte-identical
+          whatever the value; peak memory follows it, not the corpus size.
+  --shard i/n  index only the corpus lines whose ordinal (0-based, blank
+          lines not counted) is i mod n; search or serve the n shard
+          directories together with --index DIR0,DIR1,… for the unsharded
+          index's scores and ranking.
   Example: igsearch index build --corpus testdata/corpus/wordnet-glosses.jsonl.zst --out out/wn
 
-index search --index DIR [--k 10] (--query TEXT | --queries FILE) [--format jsonl|trec] [--k1 K --b B]
+index search --index DIR[,DIR…] [--k 10] (--query TEXT | --queries FILE) [--format jsonl|trec] [--k1 K --b B]
   Input:  one query, or a JSONL file of {"id": QID, "query": TEXT} ("-" for stdin).
   Output: JSONL on stdout, one line a query:
           {"id": QID, "hits": [{"doc": DOCID, "score": S, "title": T, "contents": C}]}
           or, with --format trec, run lines "QID Q0 DOCID RANK SCORE igsearch".
+  Several comma-separated shard directories (index build --shard) are
+  searched as one index with global BM25 statistics; hit "doc" is the
+  passage's corpus id either way.
   Example: igsearch index search --index out/wn --k 3 --query "a large feline"
 
-index serve --index DIR [--addr 127.0.0.1:8000] [--k1 K --b B]
+index serve --index DIR[,DIR…] [--addr 127.0.0.1:8000] [--k1 K --b B]
   Serves Search-R1's retrieval API until SIGINT/SIGTERM (graceful shutdown):
   POST /retrieve {"queries": [..], "topk": 3, "return_scores": true}
     → {"result": [[{"document": {"id", "contents"}, "score": S}]]}
@@ -52,8 +65,9 @@ index serve --index DIR [--addr 127.0.0.1:8000] [--k1 K --b B]
   Logs "listening on http://ADDR" to stderr (use --addr 127.0.0.1:0 for a free port).
   Example: igsearch index serve --index out/wn --addr 127.0.0.1:8000
 
-index stats --index DIR
-  Output: passages, terms, postings, bytes per posting and the size of each file.
+index stats --index DIR[,DIR…]
+  Output: passages, terms, postings, bytes per posting and the size of each
+          file; for shards, each shard's, then the passages of all.
   Example: igsearch index stats --index out/wn
 
 index synth --docs N --out FILE [--seed 1]
@@ -94,11 +108,17 @@ func indexBuild(args []string) error {
 	k1 := fs.Float64("k1", 0.9, "BM25 k1 stored as the index default")
 	b := fs.Float64("b", 0.4, "BM25 b stored as the index default")
 	force := fs.Bool("force", false, "replace an index that --out already holds")
+	ramMB := fs.Int("ram-buffer", index.DefaultRAMBufferMB, "MiB of postings in memory before spilling to disk")
+	var shard shardFlag
+	fs.Var(&shard, "shard", "index only corpus lines with ordinal ≡ i mod n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *corpus == "" || *out == "" {
 		return usagef("index build needs --corpus and --out")
+	}
+	if *ramMB <= 0 {
+		return usagef("--ram-buffer must be positive (MiB)")
 	}
 	if err := atomicfile.Guard(*out, index.DirKind, *force, "--force"); err != nil {
 		return fmt.Errorf("--out: %w", err)
@@ -113,6 +133,7 @@ func indexBuild(args []string) error {
 	start := time.Now()
 	st, err := index.BuildFile(ctx, *corpus, *out, index.BuildOptions{
 		Analyzer: *analyzer, Workers: *workers, SkipBad: *skipBad, LuceneNorms: *norms, K1: *k1, B: *b,
+		RAMBufferMB: *ramMB, Shard: shard.i, Shards: shard.n,
 		Progress: func(read, lines int64) { prog.update(read, lines) },
 		Skipped:  func(e *index.LineError) { fmt.Fprintf(os.Stderr, "igsearch index build: %s: skipped %v\n", *corpus, e) },
 	})
@@ -121,8 +142,8 @@ func indexBuild(args []string) error {
 		return err
 	}
 	el := time.Since(start)
-	fmt.Fprintf(os.Stderr, "indexed %d passages (%d skipped), %d terms, %d postings in %s (%.0f docs/s) → %s\n",
-		st.Docs, st.Skipped, st.Terms, st.Postings, el.Round(time.Millisecond), float64(st.Docs)/el.Seconds(), *out)
+	fmt.Fprintf(os.Stderr, "indexed %d passages (%d skipped), %d terms, %d postings in %s (%.0f docs/s, %d spills) → %s\n",
+		st.Docs, st.Skipped, st.Terms, st.Postings, el.Round(time.Millisecond), float64(st.Docs)/el.Seconds(), st.Spills, *out)
 	return nil
 }
 
@@ -132,6 +153,31 @@ func openIndexFlags(dir string, k1, b float64) (*index.Index, error) {
 		return nil, usagef("--index is required")
 	}
 	return index.OpenWithOptions(dir, index.Options{K1: k1, B: b})
+}
+
+// searchIndex is what index search and serve use: one *index.Index or
+// *index.Sharded.
+type searchIndex interface {
+	index.Retriever
+	NumDocs() int
+	SearchWithStats(query string, k int) ([]index.Hit, index.SearchStats, error)
+	Doc(id uint32) (index.Doc, error)
+	Close() error
+}
+
+// openSearchIndex opens --index: one directory, or several comma-separated
+// shard directories as one index.
+func openSearchIndex(spec string, k1, b float64) (searchIndex, error) {
+	dirs := strings.Split(spec, ",")
+	if len(dirs) == 1 {
+		return openIndexFlags(spec, k1, b)
+	}
+	for _, d := range dirs {
+		if d == "" {
+			return nil, usagef("--index %q: empty shard directory name", spec)
+		}
+	}
+	return index.OpenSharded(dirs, index.Options{K1: k1, B: b})
 }
 
 type searchHit struct {
@@ -162,7 +208,7 @@ func indexSearch(args []string) error {
 	if *k <= 0 {
 		return usagef("--k must be positive")
 	}
-	ix, err := openIndexFlags(*dir, *k1, *b)
+	ix, err := openSearchIndex(*dir, *k1, *b)
 	if err != nil {
 		return err
 	}
@@ -244,7 +290,7 @@ func indexServe(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ix, err := openIndexFlags(*dir, *k1, *b)
+	ix, err := openSearchIndex(*dir, *k1, *b)
 	if err != nil {
 		return err
 	}
@@ -282,12 +328,30 @@ func indexStats(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if dirs := strings.Split(*dir, ","); len(dirs) > 1 {
+		sh, err := index.OpenSharded(dirs, index.Options{})
+		if err != nil {
+			return err
+		}
+		defer sh.Close()
+		for i := 0; i < sh.NumShards(); i++ {
+			fmt.Printf("shard %d of %d: %s\n", i, sh.NumShards(), sh.Shard(i).Dir())
+			printIndexStats(sh.Shard(i).Stats())
+		}
+		fmt.Printf("%-16s %d (dense global doc ids: %v)\n", "all passages", sh.NumDocs(), sh.Dense())
+		return nil
+	}
 	ix, err := openIndexFlags(*dir, 0, 0)
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
-	st := ix.Stats()
+	printIndexStats(ix.Stats())
+	return nil
+}
+
+// printIndexStats prints one index's counts and file sizes.
+func printIndexStats(st index.Stats) {
 	fmt.Printf("passages         %d\n", st.Docs)
 	fmt.Printf("terms            %d\n", st.Terms)
 	fmt.Printf("postings         %d\n", st.Postings)
@@ -302,7 +366,6 @@ func indexStats(args []string) error {
 		total += st.FileBytes[f]
 	}
 	fmt.Printf("%-16s %d bytes\n", "total", total)
-	return nil
 }
 
 func indexSynth(args []string) error {

@@ -34,6 +34,7 @@ var stages = []*stage{
 	rewardStage,
 	plotStage,
 	indexStage,
+	mergeStage,
 	worldStage,
 	generateStage,
 	logprobsStage,
