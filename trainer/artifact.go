@@ -33,6 +33,11 @@ type ArtifactOptions struct {
 	// LoRA, when set, trains low-rank adapters (lora.go) instead of the
 	// model: every model weight is then frozen.
 	LoRA *LoRAConfig
+	// Recompute recomputes each decoder layer's activations in the backward
+	// pass instead of keeping them from the forward (gradient
+	// checkpointing): activation memory of one layer instead of all, for
+	// about one more forward pass of compute. The gradients are the same.
+	Recompute bool
 }
 
 // GradArtifact is the gradient graph and what it computes.
@@ -48,6 +53,11 @@ type GradArtifact struct {
 	Init map[string][]float32
 }
 
+// gradIn names the gradient graph's output for parameter p, and accumIn
+// its accumulator input: grad.<p> = accum.<p> + this run's gradient.
+func gradIn(p string) string  { return "grad." + p }
+func accumIn(p string) string { return "accum." + p }
+
 // Inputs lists every weight-like input of the graph: frozen, then trainable.
 func (a *GradArtifact) Inputs() []Param {
 	return append(append([]Param(nil), a.Frozen...), a.Trainable...)
@@ -56,11 +66,15 @@ func (a *GradArtifact) Inputs() []Param {
 // BuildGradGraph makes grad.onnx for a Qwen2 model: inputs are every weight
 // (HF names), input_ids and attention_mask int64 [B,T], rows int64 [N] (the
 // flat next-token positions that are trained), the loss inputs of
-// declareBatchInputs at those rows ([N] each), and loss_scale; outputs are the scaled loss, the metric
-// sums (clipped_sum, kl_sum, entropy_sum, mask_sum, logprob_sum) and
-// grad.<name> for each trainable weight. Micro-batch gradients add up to the
-// gradient of the token-mean loss when loss_scale is 1/(masked tokens in the
-// whole batch).
+// declareBatchInputs at those rows ([N] each), loss_scale and accum.<name>
+// for each trainable weight; outputs are the scaled loss, the metric sums
+// (clipped_sum, kl_sum, entropy_sum, mask_sum, logprob_sum) and
+// grad.<name> = accum.<name> + this run's gradient. Micro-batch gradients
+// add up to the gradient of the token-mean loss when loss_scale is
+// 1/(masked tokens in the whole batch). The last node of every grad.<name>
+// is that element-wise Add, so the trainer binds grad.<name> to the
+// accum.<name> buffer and accumulates in place, with no second gradient
+// buffer and no add in Go.
 func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, error) {
 	if err := opts.Loss.validate(); err != nil {
 		return nil, err
@@ -76,6 +90,7 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 	rows := g.Input(inRows, onnx.Int64, nrows)
 	in := declareBatchInputs(g, opts.Loss, nrows)
 	fwdWeights := weights
+	fopts := qwen2.Options{Entropy: opts.Entropy || opts.Loss.EntropyCoeff > 0}
 	var lora *loraGraph
 	if opts.LoRA != nil {
 		var err error
@@ -83,9 +98,10 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 			return nil, err
 		}
 		fwdWeights = lora.weights
+		fopts.LoRAScale = opts.LoRA.Scale()
 	}
 
-	fwd, err := qwen2.BuildForwardAt(g, cfg, fwdWeights, ids, mask, rows, qwen2.Options{Entropy: opts.Entropy || opts.Loss.EntropyCoeff > 0})
+	fwd, err := qwen2.BuildForwardAt(g, cfg, fwdWeights, ids, mask, rows, fopts)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +123,13 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 	if lora != nil {
 		art.Trainable, params, art.Init = lora.trainable, lora.inputs, lora.init
 	}
-	grads, err := grad.Backward(g, terms.Loss, params, grad.Options{})
+	gopts := grad.Options{}
+	if opts.Recompute {
+		for l := 0; l+1 < len(fwd.Layers); l++ {
+			gopts.Recompute = append(gopts.Recompute, grad.Segment{Input: fwd.Layers[l], Output: fwd.Layers[l+1]})
+		}
+	}
+	grads, err := grad.Backward(g, terms.Loss, params, gopts)
 	if err != nil {
 		return nil, fmt.Errorf("grad graph: %w", err)
 	}
@@ -120,7 +142,8 @@ func BuildGradGraph(cfg qwen2.Config, opts ArtifactOptions) (*GradArtifact, erro
 	g.Output(outMaskSum, terms.MaskSum)
 	g.Output(outLogprobSum, terms.LogprobSum)
 	for i, p := range art.Trainable {
-		g.Output(gradIn(p.Name), grads[i])
+		acc := g.Input(accumIn(p.Name), onnx.Float, onnx.Dims(p.Shape...)...)
+		g.Output(gradIn(p.Name), g.Add(acc, grads[i]))
 	}
 	return art, nil
 }

@@ -78,7 +78,7 @@ func BenchmarkGRPOStep(b *testing.B) {
 		for _, p := range tr.art.Trainable {
 			grads[p.Name] = make([]float32, numElements(p.Shape))
 		}
-		out, err := tr.runGrad(batch, 0, rows, float32(1/tokens), grads)
+		out, err := tr.runGrad(batch, microBatch{0, rows, 0}, float32(1/tokens), grads)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -128,14 +128,9 @@ func Resume(dir string, opts Options) (*Trainer, json.RawMessage, error) {
 	if st.Step < 0 {
 		return nil, nil, fmt.Errorf("resume %s: %s: negative step %d", dir, StateFile, st.Step)
 	}
-	ck, err := qwen2.LoadCheckpoint(dir, onnx.Float)
+	t, err := Open(dir, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resume: %w", err)
-	}
-	defer ck.Close()
-	t, err := New(ck.Config, ck.Weights, opts)
-	if err != nil {
-		return nil, nil, err
 	}
 	if err := t.loadAdapters(dir); err != nil {
 		t.Close()

@@ -24,10 +24,10 @@ import (
 // with A initialised like PEFT (kaiming-uniform, a = √5, i.e. U(−1/√in,
 // 1/√in)) and B zeros, so that training starts from the base model exactly.
 // The gradient graph takes every model weight as a frozen input and only the
-// adapters as trainable ones. The merged weight W' is computed in the graph
-// and handed to qwen2.BuildForward in place of W (the builder accepts
-// computed weights; a factored x·Wᵀ + s·(x·Aᵀ)·Bᵀ would need a hook in the
-// model's linear layer).
+// adapters as trainable ones. The adapters enter the model's linear layers
+// in factored form, y = x·Wᵀ + (alpha/r)·(x·Aᵀ)·Bᵀ (qwen2.Options.LoRAScale),
+// so W' is never materialised: no weight-sized tensor per target per step,
+// and no weight-sized gradient (dA and dB come from [tokens, r] products).
 //
 // Checkpoints keep the base model in config.json + model.safetensors,
 // unchanged, and add PEFT's adapter_config.json and adapter_model.safetensors
@@ -148,14 +148,16 @@ func loraAdapters(cfg qwen2.Config, c LoRAConfig) ([]loraAdapter, error) {
 
 // loraGraph is what addLoRA wrote into a gradient graph.
 type loraGraph struct {
-	weights   map[string]*onnx.Value // the model's weights with W' in place of each adapted W
+	weights   map[string]*onnx.Value // the model's weights plus MODULE.lora_A/B.weight for qwen2's factored linear
 	trainable []Param                // A, B of every adapter
 	inputs    []*onnx.Value          // their graph inputs, in trainable's order
 	init      map[string][]float32   // their initial values
 }
 
-// addLoRA declares the adapters as graph inputs of g and computes each
-// adapted weight W + scale·B·A from the weight inputs in weights.
+// addLoRA declares the adapters as graph inputs of g (PEFT names) and adds
+// them to the forward's weights under the keys that qwen2's linear layer
+// looks for (MODULE.lora_A.weight, MODULE.lora_B.weight); the caller sets
+// qwen2.Options.LoRAScale.
 func addLoRA(g *onnx.Graph, cfg qwen2.Config, c LoRAConfig, weights map[string]*onnx.Value) (*loraGraph, error) {
 	adapters, err := loraAdapters(cfg, c)
 	if err != nil {
@@ -165,11 +167,12 @@ func addLoRA(g *onnx.Graph, cfg qwen2.Config, c LoRAConfig, weights map[string]*
 	for name, v := range weights {
 		lg.weights[name] = v
 	}
-	scale := g.Scalar(onnx.Float, c.Scale())
 	for _, ad := range adapters {
 		a := g.Input(ad.A.Name, onnx.Float, onnx.Dims(ad.A.Shape...)...)
 		b := g.Input(ad.B.Name, onnx.Float, onnx.Dims(ad.B.Shape...)...)
-		lg.weights[ad.Weight] = g.Add(weights[ad.Weight], g.Mul(g.MatMul(b, a), scale))
+		module := strings.TrimSuffix(ad.Weight, ".weight")
+		lg.weights[module+".lora_A.weight"] = a
+		lg.weights[module+".lora_B.weight"] = b
 		lg.trainable = append(lg.trainable, ad.A, ad.B)
 		lg.inputs = append(lg.inputs, a, b)
 	}

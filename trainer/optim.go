@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/igsearch/igsearch/onnx"
@@ -13,15 +12,24 @@ type Param struct {
 	Shape []int64
 }
 
-// Names of the optimiser graph's inputs and outputs for parameter p:
-// param/grad/moment inputs, and the updated values as outputs.
-func paramIn(p string) string  { return "param." + p }
-func gradIn(p string) string   { return "grad." + p }
-func mIn(p string) string      { return "m." + p }
-func vIn(p string) string      { return "v." + p }
-func paramOut(p string) string { return "new_param." + p }
-func mOut(p string) string     { return "new_m." + p }
-func vOut(p string) string     { return "new_v." + p }
+// Names of the optimiser graphs' inputs and outputs. Both graphs work on
+// one flat chunk of one tensor at a time (optimChunk elements at most).
+const (
+	optParam   = "param"
+	optGrad    = "grad"
+	optM       = "m"
+	optV       = "v"
+	optNewP    = "new_param"
+	optNewM    = "new_m"
+	optNewV    = "new_v"
+	optSumSq   = "sum_sq"
+	optClipped = "clip_coef"
+)
+
+// optimChunk is the most elements one optimiser graph run takes: large
+// enough that the run overhead (tens of microseconds) is noise, small
+// enough to bound the graphs' scratch memory.
+var optimChunk = 1 << 22
 
 // AdamWConfig holds the AdamW and clipping hyper-parameters (torch names).
 type AdamWConfig struct {
@@ -38,83 +46,81 @@ func DefaultAdamW() AdamWConfig {
 	return AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MaxGradNorm: 1.0}
 }
 
-// optimScalars are the per-step scalar inputs of the optimiser graph. The
-// bias corrections are computed here in float64, as torch computes them in
-// Python floats, and enter the graph as float32 scalars.
-func optimScalars(c AdamWConfig, step int64) map[string]float32 {
+// optimScalars are the per-step scalar inputs of the AdamW graph. The bias
+// corrections are computed here in float64, as torch computes them in
+// Python floats, and enter the graph as float32 scalars. clip is the
+// global clipping coefficient min(1, max_norm/(norm + 1e-6)).
+func optimScalars(c AdamWConfig, step int64, clip float64) map[string]float32 {
 	bc1 := 1 - math.Pow(c.Beta1, float64(step))
 	bc2 := 1 - math.Pow(c.Beta2, float64(step))
-	maxNorm := c.MaxGradNorm
-	if maxNorm <= 0 {
-		maxNorm = math.MaxFloat32
-	}
 	return map[string]float32{
-		"decay":         float32(1 - c.LR*c.WeightDecay),
-		"beta1_comp":    float32(1 - c.Beta1),
-		"beta2":         float32(c.Beta2),
-		"beta2_comp":    float32(1 - c.Beta2),
-		"eps":           float32(c.Eps),
-		"step_size":     float32(c.LR / bc1),
-		"bc2_sqrt":      float32(math.Sqrt(bc2)),
-		"max_grad_norm": float32(maxNorm),
+		"decay":      float32(1 - c.LR*c.WeightDecay),
+		"beta1_comp": float32(1 - c.Beta1),
+		"beta2":      float32(c.Beta2),
+		"beta2_comp": float32(1 - c.Beta2),
+		"eps":        float32(c.Eps),
+		"step_size":  float32(c.LR / bc1),
+		"bc2_sqrt":   float32(math.Sqrt(bc2)),
+		optClipped:   float32(clip),
 	}
 }
 
-// BuildOptimGraph makes the optimiser step graph: global grad-norm clipping
-// (torch.nn.utils.clip_grad_norm_) followed by AdamW (torch semantics:
-// decoupled weight decay, bias-corrected moments). Inputs are each
-// parameter's value, summed gradient and moments plus the scalars of
-// optimScalars; outputs are the updated parameters and moments and
-// grad_norm, the global norm before clipping.
+// clipCoef is torch.nn.utils.clip_grad_norm_'s coefficient for a global
+// gradient norm: min(1, max_norm/(norm + 1e-6)); 1 when clipping is off.
+func clipCoef(c AdamWConfig, norm float64) float64 {
+	if c.MaxGradNorm <= 0 {
+		return 1
+	}
+	return min(1, c.MaxGradNorm/(norm+1e-6))
+}
+
+// BuildSumSquaresGraph makes the graph that the global gradient norm is
+// built from: grad float32 [n] → sum_sq float32 scalar, Σ grad². The
+// trainer runs it over every chunk of every gradient and sums in float64.
+func BuildSumSquaresGraph() *onnx.Graph {
+	g := onnx.NewGraph("igsearch_sum_squares")
+	x := g.Input(optGrad, onnx.Float, onnx.Sym("n"))
+	g.Output(optSumSq, g.ReduceSum(g.Mul(x, x), false))
+	return g
+}
+
+// BuildAdamWGraph makes the optimiser step over one flat chunk of one
+// tensor: AdamW with torch semantics (decoupled weight decay,
+// bias-corrected moments) on the gradient scaled by the global clipping
+// coefficient clip_coef (torch.nn.utils.clip_grad_norm_, computed by the
+// trainer from BuildSumSquaresGraph's sums). Inputs are param, grad, m, v
+// [n] and the scalars of optimScalars; outputs new_param, new_m, new_v [n].
 //
-//	norm  = sqrt(Σ_p Σ g_p²);  c = min(1, max_norm/(norm + 1e-6));  g ← c·g
+//	g ← clip·g
 //	p ← p·(1 − lr·wd)
 //	m ← m + (1−β1)(g − m);  v ← β2·v + (1−β2)·g²
 //	p ← p − (lr/(1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + ε)
-func BuildOptimGraph(params []Param) (*onnx.Graph, error) {
-	if len(params) == 0 {
-		return nil, fmt.Errorf("optimizer graph: no parameters")
-	}
+//
+// Every node is element-wise and each output is written by the last node
+// that reads its input's old value (new_m by the Add that reads m, new_v by
+// the Add after the only read of v, new_param by the Sub after the only
+// read of param), so the trainer binds each output to its input's buffer
+// and the step runs in place: no second copy of the weights or moments.
+func BuildAdamWGraph() *onnx.Graph {
 	g := onnx.NewGraph("igsearch_adamw")
-	g.Doc = "global grad-norm clipping + AdamW (torch semantics), built by igsearch"
+	g.Doc = "AdamW (torch semantics) on one chunk, gradient pre-scaled by clip_coef, built by igsearch"
 	sc := map[string]*onnx.Value{}
-	for _, name := range []string{"decay", "beta1_comp", "beta2", "beta2_comp", "eps", "step_size", "bc2_sqrt", "max_grad_norm"} {
+	for _, name := range []string{"decay", "beta1_comp", "beta2", "beta2_comp", "eps", "step_size", "bc2_sqrt", optClipped} {
 		sc[name] = g.Input(name, onnx.Float)
 	}
-	type slot struct{ p, grad, m, v *onnx.Value }
-	slots := make([]slot, len(params))
-	var sumSq *onnx.Value
-	for i, p := range params {
-		dims := onnx.Dims(p.Shape...)
-		s := slot{
-			p:    g.Input(paramIn(p.Name), onnx.Float, dims...),
-			grad: g.Input(gradIn(p.Name), onnx.Float, dims...),
-			m:    g.Input(mIn(p.Name), onnx.Float, dims...),
-			v:    g.Input(vIn(p.Name), onnx.Float, dims...),
-		}
-		slots[i] = s
-		sq := g.ReduceSum(g.Mul(s.grad, s.grad), false)
-		if sumSq == nil {
-			sumSq = sq
-		} else {
-			sumSq = g.Add(sumSq, sq)
-		}
-	}
-	norm := g.Sqrt(sumSq)
-	g.Output("grad_norm", norm)
-	one := g.Scalar(onnx.Float, 1)
-	coef := g.Min(g.Div(sc["max_grad_norm"], g.Add(norm, g.Scalar(onnx.Float, 1e-6))), one)
-	for i, p := range params {
-		s := slots[i]
-		grad := g.Mul(s.grad, coef)
-		decayed := g.Mul(s.p, sc["decay"])
-		m := g.Add(s.m, g.Mul(sc["beta1_comp"], g.Sub(grad, s.m)))
-		v := g.Add(g.Mul(s.v, sc["beta2"]), g.Mul(sc["beta2_comp"], g.Mul(grad, grad)))
-		denom := g.Add(g.Div(g.Sqrt(v), sc["bc2_sqrt"]), sc["eps"])
-		newP := g.Sub(decayed, g.Mul(sc["step_size"], g.Div(m, denom)))
-		g.Output(paramOut(p.Name), newP)
-		g.Output(mOut(p.Name), m)
-		g.Output(vOut(p.Name), v)
-	}
-	return g, nil
+	n := onnx.Sym("n")
+	p := g.Input(optParam, onnx.Float, n)
+	gr := g.Input(optGrad, onnx.Float, n)
+	m0 := g.Input(optM, onnx.Float, n)
+	v0 := g.Input(optV, onnx.Float, n)
+	grad := g.Mul(gr, sc[optClipped])
+	decayed := g.Mul(p, sc["decay"])
+	m := g.Add(m0, g.Mul(sc["beta1_comp"], g.Sub(grad, m0)))
+	v := g.Add(g.Mul(v0, sc["beta2"]), g.Mul(sc["beta2_comp"], g.Mul(grad, grad)))
+	denom := g.Add(g.Div(g.Sqrt(v), sc["bc2_sqrt"]), sc["eps"])
+	newP := g.Sub(decayed, g.Mul(sc["step_size"], g.Div(m, denom)))
+	g.Output(optNewP, newP)
+	g.Output(optNewM, m)
+	g.Output(optNewV, v)
+	return g
 }

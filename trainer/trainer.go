@@ -17,7 +17,13 @@ type Options struct {
 	// MicroBatch is the number of sequences per gradient-graph run; 0 runs
 	// the whole batch at once. Gradients are summed over micro-batches.
 	MicroBatch int
-	Session    ort.Options
+	// MicroBatchTokens, when positive, sizes micro-batches by tokens
+	// instead: consecutive rows are grouped while rows × (their longest
+	// unpadded length) stays within the budget (a longer row runs alone).
+	// Columns that are padding in every row of a micro-batch are dropped.
+	// With MicroBatch also set, both limits hold.
+	MicroBatchTokens int
+	Session          ort.Options
 }
 
 // Batch is one optimiser step's data. Rows are sequences, left padded to a
@@ -49,41 +55,54 @@ type Metrics struct {
 }
 
 // State is the trainer's mutable state: fp32 weights and AdamW moments, in
-// Go memory between steps (handed to ONNX Runtime without copies).
+// Go memory between steps (handed to ONNX Runtime without copies). Frozen
+// weights alias the data New was given.
 type State struct {
 	Step   int64
 	Params map[string][]float32 // every weight, trained or frozen
 	M, V   map[string][]float32 // trainable weights only
 }
 
-// Trainer runs optimiser steps on a Qwen2 model through two ONNX Runtime
-// sessions (the gradient graph and the optimiser graph). It is not safe for
-// concurrent use.
+// Trainer runs optimiser steps on a Qwen2 model through ONNX Runtime
+// sessions: the gradient graph, and the optimiser's two graphs (sum of
+// squares for the global norm, AdamW), which run over the trainable tensors
+// in chunks. Memory is the weights, one gradient buffer and the two moments
+// of the trainable weights, and the activations of one micro-batch: the
+// gradient graph adds each micro-batch's gradients into the gradient
+// buffer, and AdamW updates weights and moments in place. It is not safe
+// for concurrent use.
 type Trainer struct {
 	Config qwen2.Config
 	opts   Options
 	art    *GradArtifact
 	state  *State
-	// spare holds the optimiser's output buffers (weights, m, v per
-	// trainable tensor), swapped with the state after each step, so that
-	// ONNX Runtime writes the new values in place and nothing is copied.
-	spare map[string]*[3][]float32
-	// grads holds the summed gradients, written in place by the gradient
-	// graph (scratch takes the second and later micro-batches).
-	grads, scratch map[string][]float32
-	grad           *ort.Session
-	optim          *ort.Session
+	// grads holds the summed gradients of the trainable tensors, written in
+	// place by the gradient graph (each run adds its micro-batch's share).
+	grads map[string][]float32
+	grad  *ort.Session
+	sumSq *ort.Session
+	adamw *ort.Session
+	// ck is the checkpoint that Open loaded, kept open while frozen
+	// weights alias its mapped files.
+	ck *qwen2.Checkpoint
 }
 
-// New builds the training artifacts for cfg and starts from weights
-// (consumed: the trainer copies them into its state). ONNX Runtime must be
-// initialised (ort.Init).
+// New builds the training artifacts for cfg and starts from weights.
+// Trainable weights are copied into the trainer's state; frozen weights
+// (every model weight with LoRA, the embedding with FreezeEmbeddings) are
+// used in place, so weights must stay valid and unmodified while the
+// trainer is in use (Open keeps a loaded checkpoint open for that). ONNX
+// Runtime must be initialised (ort.Init).
 func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error) {
 	t, err := newTrainer(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
 	st := &State{Params: map[string][]float32{}, M: map[string][]float32{}, V: map[string][]float32{}}
+	frozen := map[string]bool{}
+	for _, p := range t.art.Frozen {
+		frozen[p.Name] = true
+	}
 	for _, p := range t.art.Inputs() {
 		if init, ok := t.art.Init[p.Name]; ok {
 			st.Params[p.Name] = init
@@ -98,7 +117,11 @@ func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error
 			t.Close()
 			return nil, fmt.Errorf("trainer: weight %q is %s; training needs float32", p.Name, w.DType)
 		}
-		st.Params[p.Name] = w.Floats()
+		if frozen[p.Name] {
+			st.Params[p.Name] = onnx.FloatView(w.Raw)
+		} else {
+			st.Params[p.Name] = w.Floats()
+		}
 	}
 	for _, p := range t.art.Trainable {
 		n := numElements(p.Shape)
@@ -109,12 +132,25 @@ func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error
 	return t, nil
 }
 
-func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
-	art, err := BuildGradGraph(cfg, opts.Artifact)
+// Open loads the Hugging Face checkpoint in dir as float32 and starts a
+// trainer from it (New). The checkpoint stays open until Close, so that
+// frozen weights are read from it in place.
+func Open(dir string, opts Options) (*Trainer, error) {
+	ck, err := qwen2.LoadCheckpoint(dir, onnx.Float)
 	if err != nil {
 		return nil, err
 	}
-	optimGraph, err := BuildOptimGraph(art.Trainable)
+	t, err := New(ck.Config, ck.Weights, opts)
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	t.ck = ck
+	return t, nil
+}
+
+func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
+	art, err := BuildGradGraph(cfg, opts.Artifact)
 	if err != nil {
 		return nil, err
 	}
@@ -127,22 +163,34 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	// live in the device's own arena, and the CPU one is left as it is.
 	sess := opts.Session
 	sess.SharedArena = !sess.LowMemory && !sess.Device.CUDA
-	gs, err := ort.NewSessionFromGraph(art.Graph, sess)
-	if err != nil {
+	t := &Trainer{Config: cfg, opts: opts, art: art}
+	if t.grad, err = ort.NewSessionFromGraph(art.Graph, sess); err != nil {
 		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
 	}
-	os, err := ort.NewSessionFromGraph(optimGraph, sess)
-	if err != nil {
-		gs.Close()
+	if t.sumSq, err = ort.NewSessionFromGraph(BuildSumSquaresGraph(), sess); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("trainer: sum-of-squares graph: %w", err)
+	}
+	if t.adamw, err = ort.NewSessionFromGraph(BuildAdamWGraph(), sess); err != nil {
+		t.Close()
 		return nil, fmt.Errorf("trainer: optimizer graph: %w", err)
 	}
-	return &Trainer{Config: cfg, opts: opts, art: art, grad: gs, optim: os}, nil
+	return t, nil
 }
 
-// Close releases the sessions.
+// Close releases the sessions and the checkpoint that Open loaded.
 func (t *Trainer) Close() error {
-	t.grad.Close()
-	return t.optim.Close()
+	for _, s := range []*ort.Session{t.grad, t.sumSq, t.adamw} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	if t.ck != nil {
+		err := t.ck.Close()
+		t.ck = nil
+		return err
+	}
+	return nil
 }
 
 // State exposes the trainer's state (read-only for callers).
@@ -178,49 +226,28 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 	}
 	scale := float32(1 / tokens)
 
-	rows := len(b.InputIDs)
-	mb := t.opts.MicroBatch
-	if mb <= 0 || mb > rows {
-		mb = rows
-	}
 	if t.grads == nil {
-		t.grads, t.scratch = map[string][]float32{}, map[string][]float32{}
+		t.grads = map[string][]float32{}
 		for _, p := range t.art.Trainable {
 			t.grads[p.Name] = make([]float32, numElements(p.Shape))
 		}
 	}
+	// The gradient graph adds into t.grads: start from zero.
+	for _, g := range t.grads {
+		clear(g)
+	}
 	var sums struct{ loss, clipped, kl, ent, mask, lp float64 }
 	start := time.Now()
-	first := true
-	for lo := 0; lo < rows; lo += mb {
-		hi := min(lo+mb, rows)
-		if !anyMasked(b.LossMask[lo:hi]) {
+	for _, mb := range t.microBatches(b) {
+		if !anyMasked(b.LossMask[mb.lo:mb.hi]) {
 			continue // no trained token: no gradient, and an empty graph input
 		}
-		// The first micro-batch writes its gradients straight into t.grads;
-		// later ones go to scratch and are added.
-		dst := t.grads
-		if !first {
-			dst = t.scratch
-			for _, p := range t.art.Trainable {
-				if dst[p.Name] == nil {
-					dst[p.Name] = make([]float32, numElements(p.Shape))
-				}
-			}
-		}
-		out, err := t.runGrad(b, lo, hi, scale, dst)
+		out, err := t.runGrad(b, mb, scale, t.grads)
 		if err != nil {
 			return Metrics{}, err
 		}
 		err = func() error {
 			defer out.Destroy()
-			if !first {
-				for name, acc := range t.grads {
-					for i, x := range t.scratch[name] {
-						acc[i] += x
-					}
-				}
-			}
 			for name, dst := range map[string]*float64{outLoss: &sums.loss, outClippedSum: &sums.clipped, outKLSum: &sums.kl, outEntropySum: &sums.ent, outMaskSum: &sums.mask, outLogprobSum: &sums.lp} {
 				if out[name] == nil {
 					continue
@@ -236,7 +263,6 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 		if err != nil {
 			return Metrics{}, err
 		}
-		first = false
 	}
 
 	gradDone := time.Now()
@@ -305,10 +331,53 @@ func (t *Trainer) checkBatch(b *Batch) error {
 	return nil
 }
 
-// runGrad runs the gradient graph on rows [lo, hi), writing the gradients
+// microBatch is rows [lo, hi) of a batch, from column off on (the columns
+// before off are padding in every one of these rows).
+type microBatch struct{ lo, hi, off int }
+
+// microBatches splits b's rows by Options.MicroBatch and
+// Options.MicroBatchTokens.
+func (t *Trainer) microBatches(b *Batch) []microBatch {
+	rows, cols := len(b.InputIDs), len(b.InputIDs[0])
+	maxRows := t.opts.MicroBatch
+	if maxRows <= 0 || maxRows > rows {
+		maxRows = rows
+	}
+	budget := t.opts.MicroBatchTokens
+	// firstReal is the first unpadded column of row r (left padding).
+	firstReal := func(r int) int {
+		for c, m := range b.AttentionMask[r] {
+			if m != 0 {
+				return c
+			}
+		}
+		return cols - 2 // an all-padding row: keep the two columns a sequence needs
+	}
+	var out []microBatch
+	for lo := 0; lo < rows; {
+		off := min(firstReal(lo), cols-2)
+		hi := lo + 1
+		for hi < rows && hi-lo < maxRows {
+			o := min(off, firstReal(hi))
+			if budget > 0 && (hi+1-lo)*(cols-o) > budget {
+				break
+			}
+			off, hi = o, hi+1
+		}
+		if budget <= 0 {
+			off = 0 // micro-batches by rows keep the batch's columns
+		}
+		out = append(out, microBatch{lo, hi, off})
+		lo = hi
+	}
+	return out
+}
+
+// runGrad runs the gradient graph on micro-batch mb, adding its gradients
 // into grads in place. The returned outputs (loss and metric sums) are the
 // caller's to destroy.
-func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32, grads map[string][]float32) (ort.Outputs, error) {
+func (t *Trainer) runGrad(b *Batch, mb microBatch, scale float32, grads map[string][]float32) (ort.Outputs, error) {
+	lo, hi, off := mb.lo, mb.hi, mb.off
 	in := map[string]*ort.Tensor{}
 	defer func() {
 		for _, x := range in {
@@ -328,19 +397,19 @@ func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32, grads map[string]
 			return nil, err
 		}
 	}
-	rows, cols := int64(hi-lo), int64(len(b.InputIDs[0]))
-	ids, err := ort.NewTensor([]int64{rows, cols}, flatten(b.InputIDs[lo:hi]))
+	rows, cols := int64(hi-lo), int64(len(b.InputIDs[0])-off)
+	ids, err := ort.NewTensor([]int64{rows, cols}, flattenFrom(b.InputIDs[lo:hi], off))
 	if err := add(qwen2.InputIDs, ids, err); err != nil {
 		return nil, err
 	}
-	mask, err := ort.NewTensor([]int64{rows, cols}, flatten(b.AttentionMask[lo:hi]))
+	mask, err := ort.NewTensor([]int64{rows, cols}, flattenFrom(b.AttentionMask[lo:hi], off))
 	if err := add(qwen2.AttentionMask, mask, err); err != nil {
 		return nil, err
 	}
 	// The trained positions: flat next-token indices with a non-zero mask.
 	var sel []int64
 	for r := lo; r < hi; r++ {
-		for c, m := range b.LossMask[r] {
+		for c, m := range b.LossMask[r][off:] {
 			if m != 0 {
 				sel = append(sel, int64(r-lo)*(cols-1)+int64(c))
 			}
@@ -356,7 +425,7 @@ func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32, grads map[string]
 		}
 		vals := make([]float32, len(sel))
 		for i, k := range sel {
-			vals[i] = m[lo+int(k/(cols-1))][k%(cols-1)]
+			vals[i] = m[lo+int(k/(cols-1))][off+int(k%(cols-1))]
 		}
 		x, err := ort.NewTensor([]int64{int64(len(sel))}, vals)
 		if err := add(name, x, err); err != nil {
@@ -367,6 +436,9 @@ func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32, grads map[string]
 	if err := add("loss_scale", s, err); err != nil {
 		return nil, err
 	}
+	// Each gradient output is bound to the buffer that its accumulator
+	// input reads: the graph's final Add(accum, g) is element-wise, so it
+	// adds in place (see BuildGradGraph).
 	out := ort.Outputs{}
 	bound := make([]*ort.Tensor, 0, len(t.art.Trainable))
 	defer func() {
@@ -375,6 +447,10 @@ func (t *Trainer) runGrad(b *Batch, lo, hi int, scale float32, grads map[string]
 		}
 	}()
 	for _, p := range t.art.Trainable {
+		acc, err := ort.NewTensor(p.Shape, grads[p.Name])
+		if err := add(accumIn(p.Name), acc, err); err != nil {
+			return nil, err
+		}
 		x, err := ort.NewTensor(p.Shape, grads[p.Name])
 		if err != nil {
 			return nil, fmt.Errorf("trainer: gradient %s: %w", p.Name, err)
@@ -400,76 +476,115 @@ func (t *Trainer) hasInput(name string) bool {
 	return false
 }
 
-// applyOptimizer runs the optimiser graph and swaps the new weights and
-// moments into the state. It returns the gradient norm before clipping.
+// applyOptimizer clips and applies AdamW, tensor by tensor in chunks of at
+// most optimChunk elements: first the global gradient norm (float64 sum of
+// the chunks' sums of squares), then the in-place AdamW update of weights
+// and moments. It returns the gradient norm before clipping; a non-finite
+// norm leaves the weights unchanged.
 func (t *Trainer) applyOptimizer(grads map[string][]float32) (float64, error) {
 	step := t.state.Step + 1
-	in := map[string]*ort.Tensor{}
+	var sumSq float64
+	err := t.eachChunk(func(p Param, lo, hi int) error {
+		x, err := ort.NewTensor([]int64{int64(hi - lo)}, grads[p.Name][lo:hi])
+		if err != nil {
+			return err
+		}
+		defer x.Destroy()
+		out, err := t.sumSq.Run(map[string]*ort.Tensor{optGrad: x})
+		if err != nil {
+			return err
+		}
+		defer out.Destroy()
+		v, err := ort.Values[float32](out[optSumSq])
+		if err != nil {
+			return err
+		}
+		sumSq += float64(v[0])
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("trainer: gradient norm: %w", err)
+	}
+	norm := math.Sqrt(sumSq)
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return norm, fmt.Errorf("trainer: step %d: gradient norm is %v; weights left unchanged", step, norm)
+	}
+	scalars := map[string]*ort.Tensor{}
 	defer func() {
-		for _, x := range in {
+		for _, x := range scalars {
 			x.Destroy()
 		}
 	}()
-	for name, v := range optimScalars(t.opts.Optim, step) {
+	for name, v := range optimScalars(t.opts.Optim, step, clipCoef(t.opts.Optim, norm)) {
 		x, err := ort.NewTensor(nil, []float32{v})
 		if err != nil {
 			return 0, err
 		}
-		in[name] = x
+		scalars[name] = x
 	}
-	for _, p := range t.art.Trainable {
-		for name, data := range map[string][]float32{paramIn(p.Name): t.state.Params[p.Name], gradIn(p.Name): grads[p.Name], mIn(p.Name): t.state.M[p.Name], vIn(p.Name): t.state.V[p.Name]} {
-			x, err := ort.NewTensor(p.Shape, data)
-			if err != nil {
-				return 0, fmt.Errorf("trainer: optimizer input %s: %w", name, err)
+	st := t.state
+	err = t.eachChunk(func(p Param, lo, hi int) error {
+		in := map[string]*ort.Tensor{}
+		out := ort.Outputs{}
+		defer func() {
+			for name, x := range in {
+				if scalars[name] == nil {
+					x.Destroy()
+				}
 			}
+			out.Destroy()
+		}()
+		for name, x := range scalars {
 			in[name] = x
 		}
-	}
-	out := ort.Outputs{}
-	defer func() {
-		for _, x := range out {
-			x.Destroy()
-		}
-	}()
-	if t.spare == nil {
-		t.spare = map[string]*[3][]float32{}
-	}
-	for _, p := range t.art.Trainable {
-		bufs := t.spare[p.Name]
-		if bufs == nil {
-			n := numElements(p.Shape)
-			bufs = &[3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)}
-			t.spare[p.Name] = bufs
-		}
-		for i, name := range []string{paramOut(p.Name), mOut(p.Name), vOut(p.Name)} {
-			x, err := ort.NewTensor(p.Shape, bufs[i])
+		shape := []int64{int64(hi - lo)}
+		for _, b := range []struct {
+			in, out string
+			data    []float32
+		}{
+			{optParam, optNewP, st.Params[p.Name][lo:hi]},
+			{optGrad, "", grads[p.Name][lo:hi]},
+			{optM, optNewM, st.M[p.Name][lo:hi]},
+			{optV, optNewV, st.V[p.Name][lo:hi]},
+		} {
+			x, err := ort.NewTensor(shape, b.data)
 			if err != nil {
-				return 0, fmt.Errorf("trainer: optimizer output %s: %w", name, err)
+				return err
 			}
-			out[name] = x
+			in[b.in] = x
+			if b.out == "" {
+				continue
+			}
+			// In place: the output is the input's own buffer (BuildAdamWGraph).
+			y, err := ort.NewTensor(shape, b.data)
+			if err != nil {
+				return err
+			}
+			out[b.out] = y
 		}
-	}
-	if err := t.optim.RunWith(in, out); err != nil {
-		return 0, fmt.Errorf("trainer: optimizer graph: %w", err)
-	}
-	normV, err := ort.Values[float32](out["grad_norm"])
+		return t.adamw.RunWith(in, out)
+	})
 	if err != nil {
-		return 0, err
-	}
-	norm := float64(normV[0])
-	if math.IsNaN(norm) || math.IsInf(norm, 0) {
-		return norm, fmt.Errorf("trainer: step %d: gradient norm is %v; weights left unchanged", step, norm)
-	}
-	for _, p := range t.art.Trainable {
-		bufs := t.spare[p.Name]
-		st := t.state
-		st.Params[p.Name], bufs[0] = bufs[0], st.Params[p.Name]
-		st.M[p.Name], bufs[1] = bufs[1], st.M[p.Name]
-		st.V[p.Name], bufs[2] = bufs[2], st.V[p.Name]
+		// Some tensors may have been updated: the state is no longer one step.
+		return norm, fmt.Errorf("trainer: step %d: optimizer: %w (weights may be partly updated)", step, err)
 	}
 	t.state.Step = step
 	return norm, nil
+}
+
+// eachChunk calls f for every chunk [lo, hi) of at most optimChunk
+// elements of every trainable tensor, in order, stopping at the first
+// error.
+func (t *Trainer) eachChunk(f func(p Param, lo, hi int) error) error {
+	for _, p := range t.art.Trainable {
+		n := int(numElements(p.Shape))
+		for lo := 0; lo < n; lo += optimChunk {
+			if err := f(p, lo, min(lo+optimChunk, n)); err != nil {
+				return fmt.Errorf("%s[%d:]: %w", p.Name, lo, err)
+			}
+		}
+	}
+	return nil
 }
 
 func anyMasked(rows [][]float32) bool {
@@ -483,14 +598,15 @@ func anyMasked(rows [][]float32) bool {
 	return false
 }
 
-func flatten[T any](rows [][]T) []T {
+// flattenFrom concatenates rows from column off on.
+func flattenFrom[T any](rows [][]T, off int) []T {
 	n := 0
 	for _, r := range rows {
-		n += len(r)
+		n += len(r) - off
 	}
 	out := make([]T, 0, n)
 	for _, r := range rows {
-		out = append(out, r...)
+		out = append(out, r[off:]...)
 	}
 	return out
 }
