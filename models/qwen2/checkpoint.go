@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -157,7 +158,13 @@ func sameShape(a, b []int64) bool {
 // Init makes random weights the way HF's Qwen2 _init_weights does: Linear and
 // embedding weights normal(0, initializer_range) (0.02 if unset), biases 0,
 // norm weights 1. The same seed gives the same weights.
-func Init(cfg Config, seed uint64) Weights {
+func Init(cfg Config, seed uint64) Weights { return InitAs(cfg, seed, onnx.Float) }
+
+// InitAs is Init with the weights stored as dt: onnx.Float, or
+// onnx.BFloat16 (rounded to nearest even from the same float32 draws, as a
+// bf16 Hub checkpoint holds them), which takes half the memory: a 3B shape
+// is made in 6 GB instead of 12.
+func InitAs(cfg Config, seed uint64, dt onnx.DType) Weights {
 	std := cfg.InitializerRange
 	if std == 0 {
 		std = 0.02
@@ -181,9 +188,23 @@ func Init(cfg Config, seed uint64) Weights {
 				data[i] = float32(rng.NormFloat64() * std)
 			}
 		}
+		if dt == onnx.BFloat16 {
+			raw := make([]byte, 2*n)
+			for i, x := range data {
+				binary.LittleEndian.PutUint16(raw[2*i:], float32ToBFloat16(x))
+			}
+			w[p.Name] = &onnx.Tensor{DType: onnx.BFloat16, Dims: p.Shape, Raw: raw}
+			continue
+		}
 		w[p.Name] = onnx.FloatTensor(p.Shape, data)
 	}
 	return w
+}
+
+// float32ToBFloat16 rounds to nearest even (finite inputs).
+func float32ToBFloat16(x float32) uint16 {
+	b := math.Float32bits(x)
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
 }
 
 func isNorm(name string) bool {
@@ -192,7 +213,8 @@ func isNorm(name string) bool {
 
 // Save writes cfg and w to dir in HF layout (config.json and
 // model.safetensors, or shards above maxShard bytes when maxShard > 0), each
-// file atomically. Float32 and float16 tensors are written as F32 and F16.
+// file atomically. Float32, float16 and bfloat16 tensors are written as F32,
+// F16 and BF16.
 func Save(dir string, cfg Config, w Weights, maxShard int64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("qwen2 save %s: %w", dir, err)
@@ -207,6 +229,8 @@ func Save(dir string, cfg Config, w Weights, maxShard int64) error {
 		switch t.DType {
 		case onnx.Float16:
 			dt = safetensors.F16
+		case onnx.BFloat16:
+			dt = safetensors.BF16
 		case onnx.Float:
 		default:
 			return fmt.Errorf("qwen2 save %s: tensor %q: unsupported dtype %s", dir, p.Name, t.DType)
