@@ -175,6 +175,11 @@ func runGenerate(args []string) error {
 			return fmt.Errorf("prompts %d–%d: %w", index, index+len(batch)-1, err)
 		}
 		for i, c := range comps {
+			for j, x := range c.LogProbs {
+				if !finite(float64(x)) {
+					return nonFiniteError(fmt.Sprintf("prompt %d: log-prob of generated token %d", index+i, j), float64(x), pf.model)
+				}
+			}
 			b, err := json.Marshal(generateRow(index+i, batch[i], c))
 			if err != nil {
 				return err

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/igsearch/igsearch/models/safetensors"
 )
 
 // The tests in this file reproduce the failures of the bad-input probe
@@ -161,5 +165,117 @@ func TestTrainKeepsAnEarlierRun(t *testing.T) {
 	}
 	if got := mustRead(t, filepath.Join(out, "metrics.jsonl")); got == old || strings.Count(got, "\n") != 1 {
 		t.Errorf("metrics.jsonl after --overwrite: %q", got)
+	}
+}
+
+// Before: score-ig gave a row without "response" no steps, and a row whose
+// golden answers are all empty an all-zero IG, both silently.
+func TestScoreIGRejectsUnscorableRows(t *testing.T) {
+	s := newAgentSetup(t)
+	tmp := t.TempDir()
+	rows := loggedTrajectories()[:3]
+	noResponse := map[string]any{"id": "x", "golden_answers": []string{"Paris"}, "prompt": "where is Paris"}
+	emptyGold := map[string]any{"id": "y", "golden_answers": []string{"", " "}, "prompt": rows[0]["prompt"], "response": rows[0]["response"]}
+	for _, c := range []struct {
+		bad  map[string]any
+		says string
+	}{{noResponse, `line 2: no "response"`}, {emptyGold, "line 2: every golden answer is empty"}} {
+		in, out := filepath.Join(tmp, "in.jsonl"), filepath.Join(tmp, "out.jsonl")
+		writeJSONL(t, in, []map[string]any{rows[0], c.bad, rows[1]})
+		code, stderr := captureErr(t, "score-ig", "--model", s.modelDir, "--in", in, "--out", out)
+		if code != 1 || !strings.Contains(stderr, c.says) || !strings.Contains(stderr, "--skip-bad") {
+			t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, c.says)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("output written (%v)", err)
+		}
+	}
+	// --skip-bad scores the others and counts the skipped rows.
+	in, out := filepath.Join(tmp, "in.jsonl"), filepath.Join(tmp, "out.jsonl")
+	writeJSONL(t, in, []map[string]any{rows[0], noResponse, rows[1], emptyGold, rows[2]})
+	code, stderr := captureErr(t, "score-ig", "--model", s.modelDir, "--in", in, "--out", out, "--skip-bad")
+	if code != 0 || !strings.Contains(stderr, "2 rows skipped (--skip-bad): lines 2, 4") {
+		t.Fatalf("--skip-bad: exit %d, stderr %q", code, stderr)
+	}
+	got := readRows(t, out)
+	if len(got) != 3 || string(got[2]["id"]) != `"c"` {
+		t.Fatalf("--skip-bad wrote %d rows, want a, b, c", len(got))
+	}
+}
+
+// nanModel copies the agent model with one NaN in a weight tensor.
+func nanModel(t *testing.T, modelDir, tensor string, at int) string {
+	t.Helper()
+	dir := copyTestModel(t, modelDir, "config.json", "tokenizer.json")
+	f, err := safetensors.Open(filepath.Join(modelDir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ts []safetensors.Tensor
+	found := false
+	for _, info := range f.Tensors() {
+		_, raw, err := f.Raw(info.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := append([]byte(nil), raw...)
+		if info.Name == tensor {
+			if info.DType != safetensors.F32 {
+				t.Fatalf("%s is %s", tensor, info.DType)
+			}
+			binary.LittleEndian.PutUint32(data[4*at:], math.Float32bits(float32(math.NaN())))
+			found = true
+		}
+		ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: data})
+	}
+	if !found {
+		t.Fatalf("no tensor %s", tensor)
+	}
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Before: NaN weights made generate and score-ig fail with "json:
+// unsupported value: NaN", naming neither the row nor the weights.
+func TestNaNWeightsAreNamed(t *testing.T) {
+	s := newAgentSetup(t)
+	model := nanModel(t, s.modelDir, "model.norm.weight", 5)
+	const source = "model.norm.weight[5] = NaN"
+	tmp := t.TempDir()
+	code, stderr := captureErr(t, "generate", "--model", model, "--prompt", "where is", "--max-new-tokens", "3", "--out", filepath.Join(tmp, "gen.jsonl"))
+	if code != 1 || !strings.Contains(stderr, "prompt 0: log-prob of generated token 0 is NaN") || !strings.Contains(stderr, source) {
+		t.Errorf("generate: exit %d, stderr %q", code, stderr)
+	}
+	in, out := filepath.Join(tmp, "in.jsonl"), filepath.Join(tmp, "out.jsonl")
+	writeJSONL(t, in, loggedTrajectories()[:1])
+	code, stderr = captureErr(t, "score-ig", "--model", model, "--in", in, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "line 1: step 0: logp_real is NaN") || !strings.Contains(stderr, source) {
+		t.Errorf("score-ig: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// Before: `tokenize --decode` dropped ids outside the vocabulary silently.
+func TestDecodeRejectsUnknownIDs(t *testing.T) {
+	tok := os.Getenv("IGSEARCH_QWEN_TOKENIZER")
+	if tok == "" {
+		t.Skip("IGSEARCH_QWEN_TOKENIZER is not set (run `make setup`)")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl")
+	// 9707 is "Hello" in Qwen2.5; the tokenizer has 151665 ids (0–151664).
+	os.WriteFile(in, []byte(`{"ids": [9707]}`+"\n"+`{"ids": [9707, 151665, 11]}`+"\n"), 0o644)
+	err := runTokenize([]string{"--tokenizer", tok, "--in", in, "--out", out, "--decode"})
+	if err == nil || !strings.Contains(err.Error(), "line 2: ids[1] = 151665 is not in the tokenizer's vocabulary") {
+		t.Fatalf("error %v, want one naming line 2, ids[1] = 151665", err)
+	}
+	os.WriteFile(in, []byte(`{"ids": [-1]}`+"\n"), 0o644)
+	if err := runTokenize([]string{"--tokenizer", tok, "--in", in, "--out", out, "--decode"}); err == nil || !strings.Contains(err.Error(), "ids[0] = -1") {
+		t.Fatalf("id -1: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("output written (%v)", err)
 	}
 }

@@ -90,6 +90,7 @@ type scoreIGFlags struct {
 	gold, counterfactual       string
 	maxContext, topk, maxObs   int
 	prefixSharing              bool
+	skipBad                    bool
 	seed                       uint64
 }
 
@@ -113,6 +114,7 @@ func runScoreIG(args []string) error {
 	fs.BoolVar(&f.prefixSharing, "prefix-sharing", true, "score shared context prefixes once")
 	fs.IntVar(&f.workers, "workers", 0, "parts of a chunk scored at once (0: 2 on the CPU, 1 on CUDA)")
 	fs.Uint64Var(&f.seed, "seed", train.DefaultConfig().Train.Seed, "seed of the counterfactual draws")
+	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip rows that cannot be scored (no response, no gold answer) and count them")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -184,11 +186,14 @@ func runScoreIG(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n, err := scoreIGStream(ctx, sc, in, name, f.out, f.batch, f.seed)
+	st, err := scoreIGStream(ctx, sc, in, name, f.out, f.batch, f.seed, scoreIGChecks{skipBad: f.skipBad, model: f.pol.model})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "score-ig: %d trajectories scored into %s\n", n, f.out)
+	fmt.Fprintf(os.Stderr, "score-ig: %d trajectories scored into %s\n", st.scored, f.out)
+	if st.skipped > 0 {
+		fmt.Fprintf(os.Stderr, "score-ig: %d rows skipped (--skip-bad): %s\n", st.skipped, st.skippedLines())
+	}
 	return nil
 }
 
@@ -197,16 +202,18 @@ func runScoreIG(args []string) error {
 type scoredRow struct {
 	fields map[string]json.RawMessage
 	rec    trajectory.Record
+	line   int
 }
 
 // scoreIGStream reads trajectories from r in chunks of batch, scores each
 // chunk as one batch (chunk k with seed train.IterationSeed(seed, k)) and
-// writes the rows with their IG to out, atomically. It returns the number
-// of rows.
-func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, out string, batch int, seed uint64) (int, error) {
+// writes the rows with their IG to out, atomically. A row that cannot be
+// scored is an error naming its line, or skipped and counted (checks).
+func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, out string, batch int, seed uint64, checks scoreIGChecks) (scoreIGCounts, error) {
+	var counts scoreIGCounts
 	w, err := trajectory.Create(out)
 	if err != nil {
-		return 0, err
+		return counts, err
 	}
 	br := bufio.NewReaderSize(r, 1<<20)
 	prog := newProgress("score-ig", "trajectories", 0)
@@ -227,6 +234,9 @@ func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, o
 			return fmt.Errorf("chunk %d: %w", chunkNo, err)
 		}
 		for i, row := range chunk {
+			if err := checks.finite(res[i]); err != nil {
+				return fmt.Errorf("%s: line %d: %w", name, row.line, err)
+			}
 			steps, err := json.Marshal(res[i].Steps)
 			if err != nil {
 				return err
@@ -246,9 +256,10 @@ func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, o
 		prog.update(0, int64(done))
 		return nil
 	}
-	fail := func(err error) (int, error) {
+	fail := func(err error) (scoreIGCounts, error) {
 		w.Abort()
-		return done, err
+		counts.scored = done
+		return counts, err
 	}
 	for {
 		b, rerr := br.ReadBytes('\n')
@@ -265,6 +276,14 @@ func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, o
 				if err := row.rec.Validate(); err != nil {
 					return fail(fmt.Errorf("%s: line %d: %w", name, line, err))
 				}
+				if why := unscorable(&row.rec); why != "" {
+					if !checks.skipBad {
+						return fail(fmt.Errorf("%s: line %d: %s: cannot be scored (--skip-bad skips such rows)", name, line, why))
+					}
+					counts.skip(line)
+					continue
+				}
+				row.line = line
 				chunk = append(chunk, row)
 				if len(chunk) == batch {
 					if err := flush(); err != nil {
@@ -286,8 +305,9 @@ func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, o
 		}
 	}
 	prog.finish()
+	counts.scored = done
 	if err := w.Close(); err != nil {
-		return done, err
+		return counts, err
 	}
-	return done, nil
+	return counts, nil
 }

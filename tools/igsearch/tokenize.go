@@ -211,6 +211,12 @@ func decodeRows(tok *tokenize.Tokenizer, r io.Reader, name string, w *bufio.Writ
 		if row.IDs == nil {
 			return fmt.Errorf("%s: line %d: no \"ids\" field", name, n)
 		}
+		// An id the vocabulary lacks would otherwise vanish from the text.
+		for i, id := range *row.IDs {
+			if _, ok := tok.IDToken(id); !ok {
+				return fmt.Errorf("%s: line %d: ids[%d] = %d is not in the tokenizer's vocabulary (ids 0–%d, some unused)", name, n, i, id, tok.VocabSize()-1)
+			}
+		}
 		return enc.Encode(struct {
 			Text string `json:"text"`
 		}{tok.Decode(*row.IDs, skipSpecial)})
