@@ -68,6 +68,9 @@ Flags:
   --workers N        parts of a chunk scored at once, each with its own KV
                      caches (default 0: 2 on the CPU, 1 on CUDA); with
                      prefix sharing the IG does not depend on it
+  --skip-bad         skip rows that cannot be scored (no "response", or no
+                     non-empty golden answer) and report how many on stderr;
+                     without it such a row is an error naming its line
   --seed S           chunk k draws with seed S·1000003+k, as training's
                      iteration k, so one iteration's logged rollouts scored
                      as one chunk reproduce training's IG
