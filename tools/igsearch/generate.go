@@ -30,9 +30,9 @@ end-of-sequence token (config.json's eos_token_id, <|im_end|>,
 completing it is kept), or after --max-new-tokens.
 
 Inputs:
-  --model DIR          a Hugging Face Qwen2 checkpoint (graphs are built and
-                       cached in DIR/.onnx) or an exported ONNX directory
-                       (model.onnx + config.json)
+  --model DIR          a Hugging Face Qwen2 checkpoint (its weights are read
+                       once and the graphs built in memory over them) or an
+                       exported ONNX folder (onnx/model.onnx + config.json)
   --tokenizer PATH     tokenizer.json (default DIR/tokenizer.json)
   --prompt TEXT        a prompt; repeatable
   --prompts FILE       one prompt per line: JSON {"prompt": "...", "id": ...}

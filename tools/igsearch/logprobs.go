@@ -30,8 +30,9 @@ leave ONNX Runtime.
 
 Inputs:
   --model DIR      a Hugging Face Qwen2 checkpoint (config.json +
-                   *.safetensors; graphs are built and cached in DIR/.onnx)
-                   or an exported ONNX directory (model.onnx + config.json)
+                   *.safetensors; its weights are read once and the graphs
+                   built in memory over them) or an exported ONNX folder
+                   (onnx/model.onnx + config.json)
   --in FILE        JSONL rows {"input_ids": [...]}; "-" reads stdin
 
 Output:
