@@ -145,6 +145,9 @@ func Build(ctx context.Context, r io.Reader, dir string, opt BuildOptions) (Buil
 	if err != nil {
 		return st, err
 	}
+	if st.Docs == 0 && opt.Shards <= 1 {
+		return st, fmt.Errorf("index %s: the corpus holds no passages (%d lines read, %d skipped): refusing to write an empty index", dir, st.Lines, st.Skipped)
+	}
 	if err := os.RemoveAll(filepath.Join(tmp, spillDir)); err != nil {
 		return st, fmt.Errorf("index %s: removing run files: %w", dir, err)
 	}
@@ -459,9 +462,11 @@ func hotHash(tok string) uint32 {
 	return (h ^ h>>15) & (hotSlots - 1)
 }
 
-// appendDoc appends a passage's store record: uvarint-prefixed id, title, text.
+// appendDoc appends a passage's store record: uvarint-prefixed id, title,
+// text (Doc.stored: a passage kept verbatim stores its contents as a marked
+// title).
 func appendDoc(b []byte, d Doc) []byte {
-	for _, s := range []string{d.ID, d.Title, d.Text} {
+	for _, s := range d.stored() {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}

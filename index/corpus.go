@@ -21,11 +21,21 @@ type Doc struct {
 	ID    string
 	Title string
 	Text  string
+	// verbatim is the corpus row's "contents" as it was, kept only when
+	// Title and Text would not rebuild it (see ContentsDoc); hasVerbatim
+	// tells an empty one from none.
+	verbatim    string
+	hasVerbatim bool
 }
 
 // Contents returns the passage as Search-R1 shows it and as it is indexed:
-// the title in double quotes on the first line, then the text.
+// the corpus row's "contents" exactly as it was, or, for a row given as
+// {"title", "text"}, the title in double quotes on the first line, then the
+// text.
 func (d Doc) Contents() string {
+	if d.hasVerbatim {
+		return d.verbatim
+	}
 	return "\"" + d.Title + "\"\n" + d.Text
 }
 
@@ -54,7 +64,8 @@ type corpusRow struct {
 
 // ParseDoc parses one JSONL corpus row in either format:
 // {"id", "contents": "\"Title\"\ntext"} (Search-R1 wiki-18; the title is the
-// first line with its surrounding quotes removed) or {"id", "title", "text"}.
+// first line with its surrounding quotes removed, and Contents returns the
+// row's contents unchanged: ContentsDoc) or {"id", "title", "text"}.
 // The id may be a JSON string or number.
 func ParseDoc(line []byte) (Doc, error) {
 	var row corpusRow
@@ -68,7 +79,7 @@ func ParseDoc(line []byte) (Doc, error) {
 	d := Doc{ID: id}
 	switch {
 	case row.Contents != nil:
-		d.Title, d.Text = splitContents(*row.Contents)
+		d = ContentsDoc(id, *row.Contents)
 	case row.Text != nil:
 		d.Text = *row.Text
 		if row.Title != nil {

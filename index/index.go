@@ -328,7 +328,7 @@ func (ix *Index) Doc(doc uint32) (Doc, error) {
 			}
 		}
 		if i == doc {
-			return Doc{ID: f[0], Title: f[1], Text: f[2]}, nil
+			return storedDoc(f), nil
 		}
 	}
 }

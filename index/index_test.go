@@ -298,7 +298,7 @@ func TestBothRowFormats(t *testing.T) {
 {"id": "x", "text": "no title here"}
 `
 	ix := buildString(t, corpus, BuildOptions{})
-	want := []Doc{{"0", "Paris", "Capital of France."}, {"7", "Rome", "Capital of Italy."}, {"x", "", "no title here"}}
+	want := []Doc{{ID: "0", Title: "Paris", Text: "Capital of France."}, {ID: "7", Title: "Rome", Text: "Capital of Italy."}, {ID: "x", Text: "no title here"}}
 	for i, w := range want {
 		if d, err := ix.Doc(uint32(i)); err != nil || d != w {
 			t.Errorf("doc %d = %+v %v, want %+v", i, d, err, w)

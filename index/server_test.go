@@ -97,6 +97,19 @@ func TestServerAPI(t *testing.T) {
 		t.Errorf("health %d %v", resp.StatusCode, h)
 	}
 
+	// As Search-R1's server: an empty list gets an empty result, and topk 0
+	// or null means the default (3).
+	code, out = post(t, srv.URL, `{"queries": [], "topk": 3, "return_scores": true}`)
+	if code != 200 || fmt.Sprint(out) != "map[result:[]]" {
+		t.Errorf("empty queries: %d %v", code, out)
+	}
+	for _, body := range []string{`{"queries": ["cat"], "topk": 0}`, `{"queries": ["cat"], "topk": null, "return_scores": true}`} {
+		code, out = post(t, srv.URL, body)
+		if res, _ := out["result"].([]any); code != 200 || len(res) != 1 || len(res[0].([]any)) != 3 {
+			t.Errorf("%s: %d %v", body, code, out)
+		}
+	}
+
 	// 4xx cases, each with a JSON error.
 	for _, c := range []struct {
 		body string
@@ -104,9 +117,10 @@ func TestServerAPI(t *testing.T) {
 	}{
 		{`{"queries": ["x"], "topk": 3`, 400},
 		{`not json`, 400},
-		{`{"queries": [], "topk": 3}`, 400},
 		{`{"topk": 3}`, 400},
-		{`{"queries": ["x"], "topk": 0}`, 400},
+		{`{"queries": null}`, 400},
+		{`{"queries": [1, 2]}`, 400},
+		{`{"queries": ["x"], "topk": "3"}`, 400},
 		{`{"queries": ["x"], "topk": -2}`, 400},
 		{`{"queries": ["x"], "topk": 21}`, 400},
 		{`{"queries": "x"}`, 400},
@@ -212,9 +226,9 @@ func TestRemoteMatchesLocal(t *testing.T) {
 		}
 	}
 	// Errors from the server come back with its message.
-	_, err = NewRemoteRetriever(srv.URL).SearchBatch(context.Background(), qs, 0)
-	if err == nil || !strings.Contains(err.Error(), "topk") {
-		t.Errorf("topk 0: %v", err)
+	_, err = NewRemoteRetriever(srv.URL).SearchBatch(context.Background(), qs, -1)
+	if err == nil || !strings.Contains(err.Error(), "topk") || !strings.Contains(err.Error(), "400") {
+		t.Errorf("topk -1: %v", err)
 	}
 	var _ Retriever = ix
 	var _ Retriever = &RemoteRetriever{}
