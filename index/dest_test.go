@@ -115,3 +115,18 @@ func TestKilledBuildIsCleaned(t *testing.T) {
 		t.Fatalf("parent holds %v, want only idx", names)
 	}
 }
+
+// Before: an empty corpus (or one whose every line was skipped) built a
+// 0-passage index and exited 0.
+func TestEmptyCorpusIsAnError(t *testing.T) {
+	for _, corpus := range []string{"", "\n\n", "not json\n"} {
+		dir := filepath.Join(t.TempDir(), "idx")
+		_, err := Build(context.Background(), strings.NewReader(corpus), dir, BuildOptions{SkipBad: true})
+		if err == nil || !strings.Contains(err.Error(), "no passages") {
+			t.Errorf("corpus %q: %v, want an error saying it holds no passages", corpus, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("corpus %q: the index was written (%v)", corpus, err)
+		}
+	}
+}
