@@ -462,9 +462,11 @@ func hotHash(tok string) uint32 {
 	return (h ^ h>>15) & (hotSlots - 1)
 }
 
-// appendDoc appends a passage's store record: uvarint-prefixed id, title, text.
+// appendDoc appends a passage's store record: uvarint-prefixed id, title,
+// text (Doc.stored: a passage kept verbatim stores its contents as a marked
+// title).
 func appendDoc(b []byte, d Doc) []byte {
-	for _, s := range []string{d.ID, d.Title, d.Text} {
+	for _, s := range d.stored() {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
