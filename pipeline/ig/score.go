@@ -3,6 +3,7 @@ package ig
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/igsearch/igsearch/pipeline/protocol"
@@ -154,6 +155,31 @@ type Result struct {
 	Mean float64 `json:"ig_mean"`
 }
 
+// Gain is the information gain of one search step, the paper's formula:
+//
+//	IG_t = logP(a* | C_t^real) − (1/N) Σ_j logP(a* | C_t^rand,j)
+//
+// real is the (weighted, see WeightedLogP) log-prob of the gold answer after
+// the real context, random those after the N counterfactual contexts. It is
+// positive when the retrieved documents made the answer more likely than
+// random documents did. With no counterfactual (N = 0) it is NaN: the gain
+// is undefined, and Collect skips such a step.
+func Gain(real float64, random []float64) float64 {
+	return real - mean(random)
+}
+
+// mean is the arithmetic mean, summed in order; NaN for no values.
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	m := 0.0
+	for _, v := range xs {
+		m += v
+	}
+	return m / float64(len(xs))
+}
+
 // Collect computes the IG of every item from the answers to its requests:
 // logps[r] holds the log-probs of request r's continuation tokens (in
 // order, after any truncation); the requests may come in any order. For
@@ -204,13 +230,8 @@ func Collect[F float32 | float64](nItems int, reqs []Request, logps [][]F) ([]Re
 		if best < 0 || len(golds[best].rand) == 0 {
 			continue
 		}
-		m := 0.0
-		for _, v := range golds[best].rand {
-			m += v
-		}
-		m /= float64(len(golds[best].rand))
-		real := golds[best].real
-		out[k.item].Steps = append(out[k.item].Steps, StepIG{Step: k.step, LogpReal: real, LogpRandomMean: m, IG: real - m})
+		real, rand := golds[best].real, golds[best].rand
+		out[k.item].Steps = append(out[k.item].Steps, StepIG{Step: k.step, LogpReal: real, LogpRandomMean: mean(rand), IG: Gain(real, rand)})
 	}
 	for i := range out {
 		slices.SortFunc(out[i].Steps, func(a, b StepIG) int { return cmp.Compare(a.Step, b.Step) })
