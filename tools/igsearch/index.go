@@ -4,11 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -57,11 +56,25 @@ index search --index DIR[,DIR…] [--k 10] (--query TEXT | --queries FILE) [--fo
   passage's corpus id either way.
   Example: igsearch index search --index out/wn --k 3 --query "a large feline"
 
-index serve --index DIR[,DIR…] [--addr 127.0.0.1:8000] [--k1 K --b B]
-  Serves Search-R1's retrieval API until SIGINT/SIGTERM (graceful shutdown):
+index serve --index DIR[,DIR…] [--addr 127.0.0.1:8000] [--k1 K --b B] [limits]
+  Serves the API of Search-R1's retrieval_server.py, so Search-R1's own
+  client (generation.py) works against it unchanged:
   POST /retrieve {"queries": [..], "topk": 3, "return_scores": true}
     → {"result": [[{"document": {"id", "contents"}, "score": S}]]}
+    (without return_scores, each list holds just the documents)
   GET /health → {"status": "ok", "docs": N}
+  "queries": [] gets {"result": []}; topk 0 or null means --topk; "contents"
+  is the corpus row's, byte for byte. Bad requests get 4xx and {"error"}.
+  Limits (defaults accept a Search-R1 training turn, 512 × 5 = 2,560
+  queries): --topk 3 (default topk), --max-topk 100, --max-queries 8192,
+  --max-body 16777216 (bytes; 413 above), --max-response 268435456 (bytes;
+  413 when queries × topk × the mean passage size would pass it).
+  Answers are streamed. Timeouts: --read-header-timeout 10s, --read-timeout
+  60s (a stalled upload gets 408), --idle-timeout 120s, --write-timeout 60s
+  (per part of an answer).
+  SIGINT/SIGTERM: stops accepting, answers uploads still in progress with
+  503, lets requests in flight finish for up to --shutdown-grace 10s, then
+  exits 0.
   Logs "listening on http://ADDR" to stderr (use --addr 127.0.0.1:0 for a free port).
   Example: igsearch index serve --index out/wn --addr 127.0.0.1:8000
 
@@ -283,12 +296,40 @@ func indexSearch(args []string) error {
 
 func indexServe(args []string) error {
 	fs := newFlags("index serve")
-	dir := fs.String("index", "", "index directory")
+	dir := fs.String("index", "", "index directory (or comma-separated shard directories)")
 	addr := fs.String("addr", "127.0.0.1:8000", "listen address (loopback by default)")
 	k1 := fs.Float64("k1", 0, "BM25 k1 (0: the index's)")
 	b := fs.Float64("b", 0.4, "BM25 b (used with --k1)")
+	var opt index.ServerOptions
+	fs.IntVar(&opt.DefaultTopK, "topk", 3, "passages per query when a request's topk is absent, null or 0")
+	fs.IntVar(&opt.MaxTopK, "max-topk", 100, "largest topk a request may ask")
+	fs.IntVar(&opt.MaxQueries, "max-queries", 8192, "most queries in one request (a Search-R1 training turn sends 2,560)")
+	fs.Int64Var(&opt.MaxBodyBytes, "max-body", 16<<20, "largest request body, in bytes")
+	fs.Int64Var(&opt.MaxResponseBytes, "max-response", 256<<20, "largest answer, in bytes, estimated before searching (queries × topk × mean passage size)")
+	fs.DurationVar(&opt.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time to read a request's headers")
+	fs.DurationVar(&opt.ReadTimeout, "read-timeout", 60*time.Second, "time to read a whole request, body included")
+	fs.DurationVar(&opt.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept")
+	fs.DurationVar(&opt.WriteTimeout, "write-timeout", 60*time.Second, "longest stall while writing one part of an answer")
+	fs.DurationVar(&opt.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long requests in flight may finish")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var bad []string
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"--topk", opt.DefaultTopK > 0}, {"--max-topk", opt.MaxTopK >= opt.DefaultTopK}, {"--max-queries", opt.MaxQueries > 0},
+		{"--max-body", opt.MaxBodyBytes > 0}, {"--max-response", opt.MaxResponseBytes > 0},
+		{"--read-header-timeout", opt.ReadHeaderTimeout > 0}, {"--read-timeout", opt.ReadTimeout > 0}, {"--idle-timeout", opt.IdleTimeout > 0},
+		{"--write-timeout", opt.WriteTimeout > 0}, {"--shutdown-grace", opt.ShutdownGrace > 0},
+	} {
+		if !c.ok {
+			bad = append(bad, c.name)
+		}
+	}
+	if len(bad) > 0 {
+		return usagef("%s must be positive (and --max-topk at least --topk)", strings.Join(bad, ", "))
 	}
 	ix, err := openSearchIndex(*dir, *k1, *b)
 	if err != nil {
@@ -299,27 +340,16 @@ func indexServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: index.NewServer(ix, index.ServerOptions{}), ReadHeaderTimeout: 10 * time.Second}
+	opt.Log = log.New(os.Stderr, "igsearch index serve: ", 0)
+	srv := index.NewServer(ix, opt)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(os.Stderr, "igsearch index serve: %d passages from %s; listening on http://%s\n", ix.NumDocs(), *dir, ln.Addr())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	fmt.Fprintln(os.Stderr, "igsearch index serve: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	go func() {
+		<-ctx.Done()
+		fmt.Fprintf(os.Stderr, "igsearch index serve: shutting down (requests in flight may take up to %s)\n", opt.ShutdownGrace)
+	}()
+	return srv.Serve(ctx, ln)
 }
 
 func indexStats(args []string) error {
