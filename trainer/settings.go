@@ -28,6 +28,9 @@ func ValidateSettings(loss LossConfig, opt AdamWConfig) error {
 	if !finite(loss.KLBeta) || loss.KLBeta < 0 {
 		bad("kl_beta %g: want ≥ 0", loss.KLBeta)
 	}
+	if !finite(loss.EntropyCoeff) || loss.EntropyCoeff < 0 {
+		bad("entropy_coeff %g: want ≥ 0", loss.EntropyCoeff)
+	}
 	if !finite(opt.LR) || opt.LR < 0 {
 		bad("lr %g: want a finite value ≥ 0", opt.LR)
 	}
