@@ -91,6 +91,29 @@ func (c LoRAConfig) targets() []string {
 	return out
 }
 
+// LoRAFromFlags is the LoRA configuration of the command-line flags
+// --lora-rank, --lora-alpha and --lora-targets: nil for rank 0 (full
+// fine-tuning), alpha 2·rank when 0, targets DefaultLoRATargets when empty.
+// base is recorded as the adapters' base model.
+func LoRAFromFlags(rank int, alpha float64, targets []string, base string) (*LoRAConfig, error) {
+	switch {
+	case rank < 0:
+		return nil, fmt.Errorf("--lora-rank %d must not be negative", rank)
+	case rank == 0 && (alpha != 0 || len(targets) > 0):
+		return nil, fmt.Errorf("--lora-alpha and --lora-targets need --lora-rank")
+	case rank == 0:
+		return nil, nil
+	}
+	if alpha == 0 {
+		alpha = 2 * float64(rank)
+	}
+	c := &LoRAConfig{Rank: rank, Alpha: alpha, Targets: targets, BaseModel: base}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 func (c LoRAConfig) validate() error {
 	if c.Rank <= 0 {
 		return fmt.Errorf("lora: rank %d must be positive", c.Rank)

@@ -137,6 +137,19 @@ type LoopConfig struct {
 	// write is refused either way.
 	Overwrite   bool `toml:"overwrite"`
 	FreezeEmbed bool `toml:"freeze_embeddings"`
+	// LoRARank > 0 trains PEFT LoRA adapters of that rank instead of the
+	// model (the base stays frozen and is the KL reference); LoRAAlpha
+	// (0: 2·rank) and LoRATargets (comma-separated; empty: q, k, v, o
+	// projections) as in PEFT.
+	LoRARank    int     `toml:"lora_rank"`
+	LoRAAlpha   float64 `toml:"lora_alpha"`
+	LoRATargets string  `toml:"lora_targets"`
+	// Recompute recomputes each decoder layer's activations in the
+	// backward pass (gradient checkpointing).
+	Recompute bool `toml:"recompute"`
+	// MicroBatchTokens sizes gradient runs by tokens (rows × unpadded
+	// length) instead of MicroBatch rows; 0: by rows.
+	MicroBatchTokens int `toml:"micro_batch_tokens"`
 }
 
 // DefaultConfig is Search-R1's GRPO setting scaled to the defaults of the
@@ -273,6 +286,12 @@ func (c *Config) Validate() error {
 	if c.Optim.Schedule != "cosine" && c.Optim.Schedule != "constant" {
 		bad("optim.schedule %q: want cosine or constant", c.Optim.Schedule)
 	}
+	if _, err := c.trainerLoRA(); err != nil {
+		bad("train.lora_*: %v", err)
+	}
+	if c.Train.MicroBatchTokens < 0 {
+		bad("train.micro_batch_tokens must be ≥ 0 (0: by micro_batch), is %d", c.Train.MicroBatchTokens)
+	}
 	// The trainer's own check covers the loss and AdamW values (NaN, ranges).
 	if err := trainer.ValidateSettings(c.trainerLoss(), c.trainerOptim()); err != nil {
 		for _, e := range unjoin(err) {
@@ -345,3 +364,15 @@ func (l lineList) Error() string {
 func (l lineList) Unwrap() []error { return l }
 
 func joinLines(errs []error) error { return lineList(errs) }
+
+// trainerLoRA is the trainer's LoRA configuration, nil for full
+// fine-tuning.
+func (c *Config) trainerLoRA() (*trainer.LoRAConfig, error) {
+	var targets []string
+	for _, t := range strings.Split(c.Train.LoRATargets, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			targets = append(targets, t)
+		}
+	}
+	return trainer.LoRAFromFlags(c.Train.LoRARank, c.Train.LoRAAlpha, targets, c.Model.Path)
+}

@@ -112,9 +112,10 @@ func (e *environment) policyOptions() policy.Options {
 }
 
 // policyFromWeights is the policy for the next rollout: the trainer's
-// current weights, built in memory.
+// current weights (with LoRA, the adapters merged into the base), built in
+// memory.
 func (e *environment) policyFromWeights(tr *trainer.Trainer) (*policy.Policy, error) {
-	return policy.FromWeights(tr.Config, tr.Weights(), e.tok, e.policyOptions())
+	return policy.FromWeights(tr.Config, tr.MergedWeights(), e.tok, e.policyOptions())
 }
 
 // policyFromDir opens a checkpoint directory as a policy (the frozen

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/igsearch/igsearch/atomicfile"
-	"github.com/igsearch/igsearch/models/qwen2"
-	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/advantage"
 	"github.com/igsearch/igsearch/pipeline/ig"
@@ -121,13 +119,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 			return nil, fmt.Errorf("resume %s: checkpoint has seed %d, the config %d", ckDir, st.Seed, cfg.Train.Seed)
 		}
 	} else {
-		ck, err := qwen2.LoadCheckpoint(cfg.Model.Path, onnx.Float)
-		if err != nil {
-			return nil, err
-		}
-		tr, err = trainer.New(ck.Config, ck.Weights, topts)
-		ck.Close()
-		if err != nil {
+		if tr, err = trainer.Open(cfg.Model.Path, topts); err != nil {
 			return nil, err
 		}
 	}
@@ -144,10 +136,17 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		return nil, err
 	}
 
-	// The frozen reference policy for the KL term is the initial model.
+	// The frozen reference policy for the KL term is the initial model;
+	// with LoRA that is the base with the adapters off, which the trainer
+	// holds already (frozen, never updated).
 	var ref *policy.Policy
 	if cfg.Loss.KLBeta > 0 {
-		if ref, err = env.policyFromDir(cfg.Model.Path); err != nil {
+		if topts.Artifact.LoRA != nil {
+			ref, err = policy.FromWeights(tr.Config, tr.Weights(), env.tok, env.policyOptions())
+		} else {
+			ref, err = env.policyFromDir(cfg.Model.Path)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("reference policy: %w", err)
 		}
 		defer ref.Close()
@@ -233,15 +232,19 @@ func stepsPerEpoch(cfg Config) int {
 
 func trainerOptions(cfg Config, dev ort.Device) trainer.Options {
 	micro := cfg.Train.MicroBatch
+	lora, _ := cfg.trainerLoRA() // checked by Validate
 	return trainer.Options{
 		Artifact: trainer.ArtifactOptions{
 			Loss:             cfg.trainerLoss(),
 			FreezeEmbeddings: cfg.Train.FreezeEmbed,
 			Entropy:          false,
+			LoRA:             lora,
+			Recompute:        cfg.Train.Recompute,
 		},
-		Optim:      cfg.trainerOptim(),
-		MicroBatch: micro,
-		Session:    ort.Options{Device: dev, IntraOpThreads: cfg.Model.Threads, LowMemory: cfg.Model.LowMemory},
+		Optim:            cfg.trainerOptim(),
+		MicroBatch:       micro,
+		MicroBatchTokens: cfg.Train.MicroBatchTokens,
+		Session:          ort.Options{Device: dev, IntraOpThreads: cfg.Model.Threads, LowMemory: cfg.Model.LowMemory},
 	}
 }
 

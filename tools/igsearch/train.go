@@ -64,6 +64,15 @@ Main flags (see the TOML keys for all):
                             does not write is always refused)
   --threads N --low-memory   intra-op threads; trainer sessions without an
                             arena (less RAM on CPU, about half the speed)
+  --lora-rank R --lora-alpha A --lora-targets LIST
+                            train PEFT LoRA adapters (rank R, scale A/R,
+                            default A = 2R and q,k,v,o) on the frozen base,
+                            which is also the KL reference; checkpoints hold
+                            the base plus adapter_config.json and
+                            adapter_model.safetensors (0: full fine-tuning)
+  --recompute               recompute each layer's activations in the
+                            backward pass (gradient checkpointing)
+  --micro-batch-tokens N    gradient runs sized by tokens (rows × length)
 
 Example:
   igsearch train --config configs/ig-search-qwen2.5-3b.toml --iterations 500
@@ -132,6 +141,11 @@ func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.BoolVar(&c.Train.Resume, "resume", c.Train.Resume, "continue from OUT/checkpoint")
 	fs.BoolVar(&c.Train.Overwrite, "overwrite", c.Train.Overwrite, "replace the run already in --out")
 	fs.BoolVar(&c.Train.FreezeEmbed, "freeze-embeddings", c.Train.FreezeEmbed, "keep the embeddings fixed")
+	fs.IntVar(&c.Train.LoRARank, "lora-rank", c.Train.LoRARank, "LoRA rank (0: full fine-tuning)")
+	fs.Float64Var(&c.Train.LoRAAlpha, "lora-alpha", c.Train.LoRAAlpha, "LoRA alpha (0: 2×rank)")
+	fs.StringVar(&c.Train.LoRATargets, "lora-targets", c.Train.LoRATargets, "comma-separated projections LoRA adapts (default q_proj,k_proj,v_proj,o_proj)")
+	fs.BoolVar(&c.Train.Recompute, "recompute", c.Train.Recompute, "recompute layer activations in the backward pass")
+	fs.IntVar(&c.Train.MicroBatchTokens, "micro-batch-tokens", c.Train.MicroBatchTokens, "tokens per gradient run (0: by --micro-batch)")
 }
 
 func runTrain(args []string) error {

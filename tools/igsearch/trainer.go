@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	flag "github.com/spf13/pflag"
+
 	"github.com/igsearch/igsearch/atomicfile"
-	"github.com/igsearch/igsearch/models/qwen2"
-	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/trainer"
 )
@@ -45,7 +45,20 @@ Flags:
   --micro-batch N      sequences per gradient run; gradients are summed, so
                        the result equals the full batch within fp32 noise
                        (default 0: the whole batch at once)
+  --micro-batch-tokens N  size gradient runs by tokens instead: rows × their
+                       unpadded length ≤ N (a longer row runs alone)
+  --recompute          recompute each decoder layer's activations in the
+                       backward pass (gradient checkpointing): less memory,
+                       about one more forward pass of time, same result
   --freeze-embeddings  keep the embedding (and a tied lm_head) fixed
+  --lora-rank R        train LoRA adapters of rank R instead of the model
+                       (0: full fine-tuning); DIR then holds the unchanged
+                       base model plus PEFT's adapter_config.json and
+                       adapter_model.safetensors
+  --lora-alpha A       LoRA scale numerator: updates are (A/R)·B·A (default 2R)
+  --lora-targets LIST  comma-separated projections to adapt (default
+                       q_proj,k_proj,v_proj,o_proj; also gate_proj, up_proj,
+                       down_proj)
   --force              replace a checkpoint that --out already holds (a
                        directory holding anything else, such as the --model
                        folder with its tokenizer, is always refused)
@@ -75,7 +88,11 @@ func runTrainer(args []string) error {
 	batchPath := fs.String("batch", "", "batch JSON file")
 	out := fs.String("out", "", "output checkpoint directory")
 	micro := fs.Int("micro-batch", 0, "sequences per gradient run (0: all)")
+	microTokens := fs.Int("micro-batch-tokens", 0, "tokens per gradient run (0: by --micro-batch)")
+	recompute := fs.Bool("recompute", false, "recompute layer activations in the backward pass")
 	freeze := fs.Bool("freeze-embeddings", false, "keep the embeddings fixed")
+	var lf loraFlags
+	lf.register(fs)
 	force := fs.Bool("force", false, "replace an existing checkpoint at --out")
 	if err := parseFlags(fs, rest); err != nil {
 		return err
@@ -87,8 +104,8 @@ func runTrainer(args []string) error {
 		return usagef("--batch is required")
 	case *out == "":
 		return usagef("--out is required")
-	case *micro < 0:
-		return usagef("--micro-batch must not be negative")
+	case *micro < 0 || *microTokens < 0:
+		return usagef("--micro-batch and --micro-batch-tokens must not be negative")
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %v", fs.Args())
 	}
@@ -108,19 +125,19 @@ func runTrainer(args []string) error {
 	if err := trainer.ValidateSettings(lossCfg, optCfg); err != nil {
 		return fmt.Errorf("batch %s: %w", *batchPath, err)
 	}
+	lora, err := trainer.LoRAFromFlags(lf.rank, lf.alpha, lf.targets, pf.model)
+	if err != nil {
+		return usagef("%v", err)
+	}
 	if _, err := ort.InitDefault(pf.ortLib, dev); err != nil {
 		return err
 	}
-	ck, err := qwen2.LoadCheckpoint(pf.model, onnx.Float)
-	if err != nil {
-		return err
-	}
-	defer ck.Close()
-	tr, err := trainer.New(ck.Config, ck.Weights, trainer.Options{
-		Artifact:   trainer.ArtifactOptions{Loss: lossCfg, FreezeEmbeddings: *freeze},
-		Optim:      optCfg,
-		MicroBatch: *micro,
-		Session:    ort.Options{Device: dev, IntraOpThreads: pf.threads},
+	tr, err := trainer.Open(pf.model, trainer.Options{
+		Artifact:         trainer.ArtifactOptions{Loss: lossCfg, FreezeEmbeddings: *freeze, LoRA: lora, Recompute: *recompute},
+		Optim:            optCfg,
+		MicroBatch:       *micro,
+		MicroBatchTokens: *microTokens,
+		Session:          ort.Options{Device: dev, IntraOpThreads: pf.threads},
 	})
 	if err != nil {
 		return err
@@ -134,4 +151,18 @@ func runTrainer(args []string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(m)
+}
+
+// loraFlags are the LoRA flags of `trainer step`; `train` has the same
+// names (config keys lora_rank, lora_alpha, lora_targets).
+type loraFlags struct {
+	rank    int
+	alpha   float64
+	targets []string
+}
+
+func (l *loraFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&l.rank, "lora-rank", 0, "LoRA rank (0: full fine-tuning)")
+	fs.Float64Var(&l.alpha, "lora-alpha", 0, "LoRA alpha (default 2×rank)")
+	fs.StringSliceVar(&l.targets, "lora-targets", nil, "projections to adapt (default q_proj,k_proj,v_proj,o_proj)")
 }
