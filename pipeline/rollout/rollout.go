@@ -8,8 +8,23 @@
 // A turn is one Generate call that stops at "</search>" or "</answer>".
 // Turns 0..MaxTurns−1 may search; an invalid turn (neither a complete search
 // nor a complete answer, also when it ended at EOS or at MaxNewTokens, as in
-// Search-R1) gets Search-R1's correction message and uses up a turn. After the last search turn comes one final answer turn, whose search
-// is not answered.
+// Search-R1) gets Search-R1's correction message and uses up a turn. After
+// the last search turn comes one final answer turn, whose search is not
+// answered.
+//
+// Lengths, as Search-R1 (search_r1/llm_agent/generation.py) defines them:
+// MaxNewTokens caps each turn's generation (its max_response_length, 500),
+// MaxObsTokens each observation (max_obs_length), and MaxContext the prompt
+// and response together (max_prompt_length, 4096, the rolling context). Where
+// Search-R1 drops the oldest tokens of a longer context and goes on, a
+// trajectory here ends at MaxContext tokens (trajectory.FinishLength), cut
+// there: the KV cache cannot drop its head, and a record must be what the
+// policy saw. MaxResponse caps the response alone.
+//
+// Rows run in micro-batches of MicroBatch trajectories (the G samples of a
+// question may be split), one after the other, each with its own KV caches;
+// since every trajectory samples from its own seeded generator, the records
+// do not depend on MicroBatch.
 package rollout
 
 import (
@@ -50,8 +65,19 @@ type Config struct {
 	// MaxObsTokens truncates each observation's documents to this many
 	// tokens, tags kept (--max-obs-tokens; 0: no limit).
 	MaxObsTokens int
-	// MaxNewTokens bounds the tokens generated per turn (--max-new-tokens).
+	// MaxNewTokens bounds the tokens generated per turn (--max-turn-tokens;
+	// Search-R1's max_response_length).
 	MaxNewTokens int
+	// MaxContext bounds the prompt and response tokens together
+	// (--max-context-tokens; Search-R1's max_prompt_length; 0: no limit). A
+	// trajectory that reaches it is cut there and ends with
+	// trajectory.FinishLength.
+	MaxContext int
+	// MicroBatch is the number of trajectories generated together
+	// (--rollout-micro-batch; 0: all). It bounds the KV caches held at once:
+	// about MicroBatch × (prompt + response) tokens × layers × 2 × KV heads
+	// × head dim floats.
+	MicroBatch int
 	// MaxResponse bounds a trajectory's response tokens, generated and
 	// observation (--max-response; 0: no limit). A trajectory that reaches
 	// it ends with trajectory.FinishLength.
@@ -144,6 +170,8 @@ func Run(ctx context.Context, pol *policy.Policy, retr Retriever, questions []qa
 		return nil, st, fmt.Errorf("rollout: max new tokens %d must be positive", cfg.MaxNewTokens)
 	case cfg.MaxTurns < 0:
 		return nil, st, fmt.Errorf("rollout: max turns %d must be ≥ 0", cfg.MaxTurns)
+	case cfg.MaxContext < 0 || cfg.MicroBatch < 0:
+		return nil, st, fmt.Errorf("rollout: max context %d and micro-batch %d must be ≥ 0 (0: no limit)", cfg.MaxContext, cfg.MicroBatch)
 	case cfg.Protocol.Name == "":
 		return nil, st, fmt.Errorf("rollout: no protocol")
 	case retr == nil && cfg.MaxTurns > 0:
@@ -170,95 +198,15 @@ func Run(ctx context.Context, pol *policy.Policy, retr Retriever, questions []qa
 			reqs = append(reqs, policy.Request{Prompt: ids, Seed: SampleSeed(cfg.Seed, qi, g)})
 		}
 	}
-	b, err := pol.NewBatch(reqs)
-	if err != nil {
-		return nil, st, fmt.Errorf("rollout: %w", err)
+	step := cfg.MicroBatch
+	if step <= 0 {
+		step = len(agents)
 	}
-	defer b.Close()
-	sp := policy.SamplingParams{MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature,
-		TopP: cfg.TopP, TopK: cfg.SampleTopK, Stop: cfg.Protocol.StopSequences()}
-	count := func(s string) int { return len(tok.Encode(s)) }
-
-	active := append([]*agent(nil), agents...)
-	for turn := 0; len(active) > 0; turn++ {
-		rows := make([]int, len(active))
-		for i, a := range active {
-			rows[i] = a.row
+	for lo := 0; lo < len(agents); lo += step {
+		hi := min(lo+step, len(agents))
+		if err := runRows(ctx, pol, retr, agents[lo:hi], reqs[lo:hi], cfg, &st); err != nil {
+			return nil, st, err
 		}
-		t0 := time.Now()
-		comps, err := b.Generate(ctx, rows, sp)
-		st.GenerateTime += time.Since(t0)
-		if err != nil {
-			return nil, st, fmt.Errorf("rollout: turn %d: %w", turn, err)
-		}
-		st.Turns++
-		var next, searching []*agent
-		var queries []string
-		for i, a := range active {
-			c := comps[i]
-			a.addGenerated(tok, c)
-			st.GeneratedTokens += len(c.Tokens)
-			act := protocol.ParseAction(protocol.CutAtStop(c.Text))
-			over := cfg.MaxResponse > 0 && len(a.rec.TokenIDs)-a.rec.PromptLen >= cfg.MaxResponse
-			switch {
-			case act.Kind == protocol.ActionAnswer:
-				a.finish(trajectory.FinishAnswer)
-			case over:
-				a.finish(trajectory.FinishLength)
-			case turn >= cfg.MaxTurns:
-				a.finish(trajectory.FinishMaxTurns)
-			case act.Kind == protocol.ActionSearch:
-				queries = append(queries, act.Content)
-				searching = append(searching, a)
-				next = append(next, a)
-			default:
-				st.Invalid++
-				if err := a.addObservation(tok, b, protocol.CorrectionMessage, nil); err != nil {
-					return nil, st, err
-				}
-				next = append(next, a)
-			}
-		}
-		if len(queries) > 0 {
-			t0 := time.Now()
-			res, err := retr.SearchBatch(ctx, queries, cfg.TopK)
-			st.RetrieveTime += time.Since(t0)
-			if err != nil {
-				return nil, st, fmt.Errorf("rollout: turn %d: retrieval of %d queries: %w", turn, len(queries), err)
-			}
-			if len(res) != len(queries) {
-				return nil, st, fmt.Errorf("rollout: turn %d: retriever answered %d of %d queries", turn, len(res), len(queries))
-			}
-			for i, a := range searching {
-				docs := make([]protocol.Doc, len(res[i]))
-				ids := make([]string, len(res[i]))
-				for j, h := range res[i] {
-					docs[j] = protocol.Doc{ID: h.Doc.ID, Contents: h.Doc.Contents()}
-					ids[j] = h.Doc.ID
-				}
-				obs := cfg.Protocol.TruncatedObservation(docs, cfg.MaxObsTokens, count)
-				if err := a.addObservation(tok, b, obs, ids); err != nil {
-					return nil, st, err
-				}
-				st.Searches++
-			}
-		}
-		var drop []int
-		var still []*agent
-		for _, a := range next {
-			if cfg.MaxResponse > 0 && len(a.rec.TokenIDs)-a.rec.PromptLen >= cfg.MaxResponse {
-				a.finish(trajectory.FinishLength)
-				continue
-			}
-			still = append(still, a)
-		}
-		for _, a := range active {
-			if a.done {
-				drop = append(drop, a.row)
-			}
-		}
-		b.Drop(drop...)
-		active = still
 	}
 	out := make([]trajectory.Record, len(agents))
 	st.ObservationTokens = 0
@@ -281,6 +229,136 @@ func Run(ctx context.Context, pol *policy.Policy, retr Retriever, questions []qa
 	}
 	st.Trajectories = len(out)
 	return out, st, nil
+}
+
+// runRows rolls out one micro-batch of agents (reqs are their requests) in
+// one policy.Batch, turn by turn, until every agent has finished.
+func runRows(ctx context.Context, pol *policy.Policy, retr Retriever, agents []*agent, reqs []policy.Request, cfg Config, st *Stats) error {
+	tok := pol.Tokenizer()
+	for i, a := range agents {
+		a.row = i
+	}
+	b, err := pol.NewBatch(reqs)
+	if err != nil {
+		return fmt.Errorf("rollout: %w", err)
+	}
+	defer b.Close()
+	sp := policy.SamplingParams{MaxNewTokens: cfg.MaxNewTokens, Temperature: cfg.Temperature,
+		TopP: cfg.TopP, TopK: cfg.SampleTopK, Stop: cfg.Protocol.StopSequences()}
+	count := func(s string) int { return len(tok.Encode(s)) }
+
+	var active []*agent
+	for _, a := range agents {
+		if a.full(cfg) {
+			// The prompt alone fills the context: nothing to generate.
+			a.finish(trajectory.FinishLength)
+			continue
+		}
+		active = append(active, a)
+	}
+	for turn := 0; len(active) > 0; turn++ {
+		rows := make([]int, len(active))
+		for i, a := range active {
+			rows[i] = a.row
+		}
+		t0 := time.Now()
+		comps, err := b.Generate(ctx, rows, sp)
+		st.GenerateTime += time.Since(t0)
+		if err != nil {
+			return fmt.Errorf("rollout: turn %d: %w", turn, err)
+		}
+		st.Turns++
+		var next, searching []*agent
+		var queries []string
+		for i, a := range active {
+			c := a.fit(tok, comps[i], cfg)
+			a.addGenerated(tok, c)
+			st.GeneratedTokens += len(c.Tokens)
+			act := protocol.ParseAction(protocol.CutAtStop(c.Text))
+			over := a.full(cfg)
+			switch {
+			case act.Kind == protocol.ActionAnswer:
+				a.finish(trajectory.FinishAnswer)
+			case over:
+				a.finish(trajectory.FinishLength)
+			case turn >= cfg.MaxTurns:
+				a.finish(trajectory.FinishMaxTurns)
+			case act.Kind == protocol.ActionSearch:
+				queries = append(queries, act.Content)
+				searching = append(searching, a)
+				next = append(next, a)
+			default:
+				st.Invalid++
+				if err := a.addObservation(tok, b, protocol.CorrectionMessage, nil, cfg); err != nil {
+					return err
+				}
+				next = append(next, a)
+			}
+		}
+		if len(queries) > 0 {
+			t0 := time.Now()
+			res, err := retr.SearchBatch(ctx, queries, cfg.TopK)
+			st.RetrieveTime += time.Since(t0)
+			if err != nil {
+				return fmt.Errorf("rollout: turn %d: retrieval of %d queries: %w", turn, len(queries), err)
+			}
+			if len(res) != len(queries) {
+				return fmt.Errorf("rollout: turn %d: retriever answered %d of %d queries", turn, len(res), len(queries))
+			}
+			for i, a := range searching {
+				docs := make([]protocol.Doc, len(res[i]))
+				ids := make([]string, len(res[i]))
+				for j, h := range res[i] {
+					docs[j] = protocol.Doc{ID: h.Doc.ID, Contents: h.Doc.Contents()}
+					ids[j] = h.Doc.ID
+				}
+				obs := cfg.Protocol.TruncatedObservation(docs, cfg.MaxObsTokens, count)
+				if err := a.addObservation(tok, b, obs, ids, cfg); err != nil {
+					return err
+				}
+				st.Searches++
+			}
+		}
+		var drop []int
+		var still []*agent
+		for _, a := range next {
+			if a.full(cfg) {
+				a.finish(trajectory.FinishLength)
+				continue
+			}
+			still = append(still, a)
+		}
+		for _, a := range active {
+			if a.done {
+				drop = append(drop, a.row)
+			}
+		}
+		b.Drop(drop...)
+		active = still
+	}
+	return nil
+}
+
+// full reports whether a's record has reached MaxResponse response tokens or
+// MaxContext tokens in all.
+func (a *agent) full(cfg Config) bool {
+	n := len(a.rec.TokenIDs)
+	return cfg.MaxResponse > 0 && n-a.rec.PromptLen >= cfg.MaxResponse || cfg.MaxContext > 0 && n >= cfg.MaxContext
+}
+
+// fit cuts a turn's completion to the room MaxContext leaves in a's record:
+// the tokens a per-row cap would have produced, as each row samples from its
+// own generator. The text is decoded anew from the kept tokens.
+func (a *agent) fit(tok *tokenize.Tokenizer, c policy.Completion, cfg Config) policy.Completion {
+	room := cfg.MaxContext - len(a.rec.TokenIDs)
+	if cfg.MaxContext <= 0 || len(c.Tokens) <= room {
+		return c
+	}
+	room = max(room, 0)
+	c.Tokens, c.LogProbs = c.Tokens[:room], c.LogProbs[:room]
+	c.Text = tok.Decode(c.Tokens, true)
+	c.Finish, c.Stop = policy.FinishLength, ""
+	return c
 }
 
 func (a *agent) finish(reason string) {
@@ -323,8 +401,14 @@ func (a *agent) addText(text string, n int) {
 
 // addObservation appends environment text (an observation or the
 // correction message) to the record and queues its tokens on the row.
-func (a *agent) addObservation(tok *tokenize.Tokenizer, b *policy.Batch, text string, docIDs []string) error {
+func (a *agent) addObservation(tok *tokenize.Tokenizer, b *policy.Batch, text string, docIDs []string, cfg Config) error {
 	ids := tok.Encode(text)
+	if room := cfg.MaxContext - len(a.rec.TokenIDs); cfg.MaxContext > 0 && len(ids) > room {
+		// The context ends inside the observation: keep what fits (the
+		// trajectory then ends, full), with the text those tokens decode to.
+		ids = ids[:max(room, 0)]
+		text = tok.Decode(ids, false)
+	}
 	if docIDs != nil {
 		a.docs[a.resp.Len()] = docIDs
 	}

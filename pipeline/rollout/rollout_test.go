@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -448,4 +449,128 @@ func sameRecords(a, b []trajectory.Record, tol float64) error {
 		}
 	}
 	return nil
+}
+
+// TestMicroBatch: micro-batches of 1, 2 and 5 trajectories (splitting the
+// groups of 3) give the records of one batch of all 12, old log-probs within
+// float rounding.
+func TestMicroBatch(t *testing.T) {
+	tn := setup(t)
+	cfg := testConfig(protocol.SearchR1())
+	qs := questions(tn.world, 4)
+	all, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mb := range []int{1, 2, 5} {
+		cfg.MicroBatch = mb
+		retr := &countingRetriever{Retriever: tn.ix}
+		recs, st, err := Run(context.Background(), tn.pol, retr, qs, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameRecords(recs, all, 1e-5); err != nil {
+			t.Errorf("micro-batch %d: %v", mb, err)
+		}
+		// Each micro-batch retrieves on its own: at most one call per turn
+		// per micro-batch.
+		if n := (len(all) + mb - 1) / mb; retr.calls > n*cfg.MaxTurns || retr.queries != st.Searches {
+			t.Errorf("micro-batch %d: %d retrieval calls for %d micro-batches of %d turns", mb, retr.calls, n, cfg.MaxTurns)
+		}
+	}
+	cfg.MicroBatch = -1
+	if _, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg); err == nil {
+		t.Error("micro-batch -1 accepted")
+	}
+}
+
+// TestMaxContext: with max_context_tokens, a trajectory is the unlimited
+// run's trajectory (same seeds) cut at that many tokens, prompt included,
+// and ends with "length" when it was cut; one that fits is unchanged. The
+// cut lands inside generated turns and inside observations.
+func TestMaxContext(t *testing.T) {
+	tn := setup(t)
+	tok := tn.pol.Tokenizer()
+	cfg := testConfig(protocol.SearchR1())
+	qs := questions(tn.world, 4)
+	full, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lengths := make([]int, len(full))
+	for i, r := range full {
+		lengths[i] = len(r.TokenIDs)
+	}
+	slices.Sort(lengths)
+	// The median length cuts half the trajectories, here inside
+	// observations; the second limit lands inside a generated turn.
+	limits := []int{lengths[len(lengths)/2]}
+	for _, f := range full {
+		for k := f.PromptLen + 1; k+1 < len(f.TokenIDs); k++ {
+			if f.Mask[k] == trajectory.Generated && f.Mask[k+1] == trajectory.Generated && f.Mask[k-1] == trajectory.Generated {
+				limits = append(limits, k+1)
+				break
+			}
+		}
+		if len(limits) == 2 {
+			break
+		}
+	}
+	cutObs, cutGen := 0, 0
+	for _, limit := range limits {
+		cfg.MaxContext = limit
+		recs, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecords(t, tok, cfg.Protocol, recs)
+		cut := 0
+		for i, r := range recs {
+			f := full[i]
+			if len(f.TokenIDs) < limit {
+				if err := sameRecords([]trajectory.Record{r}, []trajectory.Record{f}, 1e-5); err != nil {
+					t.Errorf("limit %d: record %d fits but changed: %v", limit, i, err)
+				}
+				continue
+			}
+			// A record of exactly limit tokens is full, and ends "length"
+			// unless it answered.
+			if len(r.TokenIDs) != limit || len(f.TokenIDs) > limit && r.FinishReason != trajectory.FinishLength {
+				t.Errorf("limit %d: record %d: %d tokens, finish %q; want %d tokens, length", limit, i, len(r.TokenIDs), r.FinishReason, limit)
+				continue
+			}
+			if !slices.Equal(r.TokenIDs, f.TokenIDs[:limit]) || !slices.Equal(r.Mask, f.Mask[:limit]) {
+				t.Errorf("limit %d: record %d is not the unlimited record cut there", limit, i)
+			}
+			if len(f.TokenIDs) == limit {
+				continue
+			}
+			cut++
+			switch r.Mask[limit-1] {
+			case trajectory.Observation:
+				cutObs++
+			case trajectory.Generated:
+				cutGen++
+			}
+		}
+		t.Logf("max_context_tokens %d: %d of %d records cut", limit, cut, len(recs))
+	}
+	if cutObs == 0 || cutGen == 0 {
+		t.Errorf("cuts inside observations: %d, inside generated turns: %d; want both", cutObs, cutGen)
+	}
+
+	// A prompt at or over the limit generates nothing.
+	cfg.MaxContext = 5
+	recs, st, err := Run(context.Background(), tn.pol, tn.ix, qs[:1], cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.FinishReason != trajectory.FinishLength || len(r.TokenIDs) != r.PromptLen {
+			t.Errorf("a prompt of %d tokens over max_context_tokens 5: finish %q, %d tokens", r.PromptLen, r.FinishReason, len(r.TokenIDs))
+		}
+	}
+	if st.Turns != 0 {
+		t.Errorf("%d turns generated for prompts over the limit", st.Turns)
+	}
 }

@@ -16,7 +16,7 @@ func (e *environment) rollout(ctx context.Context, pol *policy.Policy, questions
 	recs, _, err := rollout.Run(ctx, pol, e.retr, questions, rollout.Config{
 		Protocol: e.proto, Chat: rc.Chat, GroupSize: rc.GroupSize, MaxTurns: rc.MaxTurns,
 		TopK: e.cfg.Retriever.TopK, MaxObsTokens: rc.MaxObsTokens, MaxNewTokens: rc.MaxNewTokens,
-		MaxResponse: rc.MaxResponse, Temperature: temperature, TopP: rc.TopP, SampleTopK: rc.TopK, Seed: seed,
+		MaxResponse: rc.MaxResponse, MaxContext: rc.MaxContext, MicroBatch: rc.MicroBatch, Temperature: temperature, TopP: rc.TopP, SampleTopK: rc.TopK, Seed: seed,
 	})
 	return recs, err
 }

@@ -63,16 +63,24 @@ type RetrieverConfig struct {
 
 // RolloutConfig shapes the search agent.
 type RolloutConfig struct {
-	Protocol     string  `toml:"protocol"` // search-r1 | autorefine
-	Chat         bool    `toml:"chat"`     // Qwen2.5 chat format (false: plain prompt)
-	GroupSize    int     `toml:"group_size"`
-	MaxTurns     int     `toml:"max_turns"`
-	MaxObsTokens int     `toml:"max_obs_tokens"`
-	MaxNewTokens int     `toml:"max_new_tokens"` // per turn
-	MaxResponse  int     `toml:"max_response_tokens"`
-	Temperature  float64 `toml:"temperature"`
-	TopP         float64 `toml:"top_p"`
-	TopK         int     `toml:"top_k"`
+	Protocol     string `toml:"protocol"` // search-r1 | autorefine
+	Chat         bool   `toml:"chat"`     // Qwen2.5 chat format (false: plain prompt)
+	GroupSize    int    `toml:"group_size"`
+	MaxTurns     int    `toml:"max_turns"`
+	MaxObsTokens int    `toml:"max_obs_tokens"`
+	// MaxNewTokens caps each turn's generation (Search-R1's
+	// max_response_length); MaxContext the prompt and response together
+	// (Search-R1's max_prompt_length, 0: no limit); MaxResponse the
+	// response alone. See pipeline/rollout.
+	MaxNewTokens int `toml:"max_turn_tokens"`
+	MaxContext   int `toml:"max_context_tokens"`
+	MaxResponse  int `toml:"max_response_tokens"`
+	// MicroBatch is the trajectories generated together (0: all of an
+	// iteration's); it bounds the KV caches held at once.
+	MicroBatch  int     `toml:"rollout_micro_batch"`
+	Temperature float64 `toml:"temperature"`
+	TopP        float64 `toml:"top_p"`
+	TopK        int     `toml:"top_k"`
 }
 
 // RewardConfig chooses the outcome reward.
@@ -103,6 +111,8 @@ type LossConfig struct {
 	ClipEps     float64 `toml:"clip_eps"`
 	ClipEpsHigh float64 `toml:"clip_eps_high"`
 	KLBeta      float64 `toml:"kl_beta"`
+	// EntropyCoeff weights veRL's entropy bonus (0: none).
+	EntropyCoeff float64 `toml:"entropy_coeff"`
 }
 
 // OptimConfig is AdamW with a warmup + cosine schedule.
@@ -120,14 +130,19 @@ type OptimConfig struct {
 
 // LoopConfig is the outer loop.
 type LoopConfig struct {
-	Out             string `toml:"out"`
-	Iterations      int    `toml:"iterations"`
-	Questions       int    `toml:"questions"`        // questions per iteration (× group_size trajectories)
-	PPOEpochs       int    `toml:"ppo_epochs"`       // passes over each iteration's trajectories
-	MiniBatch       int    `toml:"mini_batch"`       // trajectories per optimiser step (0: all)
-	MicroBatch      int    `toml:"micro_batch"`      // trajectories per gradient run (0: mini_batch)
-	EvalEvery       int    `toml:"eval_every"`       // iterations between dev evaluations (0: never)
-	EvalLimit       int    `toml:"eval_limit"`       // dev questions per evaluation (0: all)
+	Out        string `toml:"out"`
+	Iterations int    `toml:"iterations"`
+	Questions  int    `toml:"questions"`   // questions per iteration (× group_size trajectories)
+	PPOEpochs  int    `toml:"ppo_epochs"`  // passes over each iteration's trajectories
+	MiniBatch  int    `toml:"mini_batch"`  // trajectories per optimiser step (0: all)
+	MicroBatch int    `toml:"micro_batch"` // trajectories per gradient run (0: mini_batch)
+	EvalEvery  int    `toml:"eval_every"`  // iterations between dev evaluations (0: never)
+	EvalLimit  int    `toml:"eval_limit"`  // dev questions per evaluation (0: all)
+	// EvalPerSource takes at most this many dev questions of each
+	// data_source, the first in file order (0: no per-source cap), so that a
+	// merged test file of seven sets is sampled from each, not just its
+	// first (NQ) rows. EvalLimit then caps the total.
+	EvalPerSource   int    `toml:"eval_per_source"`
 	CheckpointEvery int    `toml:"checkpoint_every"` // iterations between checkpoints (0: only at the end)
 	Seed            uint64 `toml:"seed"`
 	Resume          bool   `toml:"resume"`
@@ -227,7 +242,16 @@ func (c *Config) Validate() error {
 		bad("rollout.max_obs_tokens must be ≥ 0 (0: no limit), is %d", c.Rollout.MaxObsTokens)
 	}
 	if c.Rollout.MaxNewTokens < 1 {
-		bad("rollout.max_new_tokens must be ≥ 1, is %d", c.Rollout.MaxNewTokens)
+		bad("rollout.max_turn_tokens must be ≥ 1, is %d", c.Rollout.MaxNewTokens)
+	}
+	if c.Rollout.MaxContext < 0 {
+		bad("rollout.max_context_tokens must be ≥ 0 (0: no limit), is %d", c.Rollout.MaxContext)
+	}
+	if c.Rollout.MicroBatch < 0 {
+		bad("rollout.rollout_micro_batch must be ≥ 0 (0: all), is %d", c.Rollout.MicroBatch)
+	}
+	if !finite(c.Loss.EntropyCoeff) || c.Loss.EntropyCoeff < 0 {
+		bad("loss.entropy_coeff must be ≥ 0, is %g", c.Loss.EntropyCoeff)
 	}
 	if c.Rollout.MaxResponse < 1 {
 		bad("rollout.max_response_tokens must be ≥ 1, is %d", c.Rollout.MaxResponse)
@@ -316,7 +340,7 @@ func (c *Config) Validate() error {
 		key string
 		n   int
 	}{{"mini_batch", c.Train.MiniBatch}, {"micro_batch", c.Train.MicroBatch}, {"eval_every", c.Train.EvalEvery},
-		{"eval_limit", c.Train.EvalLimit}, {"checkpoint_every", c.Train.CheckpointEvery}} {
+		{"eval_limit", c.Train.EvalLimit}, {"eval_per_source", c.Train.EvalPerSource}, {"checkpoint_every", c.Train.CheckpointEvery}} {
 		if v.n < 0 {
 			bad("train.%s must be ≥ 0, is %d", v.key, v.n)
 		}
@@ -332,7 +356,8 @@ func (c *Config) Validate() error {
 
 // trainerLoss is the loss the trainer runs for c.
 func (c *Config) trainerLoss() trainer.LossConfig {
-	return trainer.LossConfig{Kind: trainer.LossGRPO, ClipEps: c.Loss.ClipEps, ClipEpsHigh: c.Loss.ClipEpsHigh, KLBeta: c.Loss.KLBeta}
+	return trainer.LossConfig{Kind: trainer.LossGRPO, ClipEps: c.Loss.ClipEps, ClipEpsHigh: c.Loss.ClipEpsHigh, KLBeta: c.Loss.KLBeta,
+		EntropyCoeff: c.Loss.EntropyCoeff}
 }
 
 // trainerOptim is the AdamW setting the trainer runs for c (the schedule

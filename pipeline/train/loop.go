@@ -483,19 +483,15 @@ func hasMaskedToken(b *trainer.Batch) bool {
 	return false
 }
 
-// groupIndices groups records by question id, in first-seen order.
+// groupIndices groups records into the G samples of each rollout question
+// (advantage.Groups): a question drawn twice makes two groups.
 func groupIndices(recs []trajectory.Record) [][]int {
-	pos := map[string]int{}
-	var groups [][]int
+	ids := make([]string, len(recs))
+	samples := make([]int, len(recs))
 	for i, r := range recs {
-		g, ok := pos[r.ID]
-		if !ok {
-			g = len(groups)
-			pos[r.ID] = g
-			groups = append(groups, nil)
-		}
-		groups[g] = append(groups[g], i)
+		ids[i], samples[i] = r.ID, r.Sample
 	}
+	groups, _ := advantage.Groups(ids, samples) // the lengths match
 	return groups
 }
 

@@ -66,13 +66,42 @@ func (r *EvalResult) Sources() []string {
 	return out
 }
 
-// Evaluate runs one greedy rollout per question and scores the answers.
+// Evaluate runs one greedy rollout per question and scores the answers: the
+// first limit questions of path (0: all), or with cfg.Train.EvalPerSource
+// the first EvalPerSource of each data_source, limit capping the total.
 func Evaluate(ctx context.Context, env *environment, pol *policy.Policy, path string, limit int, cfg Config) (*EvalResult, error) {
-	qs, err := readQuestions(path, limit)
+	per := cfg.Train.EvalPerSource
+	readLimit := limit
+	if per > 0 {
+		readLimit = 0
+	}
+	qs, err := readQuestions(path, readLimit)
 	if err != nil {
 		return nil, err
 	}
+	if per > 0 {
+		qs = PerSource(qs, per, limit)
+	}
 	return env.evaluate(ctx, pol, qs)
+}
+
+// PerSource keeps the first n questions of each data_source (questions
+// without one count as one source), in file order, and at most limit in all
+// (0: no cap). Merged test files list their sets one after the other, so
+// the first rows alone would all be one set.
+func PerSource(qs []qa.Example, n, limit int) []qa.Example {
+	seen := map[string]int{}
+	var out []qa.Example
+	for _, q := range qs {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		if seen[q.DataSource] < n {
+			seen[q.DataSource]++
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 func (e *environment) evaluate(ctx context.Context, pol *policy.Policy, qs []qa.Example) (*EvalResult, error) {

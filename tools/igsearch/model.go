@@ -21,18 +21,31 @@ model export --model HFDIR --out DIR [--graph inference|scoring] [--dtype fp32|f
   Input:  an HF checkpoint directory: config.json (model_type "qwen2") and
           model.safetensors or shards with model.safetensors.index.json
           (F32, BF16 or F16).
-  Output: DIR/model.onnx (weights in DIR/model.onnx.data above 1 GiB or with
-          --external-data) and DIR/config.json, each written atomically.
+  Output: an onnx-community folder, as on the Hugging Face Hub, that
+          transformers.js loads as it is and every --model flag opens:
+            DIR/onnx/model.onnx (model_fp16.onnx with --dtype fp16), its
+              weights in DIR/onnx/model.onnx_data above 1 GiB or with
+              --external-data;
+            DIR/config.json: the checkpoint's, plus "transformers.js_config"
+              (use_external_data_format; kv_cache_dtype for fp16);
+            generation_config.json, tokenizer.json, tokenizer_config.json
+              copied from the checkpoint when it has them.
+          Every file is written atomically; exporting another graph or dtype
+          into DIR adds to it.
           inference: the onnx-community I/O — input_ids, attention_mask,
             position_ids, past_key_values.{i}.key/value [B,kv_heads,P,head_dim]
             → logits [B,T,V], present.{i}.key/value.
-          scoring: input_ids, attention_mask → token_logprobs [B,T-1]
-            (log p(ids[t+1] | ids[..t])), and entropy [B,T-1] with --entropy.
+          scoring: DIR/onnx/scoring.onnx (scoring_fp16.onnx): input_ids,
+            attention_mask → token_logprobs [B,T-1] (log p(ids[t+1] | ids[..t])),
+            and entropy [B,T-1] with --entropy. igsearch uses it beside
+            model.onnx for log-probs; transformers.js ignores it.
           --dtype fp16 stores weights and the KV cache in fp16 (for CUDA);
-          norms, softmax and logits stay fp32. --attention contrib uses ONNX
-          Runtime's GroupQueryAttention and SimplifiedLayerNormalization
-          (faster on long contexts; runs only on ONNX Runtime).
-  Example: igsearch model export --model ckpt/Qwen2.5-0.5B --out out/qwen-onnx --attention contrib
+          norms, softmax and logits stay fp32. --attention standard (the
+          default) is portable; contrib uses ONNX Runtime's
+          GroupQueryAttention and SimplifiedLayerNormalization (faster on long
+          contexts; ONNX Runtime only, and not the ORT 1.21 of
+          transformers.js 3.x).
+  Example: igsearch model export --model ckpt/Qwen2.5-0.5B-Instruct --out out/qwen-onnx
 
 model init --config FILE.json --out DIR [--seed 1]
   Input:  a Qwen2 config.json.
@@ -63,7 +76,7 @@ func modelExport(args []string) error {
 	dtype := fs.String("dtype", "fp32", "weights dtype: fp32 or fp16")
 	attention := fs.String("attention", "standard", "attention variant: standard or contrib")
 	entropy := fs.Bool("entropy", false, "scoring graph: also output entropy")
-	external := fs.Bool("external-data", false, "always write weights to model.onnx.data")
+	external := fs.Bool("external-data", false, "always write weights to onnx/model.onnx_data")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -92,18 +105,23 @@ func modelExport(args []string) error {
 		return err
 	}
 	defer ck.Close()
-	opts := qwen2.Options{Attention: attn, DType: dt, Entropy: *entropy}
-	if err := qwen2.Export(*out, ck.Config, ck.Weights, kind, opts, *external); err != nil {
+	opts := qwen2.ExportOptions{
+		Kind:         kind,
+		Graph:        qwen2.Options{Attention: attn, DType: dt, Entropy: *entropy},
+		ExternalData: *external,
+		Source:       *model,
+	}
+	if err := qwen2.Export(*out, ck.Config, ck.Weights, opts); err != nil {
 		return err
 	}
+	path := filepath.Join(*out, qwen2.OnnxDir, qwen2.GraphFile(kind, dt))
 	size := int64(0)
-	for _, f := range []string{qwen2.ModelFile, qwen2.ModelFile + ".data"} {
-		if st, err := os.Stat(filepath.Join(*out, f)); err == nil {
+	for _, f := range []string{path, path + qwen2.DataSuffix} {
+		if st, err := os.Stat(f); err == nil {
 			size += st.Size()
 		}
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%s graph, %s, %s attention, %.1f MB)\n",
-		filepath.Join(*out, qwen2.ModelFile), kind, *dtype, attn, float64(size)/1e6)
+	fmt.Fprintf(os.Stderr, "wrote %s (%s graph, %s, %s attention, %.1f MB)\n", path, kind, *dtype, attn, float64(size)/1e6)
 	return nil
 }
 

@@ -56,6 +56,14 @@ Main flags (see the TOML keys for all):
   --ig-random N             counterfactual draws per step (default 3)
   --ig-counterfactual batch|corpus
   --group-size G --max-turns N --topk K --temperature T
+  --max-turn-tokens N       tokens generated per turn (Search-R1's
+                            max_response_length, 500)
+  --max-context-tokens N    prompt + response (Search-R1's max_prompt_length,
+                            4096); a trajectory is cut there and ends
+  --rollout-micro-batch N   trajectories generated together (bounds the KV
+                            caches held at once; 0: all)
+  --entropy-coeff C         veRL's entropy bonus (0: none)
+  --eval-per-source N       dev questions of each data_source per evaluation
   --lr --kl-beta --clip-eps --iterations --questions --mini-batch
   --eval-every N --checkpoint-every N --resume --seed S --device cpu|cuda[:N]
   --overwrite               start again in an --out that holds an earlier run
@@ -101,8 +109,11 @@ func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.Rollout.GroupSize, "group-size", c.Rollout.GroupSize, "samples per question")
 	fs.IntVar(&c.Rollout.MaxTurns, "max-turns", c.Rollout.MaxTurns, "search turns before the answer turn")
 	fs.IntVar(&c.Rollout.MaxObsTokens, "max-obs-tokens", c.Rollout.MaxObsTokens, "observation token limit")
-	fs.IntVar(&c.Rollout.MaxNewTokens, "max-new-tokens", c.Rollout.MaxNewTokens, "tokens per turn")
-	fs.IntVar(&c.Rollout.MaxResponse, "max-response-tokens", c.Rollout.MaxResponse, "tokens per trajectory")
+	fs.IntVar(&c.Rollout.MaxNewTokens, "max-turn-tokens", c.Rollout.MaxNewTokens, "tokens generated per turn (Search-R1's max_response_length)")
+	fs.IntVar(&c.Rollout.MaxNewTokens, "max-new-tokens", c.Rollout.MaxNewTokens, "same as --max-turn-tokens")
+	fs.IntVar(&c.Rollout.MaxContext, "max-context-tokens", c.Rollout.MaxContext, "prompt + response tokens (Search-R1's max_prompt_length; 0: no limit)")
+	fs.IntVar(&c.Rollout.MaxResponse, "max-response-tokens", c.Rollout.MaxResponse, "response tokens per trajectory")
+	fs.IntVar(&c.Rollout.MicroBatch, "rollout-micro-batch", c.Rollout.MicroBatch, "trajectories generated together (0: all)")
 	fs.Float64Var(&c.Rollout.Temperature, "temperature", c.Rollout.Temperature, "sampling temperature")
 	fs.Float64Var(&c.Rollout.TopP, "top-p", c.Rollout.TopP, "nucleus mass")
 	fs.IntVar(&c.Rollout.TopK, "top-k", c.Rollout.TopK, "top-k sampling (0: off)")
@@ -122,6 +133,7 @@ func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.Loss.ClipEps, "clip-eps", c.Loss.ClipEps, "ε")
 	fs.Float64Var(&c.Loss.ClipEpsHigh, "clip-eps-high", c.Loss.ClipEpsHigh, "upper ε (0: ε)")
 	fs.Float64Var(&c.Loss.KLBeta, "kl-beta", c.Loss.KLBeta, "β (0: no KL)")
+	fs.Float64Var(&c.Loss.EntropyCoeff, "entropy-coeff", c.Loss.EntropyCoeff, "entropy bonus weight (veRL's entropy_coeff; 0: none)")
 	fs.Float64Var(&c.Optim.LR, "lr", c.Optim.LR, "learning rate")
 	fs.Float64Var(&c.Optim.MinLRRatio, "min-lr-ratio", c.Optim.MinLRRatio, "cosine floor")
 	fs.IntVar(&c.Optim.Warmup, "warmup", c.Optim.Warmup, "warmup steps")
@@ -136,6 +148,7 @@ func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.Train.MicroBatch, "micro-batch", c.Train.MicroBatch, "trajectories per gradient run")
 	fs.IntVar(&c.Train.EvalEvery, "eval-every", c.Train.EvalEvery, "iterations between dev evaluations")
 	fs.IntVar(&c.Train.EvalLimit, "eval-limit", c.Train.EvalLimit, "dev questions per evaluation")
+	fs.IntVar(&c.Train.EvalPerSource, "eval-per-source", c.Train.EvalPerSource, "dev questions of each data_source per evaluation (0: no per-source cap)")
 	fs.IntVar(&c.Train.CheckpointEvery, "checkpoint-every", c.Train.CheckpointEvery, "iterations between checkpoints")
 	fs.Uint64Var(&c.Train.Seed, "seed", c.Train.Seed, "seed")
 	fs.BoolVar(&c.Train.Resume, "resume", c.Train.Resume, "continue from OUT/checkpoint")
