@@ -1,0 +1,127 @@
+package index
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// searchR1StandIn is testdata/searchr1/retrieval_standin.py: a stand-in
+// for Search-R1's retrieval_server.py that answers in exactly its format.
+const searchR1StandIn = "../testdata/searchr1/retrieval_standin.py"
+
+// startStandIn runs the stand-in over corpus and returns its base URL.
+func startStandIn(t *testing.T, corpus, mode string) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found: the Search-R1 stand-in server cannot run")
+	}
+	cmd := exec.Command(py, searchR1StandIn, "--corpus", corpus, "--mode", mode, "--topk", "3")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("stand-in did not start: %v", err)
+	}
+	_, url, ok := strings.Cut(strings.TrimSpace(line), "listening on ")
+	if !ok {
+		t.Fatalf("stand-in said %q", line)
+	}
+	return url
+}
+
+// searchR1Corpus is the edge rows in Search-R1's corpus shape, {"id",
+// "contents"} only.
+func searchR1Corpus() string {
+	var b strings.Builder
+	for i, c := range contentsEdgeRows {
+		row, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("e%d", i), "contents": c})
+		b.Write(row)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// TestRemoteRetrieverSearchR1 runs RemoteRetriever against the stand-in of
+// Search-R1's server, in its dense (whole corpus rows) and BM25
+// ({"title", "text", "contents"}, no id) shapes.
+func TestRemoteRetrieverSearchR1(t *testing.T) {
+	corpus := filepath.Join(t.TempDir(), "c.jsonl")
+	if err := os.WriteFile(corpus, []byte(searchR1Corpus()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"dense", "bm25"} {
+		url := startStandIn(t, corpus, mode)
+		rr := NewRemoteRetriever(url)
+		qs := append(append([]string{}, edgeWords...), "nosuchwordanywhere")
+		res, err := rr.SearchBatch(context.Background(), qs, 2)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		// The raw answer, for the scores.
+		body, _ := json.Marshal(map[string]any{"queries": qs, "topk": 2, "return_scores": true})
+		resp, err := http.Post(url+"/retrieve", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw struct {
+			Result [][]struct{ Score float64 }
+		}
+		json.NewDecoder(resp.Body).Decode(&raw)
+		resp.Body.Close()
+		for i, want := range contentsEdgeRows {
+			if len(res[i]) != 2 && !(mode == "bm25" && len(res[i]) == 1) {
+				t.Fatalf("%s %s: %d passages", mode, qs[i], len(res[i]))
+			}
+			top := res[i][0]
+			wantID := fmt.Sprintf("e%d", i)
+			if mode == "bm25" {
+				wantID = "" // its documents carry no id
+			}
+			if top.Doc.Contents() != want || top.Doc.ID != wantID || top.DocID != -1 {
+				t.Errorf("%s %s: %+v %q, want %s %+q", mode, qs[i], top.Doc, top.Doc.Contents(), wantID, want)
+			}
+			if top.Score <= 0 || top.Score != float32(raw.Result[i][0].Score) {
+				t.Errorf("%s %s: score %v, server sent %v", mode, qs[i], top.Score, raw.Result[i][0].Score)
+			}
+		}
+		last := res[len(qs)-1]
+		if mode == "bm25" && len(last) != 0 || mode == "dense" && len(last) != 2 {
+			t.Errorf("%s, no match: %d passages", mode, len(last))
+		}
+		// An empty turn sends nothing and gets nothing.
+		if r, err := rr.SearchBatch(context.Background(), nil, 3); err != nil || len(r) != 0 {
+			t.Errorf("%s: empty batch: %v %v", mode, r, err)
+		}
+	}
+}
+
+// TestRemoteRetrieverErrors: a FastAPI-style 422 comes back with its
+// detail, and a path ending in /retrieve is used as given.
+func TestRemoteRetrieverErrors(t *testing.T) {
+	corpus := filepath.Join(t.TempDir(), "c.jsonl")
+	os.WriteFile(corpus, []byte(searchR1Corpus()), 0o644)
+	url := startStandIn(t, corpus, "dense")
+	if _, err := NewRemoteRetriever(url+"/retrieve").SearchBatch(context.Background(), []string{"betaword"}, 1); err != nil {
+		t.Errorf("URL ending in /retrieve: %v", err)
+	}
+	_, err := NewRemoteRetriever(url+"/nope").SearchBatch(context.Background(), []string{"x"}, 1)
+	if err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("wrong path: %v", err)
+	}
+}
