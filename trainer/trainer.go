@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
 )
@@ -133,8 +134,11 @@ func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error
 }
 
 // Open loads the Hugging Face checkpoint in dir as float32 and starts a
-// trainer from it (New). The checkpoint stays open until Close, so that
-// frozen weights are read from it in place.
+// trainer from it (New). Frozen weights stored as F32 are read from the
+// memory-mapped files in place (one copy, in the page cache), and the
+// checkpoint then stays open until Close; otherwise (full fine-tuning, or
+// BF16/F16 files, whose float32 conversion the trainer keeps) it is closed
+// at once, so that the file pages do not stay resident beside the copies.
 func Open(dir string, opts Options) (*Trainer, error) {
 	ck, err := qwen2.LoadCheckpoint(dir, onnx.Float)
 	if err != nil {
@@ -145,8 +149,40 @@ func Open(dir string, opts Options) (*Trainer, error) {
 		ck.Close()
 		return nil, err
 	}
-	t.ck = ck
+	mapped, err := storedAsF32(dir, t.art.Frozen)
+	if err != nil {
+		t.Close()
+		ck.Close()
+		return nil, err
+	}
+	for _, p := range t.art.Trainable {
+		delete(ck.Weights, p.Name) // copied: let the loaded tensor go
+	}
+	if mapped {
+		t.ck = ck
+	} else {
+		ck.Close()
+	}
 	return t, nil
+}
+
+// storedAsF32 reports whether any of params is stored as F32 in the
+// checkpoint in dir (and so loaded as a view of the mapped file).
+func storedAsF32(dir string, params []Param) (bool, error) {
+	if len(params) == 0 {
+		return false, nil
+	}
+	files, err := safetensors.OpenCheckpoint(dir)
+	if err != nil {
+		return false, fmt.Errorf("trainer: %s: %w", dir, err)
+	}
+	defer files.Close()
+	for _, p := range params {
+		if info, ok := files.Info(p.Name); ok && info.DType == safetensors.F32 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
