@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+
+	"github.com/igsearch/igsearch/atomicfile"
 )
 
 // Reader streams records from JSONL; blank lines are skipped and lines may
@@ -57,16 +57,16 @@ func (r *Reader) Line() int { return r.line }
 // not safe for concurrent use.
 type Writer struct {
 	path string
-	f    *os.File
+	f    *atomicfile.File
 	bw   *bufio.Writer
 	enc  *json.Encoder
 }
 
 // Create starts an atomic JSONL file at path.
 func Create(path string) (*Writer, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	f, err := atomicfile.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("trajectory: create %s: %w", path, err)
+		return nil, fmt.Errorf("trajectory: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<16)
 	enc := json.NewEncoder(bw)
@@ -85,28 +85,18 @@ func (w *Writer) Write(v any) error {
 // Close flushes, syncs and renames the file into place. On error the
 // temporary file is removed.
 func (w *Writer) Close() error {
-	err := w.bw.Flush()
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(w.f.Name(), w.path)
-	}
-	if err != nil {
-		os.Remove(w.f.Name())
+	if err := w.bw.Flush(); err != nil {
+		w.f.Abort()
 		return fmt.Errorf("trajectory: close %s: %w", w.path, err)
+	}
+	if err := w.f.Commit(); err != nil {
+		return fmt.Errorf("trajectory: close: %w", err)
 	}
 	return nil
 }
 
 // Abort discards the file: the destination is left untouched.
 func (w *Writer) Abort() error {
-	w.f.Close()
-	if err := os.Remove(w.f.Name()); err != nil {
-		return fmt.Errorf("trajectory: abort %s: %w", w.path, err)
-	}
+	w.f.Abort()
 	return nil
 }

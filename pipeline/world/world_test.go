@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/igsearch/igsearch/atomicfile"
 )
 
 // smallConfig is a world small enough for fast tests.
@@ -359,12 +361,12 @@ func TestWriteIsAtomic(t *testing.T) {
 	}
 	// A failing writer leaves neither the file nor a temporary behind.
 	bad := filepath.Join(dir, "bad.json")
-	err = writeAtomic(bad, func(out io.Writer) error {
+	err = atomicfile.Write(bad, func(out io.Writer) error {
 		out.Write([]byte("partial"))
 		return errors.New("boom")
 	})
 	if err == nil || !strings.Contains(err.Error(), "boom") {
-		t.Fatalf("writeAtomic error = %v", err)
+		t.Fatalf("atomicfile.Write error = %v", err)
 	}
 	ents, _ = os.ReadDir(dir)
 	if len(ents) != len(Files) {

@@ -1,17 +1,35 @@
 package world
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/igsearch/igsearch/atomicfile"
 )
 
 // Files lists the files Write puts in its directory.
 var Files = []string{"corpus.jsonl", "train.jsonl", "dev.jsonl", "test.jsonl", "expert.jsonl", "tokenizer.json", "world.json"}
+
+// DirKind is a directory Write wrote, for atomicfile.Guard: Files and
+// nothing else, with world.json. Write replaces those files one by one, so
+// a stage writing a world checks first that the directory holds no one
+// else's train.jsonl.
+var DirKind = atomicfile.Kind{
+	Name:   "a generated world",
+	Marker: "world.json",
+	Owns: func(name string) bool {
+		for _, f := range Files {
+			if f == name {
+				return true
+			}
+		}
+		return false
+	},
+}
 
 // Summary is the content of world.json: the config and the counts.
 type Summary struct {
@@ -133,41 +151,9 @@ func (w *World) Write(dir string) error {
 		}},
 	}
 	for _, f := range files {
-		if err := writeAtomic(filepath.Join(dir, f.name), f.write); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, f.name), f.write); err != nil {
 			return fmt.Errorf("world: %w", err)
 		}
-	}
-	return nil
-}
-
-// writeAtomic writes path through a temporary file in the same directory,
-// renamed into place once complete; on failure the temporary file is removed.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<16)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/pipeline/world"
 )
 
@@ -36,7 +37,9 @@ Outputs, in DIR (each written to a temporary name, then renamed):
 
 Flags:
   --seed N            random seed (default 1)
-  --out DIR           output directory (required)
+  --out DIR           output directory (required); a world already there is
+                      replaced only with --force, and a DIR holding any other
+                      file is refused
   --countries N       countries (default 24)
   --cities N          cities, at least one per country (default 240)
   --people N          people (default 800)
@@ -81,6 +84,7 @@ func runWorld(args []string) error {
 	fs.Float64Var(&cfg.VagueFrac, "vague", cfg.VagueFrac, "share of vague expert queries")
 	fs.Float64Var(&cfg.RedundantFrac, "redundant", cfg.RedundantFrac, "share of redundant expert queries")
 	fs.IntVar(&cfg.MaxSearches, "max-searches", cfg.MaxSearches, "most searches in one expert trajectory")
+	force := fs.Bool("force", false, "replace a world that --out already holds")
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
@@ -89,6 +93,9 @@ func runWorld(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %v", fs.Args())
+	}
+	if err := atomicfile.Guard(*out, world.DirKind, *force, "--force"); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	w, err := world.Generate(cfg)
 	if err != nil {
