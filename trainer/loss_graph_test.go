@@ -104,3 +104,71 @@ func TestLossKLClampAndEntropy(t *testing.T) {
 		t.Error("negative entropy_coeff accepted")
 	}
 }
+
+// TestEntropyBonusGradient checks the entropy bonus through the whole
+// training forward: with advantages 0 and no KL the GRPO loss is
+// −entropy_coeff·Σ mask·H·scale, so the gradient graph's gradient of each
+// checked weight W must match a central finite difference of that loss
+// along g = ∇_W L itself: (L(W + h·ĝ) − L(W − h·ĝ)) / 2h = |g|.
+func TestEntropyBonusGradient(t *testing.T) {
+	ck, _ := loadFixture(t)
+	b := sftBatch(ck.Config)
+	for _, m := range b.LossMask {
+		b.Advantages = append(b.Advantages, make([]float32, len(m)))
+		b.OldLogprobs = append(b.OldLogprobs, make([]float32, len(m)))
+	}
+	opts := Options{
+		Artifact: ArtifactOptions{Loss: LossConfig{Kind: LossGRPO, ClipEps: 0.2, EntropyCoeff: 1}},
+		Optim:    AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MaxGradNorm: 1},
+	}
+	tr, err := New(ck.Config, ck.Weights, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	scale := float32(1.0 / 41)
+	run := func() (map[string][]float32, float64) {
+		g := map[string][]float32{}
+		for _, p := range tr.art.Trainable {
+			g[p.Name] = make([]float32, numElements(p.Shape))
+		}
+		out, err := tr.runGrad(b, microBatch{0, len(b.InputIDs), 0}, scale, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Destroy()
+		l, err := ort.Values[float32](out[outLoss])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, float64(l[0])
+	}
+	grads, loss := run()
+	if loss >= 0 {
+		t.Fatalf("loss %g: want −Σ H·scale < 0", loss)
+	}
+	for _, name := range []string{"lm_head.weight", "model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight"} {
+		g := grads[name]
+		norm := 0.0
+		for _, x := range g {
+			norm += float64(x) * float64(x)
+		}
+		norm = math.Sqrt(norm)
+		w := tr.state.Params[name]
+		orig := append([]float32(nil), w...)
+		const h = 1e-2
+		shift := func(sign float64) float64 {
+			for i := range w {
+				w[i] = float32(float64(orig[i]) + sign*h*float64(g[i])/norm)
+			}
+			_, l := run()
+			return l
+		}
+		fd := (shift(1) - shift(-1)) / (2 * h)
+		copy(w, orig)
+		t.Logf("%s: |∇L| %.6g, finite difference %.6g", name, norm, fd)
+		if norm == 0 || math.Abs(fd-norm) > 1e-2*norm {
+			t.Errorf("%s: gradient norm %g, finite difference along it %g", name, norm, fd)
+		}
+	}
+}
