@@ -1,6 +1,10 @@
 package protocol
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/igsearch/igsearch/pipeline/pystr"
+)
 
 // ActionKind is what a generated turn asks the environment to do.
 type ActionKind int
@@ -64,7 +68,7 @@ func ParseAction(turn string) Action {
 			}
 			rest := turn[i+len(t.open):]
 			if j := strings.Index(rest, t.close); j >= 0 {
-				return Action{Kind: t.kind, Content: strings.TrimSpace(rest[:j])}
+				return Action{Kind: t.kind, Content: pystr.Strip(rest[:j])} // Python's .strip()
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/igsearch/igsearch/pipeline/pystr"
 )
 
 // Doc is one retrieved passage. Contents is in the wiki-18 / Search-R1
@@ -33,10 +35,10 @@ func FormatDocs(docs []Doc) string {
 }
 
 // ObservationBlock is the observation as it appears between the tags:
-// ObsOpen + strip(FormatDocs(docs)) + ObsClose. The strip drops the final
+// ObsOpen + strip(FormatDocs(docs)) + ObsClose, with Python's str.strip(). The strip drops the final
 // "\n", as in Search-R1, so the block ends "…textK</information>".
 func (p Protocol) ObservationBlock(docs []Doc) string {
-	return p.ObsOpen + strings.TrimSpace(FormatDocs(docs)) + p.ObsClose
+	return p.ObsOpen + pystr.Strip(FormatDocs(docs)) + p.ObsClose
 }
 
 // Observation is the text the environment appends after a search turn:
@@ -65,7 +67,7 @@ func (p Protocol) TruncatedObservation(docs []Doc, maxTokens int, count TokenCou
 	if maxTokens <= 0 || count(full) <= maxTokens {
 		return full
 	}
-	body := strings.TrimSpace(FormatDocs(docs))
+	body := pystr.Strip(FormatDocs(docs))
 	wrap := func(s string) string { return "\n\n" + p.ObsOpen + s + p.ObsClose + "\n\n" }
 	// Rune boundaries of body; find the largest k with count(wrap(body[:cut[k]])) <= maxTokens.
 	cuts := make([]int, 0, utf8.RuneCountInString(body)+1)

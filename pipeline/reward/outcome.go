@@ -1,6 +1,7 @@
 package reward
 
 import (
+	"github.com/igsearch/igsearch/pipeline/pystr"
 	"regexp"
 	"strings"
 
@@ -18,7 +19,7 @@ func ExtractAnswer(response string) (string, bool) {
 	if len(m) == 0 {
 		return "", false
 	}
-	return pyStrip(m[len(m)-1][1]), true
+	return pystr.Strip(m[len(m)-1][1]), true
 }
 
 // ExtractSolution is extract_solution of Search-R1's qa_em.py, which is
@@ -32,7 +33,7 @@ func ExtractSolution(full string) (string, bool) {
 	if len(m) <= 1 {
 		return "", false
 	}
-	return pyStrip(m[len(m)-1][1]), true
+	return pystr.Strip(m[len(m)-1][1]), true
 }
 
 // Config selects the outcome reward (--reward-metric, --format-reward).
@@ -158,7 +159,7 @@ func validSequence(p protocol.Protocol, content string) bool {
 	}
 	state := "start"
 	text := func(s string) bool {
-		if pyStrip(s) == "" {
+		if pystr.Strip(s) == "" {
 			return true
 		}
 		switch state {

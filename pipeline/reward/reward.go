@@ -7,6 +7,7 @@ package reward
 
 import (
 	"fmt"
+	"github.com/igsearch/igsearch/pipeline/pystr"
 	"strings"
 )
 
@@ -18,9 +19,9 @@ import (
 // Every step is Python's, not Go's: str.lower() with Unicode special casing
 // (İ → "i̇", final sigma), Python's Unicode \b (a word character is a
 // letter, a number or '_', so "éthe" keeps its "the") and str.split()'s
-// white space (which includes U+001C–U+001F). See pytext.go.
+// white space (which includes U+001C–U+001F). See package pystr.
 func Normalize(s string) string {
-	s = pyLower(s)
+	s = pystr.Lower(s)
 	s = strings.Map(func(r rune) rune {
 		if isPunct(r) {
 			return -1
@@ -28,7 +29,7 @@ func Normalize(s string) string {
 		return r
 	}, s)
 	s = removeArticles(s)
-	return strings.Join(pyFields(s), " ")
+	return strings.Join(pystr.Fields(s), " ")
 }
 
 // isPunct reports whether r is in Python's string.punctuation, which is
@@ -44,13 +45,13 @@ func removeArticles(s string) string {
 	var b strings.Builder
 	rs := []rune(s)
 	for i := 0; i < len(rs); {
-		if !pyIsWord(rs[i]) {
+		if !pystr.IsWord(rs[i]) {
 			b.WriteRune(rs[i])
 			i++
 			continue
 		}
 		j := i
-		for j < len(rs) && pyIsWord(rs[j]) {
+		for j < len(rs) && pystr.IsWord(rs[j]) {
 			j++
 		}
 		switch w := string(rs[i:j]); w {
@@ -107,7 +108,7 @@ func F1(prediction string, golds []string) float64 {
 		if (isSpecial(p) || isSpecial(g)) && p != g {
 			continue
 		}
-		pt, gt := pyFields(p), pyFields(g)
+		pt, gt := pystr.Fields(p), pystr.Fields(g)
 		count := map[string]int{}
 		for _, t := range gt {
 			count[t]++

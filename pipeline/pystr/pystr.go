@@ -1,46 +1,45 @@
-package reward
+// Package pystr is the handful of Python str operations that Search-R1's
+// Python code (qa_em.py's normalize_answer, generation.py's parsing and
+// observation) relies on, written so that Go gives what CPython gives.
+// Go's strings.ToLower, strings.Fields and strings.TrimSpace differ from
+// str.lower(), str.split() and str.strip() on the characters noted below;
+// pystr_test.go checks every code point against python3.
+package pystr
 
 import (
 	"strings"
 	"unicode"
 )
 
-// This file holds the few Python str operations that qa_em.py's
-// normalize_answer and extract_solution rely on, written so that they give
-// what CPython gives (checked code point by code point against python3 in
-// parity_test.go). Go's strings.ToLower, strings.Fields and
-// strings.TrimSpace differ from str.lower(), str.split() and str.strip() on
-// the characters noted below.
-
-// pyIsSpace is Python's str.isspace() for one character: Go's
+// IsSpace is Python's str.isspace() for one character: Go's
 // unicode.IsSpace plus the information separators U+001C–U+001F, which
 // Python counts as white space (their bidirectional class is B or S).
-func pyIsSpace(r rune) bool {
+func IsSpace(r rune) bool {
 	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }
 
-// pyFields is str.split() with no argument: the runs of non-white-space
+// Fields is str.split() with no argument: the runs of non-white-space
 // characters.
-func pyFields(s string) []string { return strings.FieldsFunc(s, pyIsSpace) }
+func Fields(s string) []string { return strings.FieldsFunc(s, IsSpace) }
 
-// pyStrip is str.strip() with no argument.
-func pyStrip(s string) string { return strings.TrimFunc(s, pyIsSpace) }
+// Strip is str.strip() with no argument.
+func Strip(s string) string { return strings.TrimFunc(s, IsSpace) }
 
-// pyIsWord reports whether r is a word character (\w) of Python's re module
+// IsWord reports whether r is a word character (\w) of Python's re module
 // on str patterns: str.isalnum() (a letter, or a character with a numeric
 // value) or '_'.
-func pyIsWord(r rune) bool {
+func IsWord(r rune) bool {
 	return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r)
 }
 
-// pyLower is str.lower(): the full lowercase mapping of each character,
+// Lower is str.lower(): the full lowercase mapping of each character,
 // which differs from Go's simple mapping (strings.ToLower) in two places.
 //   - U+0130 (İ, capital I with dot above) becomes "i\u0307" (two code
 //     points; SpecialCasing.txt), not "i".
 //   - U+03A3 (Σ) becomes final sigma ς (U+03C2) when it ends a word in
 //     Unicode's Final_Sigma sense, else σ: preceded by a cased letter and not
 //     followed by one, skipping case-ignorable characters both ways.
-func pyLower(s string) string {
+func Lower(s string) string {
 	if !strings.ContainsRune(s, 'İ') && !strings.ContainsRune(s, 'Σ') {
 		return strings.ToLower(s)
 	}
