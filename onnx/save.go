@@ -1,11 +1,12 @@
 package onnx
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/igsearch/igsearch/atomicfile"
 )
 
 // External data layout (as ONNX defines it): a model saved with external
@@ -135,40 +136,8 @@ func dataFilePath(path string, opts SaveOptions) string {
 	return path + ".data"
 }
 
-// writeAtomic writes a file through a buffered temporary in the same
-// directory, syncs it and renames it to path.
+// writeAtomic writes a file through a temporary in the same directory,
+// synced and renamed to path.
 func writeAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := write(bw); err != nil {
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.Write(path, write)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/igsearch/igsearch/atomicfile"
 )
 
 // Groups are the figures Curves draws: a title and the metrics it shows.
@@ -213,22 +216,10 @@ func newCanvas(path string, w, h vg.Length) (vg.CanvasWriterTo, error) {
 	return nil, fmt.Errorf("plot %s: want a .png or .svg file", path)
 }
 
-// writeAtomic writes the canvas to a temporary file and renames it.
+// writeAtomic writes the canvas to path, atomically.
 func writeAtomic(c vg.CanvasWriterTo, path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = c.WriteTo(tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("plot %s: %w", path, err)
+	if err := atomicfile.Write(path, func(w io.Writer) error { _, err := c.WriteTo(w); return err }); err != nil {
+		return fmt.Errorf("plot: %w", err)
 	}
 	return nil
 }
