@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/onnx"
 )
@@ -255,28 +256,11 @@ func WriteConfig(path string, cfg Config) error {
 	return writeFileAtomic(path, append(js, '\n'))
 }
 
-// writeFileAtomic writes data to a temporary file beside path and renames it.
+// writeFileAtomic writes data to a temporary file beside path, synced and
+// renamed into place.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := atomicfile.WriteFile(path, data); err != nil {
+		return fmt.Errorf("write: %w", err)
 	}
 	return nil
 }
