@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
@@ -132,6 +133,20 @@ type KindIG struct {
 // Stage reports progress: a stage starting, or a line within one.
 type Stage func(format string, args ...any)
 
+// DirKind is what the demo writes under Config.Out (and scripts/demo.sh's
+// serve.log), for atomicfile.Guard: a demo replaces an earlier demo's
+// output there and refuses a directory holding anything else.
+var DirKind = atomicfile.Kind{
+	Name: "a demo's output",
+	Owns: func(name string) bool {
+		switch name {
+		case "world", "index", "model-init", "model-sft", "ig-grpo", "grpo", "plots", "report.json", "serve.log":
+			return true
+		}
+		return false
+	},
+}
+
 // Run runs the whole demo under cfg.Out.
 func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 	if say == nil {
@@ -142,6 +157,9 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 	}
 	rep := &Report{Paths: map[string]string{}, Seconds: map[string]float64{}}
 	out := cfg.Out
+	if err := atomicfile.Guard(out, DirKind, true, ""); err != nil {
+		return nil, fmt.Errorf("demo --out: %w", err)
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
@@ -363,7 +381,7 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 		}
 	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "report.json"), append(js, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(out, "report.json"), append(js, '\n')); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -443,7 +461,7 @@ func saveModel(dir string, cfg qwen2.Config, w qwen2.Weights, tokPath string) er
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "tokenizer.json"), data, 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), data)
 }
 
 func readMetrics(path string) ([]train.Metrics, error) {

@@ -14,11 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	flag "github.com/spf13/pflag"
+
+	"github.com/igsearch/igsearch/atomicfile"
 )
 
 func main() {
@@ -72,21 +74,11 @@ func derive(in, out string, maxID int64) error {
 	}
 	obj.set("added_tokens", kept)
 
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".tokenizer-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	writeValue(w, root)
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), out)
+	return atomicfile.Write(out, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		writeValue(bw, root)
+		return bw.Flush()
+	})
 }
 
 // object is a JSON object that remembers its key order.

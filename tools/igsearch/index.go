@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -413,30 +412,20 @@ func indexSynth(args []string) error {
 	if *out == "-" {
 		return index.WriteSynthCorpus(os.Stdout, opt)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp-")
+	tmp, err := atomicfile.Create(*out)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Abort()
 	w, closeW, err := index.CompressingWriter(tmp, *out)
 	if err != nil {
-		tmp.Close()
 		return err
 	}
 	if err := index.WriteSynthCorpus(w, opt); err != nil {
-		tmp.Close()
 		return err
 	}
 	if err := closeW(); err != nil {
-		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), *out)
+	return tmp.Commit()
 }

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/policy"
 )
@@ -225,22 +225,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // outputFile is a buffered output that appears at its path only on commit:
-// it is written to a temporary file in the same directory and renamed. "-"
-// is stdout, written as it goes.
+// it is written to a temporary file in the same directory, synced and
+// renamed (atomicfile). "-" is stdout, written as it goes.
 type outputFile struct {
 	*bufio.Writer
-	f    *os.File
-	path string // "" for stdout
-	done bool
+	f    *atomicfile.File // nil for stdout
+	path string
 }
 
 func createOutput(path string) (*outputFile, error) {
 	if path == "-" {
 		return &outputFile{Writer: bufio.NewWriterSize(os.Stdout, 1<<16)}, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	f, err := atomicfile.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("output %s: %w", path, err)
+		return nil, fmt.Errorf("output: %w", err)
 	}
 	return &outputFile{Writer: bufio.NewWriterSize(f, 1<<16), f: f, path: path}, nil
 }
@@ -248,30 +247,21 @@ func createOutput(path string) (*outputFile, error) {
 // commit flushes and renames the file into place.
 func (o *outputFile) commit() error {
 	if err := o.Flush(); err != nil {
+		o.abort()
 		return fmt.Errorf("output %s: %w", o.path, err)
 	}
 	if o.f == nil {
-		o.done = true
 		return nil
 	}
-	if err := o.f.Chmod(0o644); err != nil {
-		return fmt.Errorf("output %s: %w", o.path, err)
+	if err := o.f.Commit(); err != nil {
+		return fmt.Errorf("output: %w", err)
 	}
-	if err := o.f.Close(); err != nil {
-		return fmt.Errorf("output %s: %w", o.path, err)
-	}
-	if err := os.Rename(o.f.Name(), o.path); err != nil {
-		return fmt.Errorf("output %s: %w", o.path, err)
-	}
-	o.done = true
 	return nil
 }
 
 // abort removes the temporary file unless commit succeeded.
 func (o *outputFile) abort() {
-	if o.done || o.f == nil {
-		return
+	if o.f != nil {
+		o.f.Abort()
 	}
-	o.f.Close()
-	os.Remove(o.f.Name())
 }

@@ -88,36 +88,20 @@ func runTokenize(args []string) error {
 		defer f.Close()
 		r, inName = f, *in
 	}
-	w := io.Writer(os.Stdout)
-	var outFile *os.File
-	if *out != "-" {
-		f, err := os.CreateTemp(filepath.Dir(*out), ".tokenize-*")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		defer f.Close()
-		w, outFile = f, f
+	w, err := createOutput(*out)
+	if err != nil {
+		return err
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
+	defer w.abort()
 	if *decode {
-		err = decodeRows(tok, r, inName, bw, *skipSpecial)
+		err = decodeRows(tok, r, inName, w.Writer, *skipSpecial)
 	} else {
-		err = encodeRows(tok, r, inName, bw, *noSpecial, *batch)
+		err = encodeRows(tok, r, inName, w.Writer, *noSpecial, *batch)
 	}
 	if err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if outFile != nil {
-		if err := outFile.Close(); err != nil {
-			return err
-		}
-		return os.Rename(outFile.Name(), *out)
-	}
-	return nil
+	return w.commit()
 }
 
 // defaultTokenizerPath is where make setup puts the Qwen2.5 tokenizer.
