@@ -22,7 +22,9 @@ What differs: the ranking. A bag-of-words cosine stands in for e5 + FAISS
 (and for BM25); ties go to the lower row number.
 
 Usage: python3 retrieval_standin.py --corpus FILE.jsonl [--topk 3]
-       [--mode dense|bm25] [--port 0]
+       [--mode dense|bm25] [--port 0] [--log FILE]
+--log appends one JSON line per query answered: {"query", "ids"} (the
+corpus rows' ids, in rank order), for tests to check what was served.
 Prints "listening on http://127.0.0.1:PORT" on stdout when ready.
 """
 import argparse
@@ -30,6 +32,7 @@ import json
 import math
 import re
 import sys
+import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -48,7 +51,9 @@ def cosine(q, d):
 
 
 class StandIn:
-    def __init__(self, corpus_path, topk, mode):
+    def __init__(self, corpus_path, topk, mode, log=None):
+        self.log = open(log, "a", encoding="utf-8") if log else None
+        self.lock = threading.Lock()
         with open(corpus_path, encoding="utf-8") as f:
             self.rows = [json.loads(line) for line in f if line.strip()]
         self.bags = [bag(r["contents"]) for r in self.rows]
@@ -120,6 +125,10 @@ def make_handler(standin):
             resp = []
             for q in body["queries"]:
                 docs, scores = standin.search(q, topk)
+                if standin.log:
+                    with standin.lock:
+                        standin.log.write(json.dumps({"query": q, "ids": [d.get("id") for d in docs]}) + "\n")
+                        standin.log.flush()
                 if return_scores:
                     resp.append([{"document": d, "score": s} for d, s in zip(docs, scores)])
                 else:
@@ -135,8 +144,9 @@ def main():
     ap.add_argument("--topk", type=int, default=3)
     ap.add_argument("--mode", choices=["dense", "bm25"], default="dense")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--log")
     a = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(StandIn(a.corpus, a.topk, a.mode)))
+    srv = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(StandIn(a.corpus, a.topk, a.mode, a.log)))
     print(f"listening on http://127.0.0.1:{srv.server_address[1]}", flush=True)
     try:
         srv.serve_forever()
