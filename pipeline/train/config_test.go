@@ -13,7 +13,7 @@ func TestRecipeConfigParses(t *testing.T) {
 		warmup   int
 	}{
 		{"ig-search-qwen2.5-3b.toml", "autorefine", true, 6656, 0},
-		{"search-r1-qwen2.5-3b.toml", "search-r1", false, 4096, 572},
+		{"search-r1-qwen2.5-3b.toml", "search-r1", true, 4096, 572},
 	} {
 		cfg := DefaultConfig()
 		if err := LoadConfig("../../configs/"+tc.file, &cfg); err != nil {
