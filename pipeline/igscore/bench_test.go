@@ -2,7 +2,6 @@ package igscore
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/igsearch/igsearch/pipeline/protocol"
@@ -38,9 +37,6 @@ func BenchmarkScore(b *testing.B) {
 			var st Stats
 			for b.Loop() {
 				_, st, err = sc.Score(context.Background(), recs, 1)
-				if errors.Is(err, ErrNoPrefixSharing) {
-					b.Skip(err)
-				}
 				if err != nil {
 					b.Fatal(err)
 				}

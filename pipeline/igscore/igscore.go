@@ -361,7 +361,3 @@ func (s *Scorer) sampleDocs(rng *rand.Rand) ig.SampleDocs {
 		return docs, nil
 	}
 }
-
-// SetPrefixSharing switches prefix sharing on or off for later calls: off
-// after ErrNoPrefixSharing, say.
-func (s *Scorer) SetPrefixSharing(on bool) { s.opts.PrefixSharing = on }

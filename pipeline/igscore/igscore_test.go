@@ -2,7 +2,6 @@ package igscore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -73,10 +72,6 @@ func TestScoreDirect(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, st, err := sc.Score(context2(), recs, 1)
-		if errors.Is(err, ErrNoPrefixSharing) {
-			t.Logf("prefix sharing: %v", err)
-			continue
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,9 +125,6 @@ func TestPrefixSharingAgrees(t *testing.T) {
 					t.Fatal(err)
 				}
 				res, st, err := sc.Score(context2(), recs, 5)
-				if errors.Is(err, ErrNoPrefixSharing) {
-					t.Skip(err)
-				}
 				if err != nil {
 					t.Fatal(err)
 				}

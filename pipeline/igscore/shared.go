@@ -2,49 +2,11 @@ package igscore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/igsearch/igsearch/policy"
 )
-
-// ErrNoPrefixSharing is returned with Options.PrefixSharing when the
-// policy's Batch cannot fork rows and score forced tokens (Fork and Force,
-// see forkingBatch). Callers may fall back to scoring without sharing.
-var ErrNoPrefixSharing = errors.New("prefix sharing needs policy.Batch.Fork and Batch.Force")
-
-// forkingBatch is what prefix-shared scoring needs from a *policy.Batch:
-//
-//   - Fork(r, n) adds n rows that continue row r: each starts with r's
-//     tokens and a copy of r's cached columns, r's pending tokens pending;
-//   - Force(ctx, rows, tokens) appends tokens[i] to rows[i] one by one as if
-//     they had been sampled, prefilling pending tokens first, and returns
-//     their log-probs, out[i][k] = log p(tokens[i][k] | row before it); the
-//     last forced token stays pending.
-//
-// A *policy.Batch satisfies it once the policy has these two methods.
-type forkingBatch interface {
-	Append(rows []int, tokens [][]int32) error
-	Fork(r, n int) ([]int, error)
-	Force(ctx context.Context, rows []int, tokens [][]int32) ([][]float32, error)
-	Drop(rows ...int)
-	Close() error
-}
-
-// newForkingBatch starts a batch of the policy that can fork rows.
-func newForkingBatch(pol *policy.Policy, reqs []policy.Request) (forkingBatch, error) {
-	b, err := pol.NewBatch(reqs)
-	if err != nil {
-		return nil, err
-	}
-	fb, ok := any(b).(forkingBatch)
-	if !ok {
-		b.Close()
-		return nil, ErrNoPrefixSharing
-	}
-	return fb, nil
-}
 
 // maxSharedRows bounds the sequences scored in one batch.
 const maxSharedRows = 64
@@ -159,7 +121,7 @@ func (s *Scorer) scoreTree(ctx context.Context, seqs []sequence, root *node, out
 		rows, last = append(rows, i), append(last, ids[n.to-1:n.to])
 		w.run(0, n.to-1)
 	}
-	b, err := newForkingBatch(s.pol, reqs)
+	b, err := s.pol.NewBatch(reqs)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,8 +62,7 @@ Flags:
   --prefix-sharing   run every context prefix shared within a chunk once
                      (prompts, earlier steps, a step's real and
                      counterfactual contexts) and fork its KV cache
-                     (default true; falls back to whole sequences when the
-                     policy cannot fork its KV cache)
+                     (default true)
   --workers N        parts of a chunk scored at once, each with its own KV
                      caches (default 0: 2 on the CPU, 1 on CUDA); with
                      prefix sharing the IG does not depend on it
@@ -228,11 +226,6 @@ func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, o
 			recs[i] = chunk[i].rec
 		}
 		res, _, err := sc.Score(ctx, recs, train.IterationSeed(seed, chunkNo))
-		if errors.Is(err, igscore.ErrNoPrefixSharing) {
-			fmt.Fprintf(os.Stderr, "score-ig: %v; scoring whole sequences\n", igscore.ErrNoPrefixSharing)
-			sc.SetPrefixSharing(false)
-			res, _, err = sc.Score(ctx, recs, train.IterationSeed(seed, chunkNo))
-		}
 		if err != nil {
 			return fmt.Errorf("chunk %d: %w", chunkNo, err)
 		}
