@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 				return sum, fmt.Errorf("iteration %d: eval: %w", iter, err)
 			}
 			em := res.Overall.EM
-			m.DevEM = &em
+			m.DevEM, m.DevBySource = &em, res.BySource
 		}
 		if err := mlog.write(m); err != nil {
 			return sum, err

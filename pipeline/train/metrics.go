@@ -48,8 +48,10 @@ type Metrics struct {
 	TimeTrain   float64 `json:"time_train"`
 	TimeTotal   float64 `json:"time_total"`
 	IGShare     float64 `json:"ig_share"`
-	// Dev evaluation, when run at this iteration.
-	DevEM *float64 `json:"dev_em,omitempty"`
+	// Dev evaluation, when run at this iteration: EM over all questions,
+	// and n, EM and F1 per data_source.
+	DevEM       *float64         `json:"dev_em,omitempty"`
+	DevBySource map[string]Score `json:"dev_by_source,omitempty"`
 }
 
 // meanStd returns the mean and population standard deviation.

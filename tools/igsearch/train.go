@@ -42,7 +42,8 @@ Outputs (under --out):
                       all_fail_with_gradient, searches, response_length, loss,
                       kl, clip_fraction, grad_norm, time_* per phase, ig_share,
                       ig_tokens/ig_context (the work behind time_ig),
-                      dev_em when evaluated
+                      dev_em and dev_by_source (n, em, f1 per
+                      data_source) when evaluated
   rollouts/iter-N.jsonl  every trajectory (tokens, masks, old log-probs,
                       spans of each search step, reward, IG per step)
   checkpoint/         HF layout + optimizer.safetensors + trainer_state.json;
