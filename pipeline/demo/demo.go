@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/plot"
 	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/stats"
 	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/pipeline/world"
@@ -431,26 +431,10 @@ func expertIG(ctx context.Context, cfg train.Config, dir string, experts []world
 	}
 	out := map[string]KindIG{}
 	for k, v := range vals {
-		m, sd := meanStd(v)
+		m, sd := stats.MeanStd(v)
 		out[k] = KindIG{N: len(v), Mean: m, Std: sd}
 	}
 	return out, vals, nil
-}
-
-func meanStd(xs []float64) (float64, float64) {
-	if len(xs) == 0 {
-		return 0, 0
-	}
-	var m float64
-	for _, x := range xs {
-		m += x
-	}
-	m /= float64(len(xs))
-	var v float64
-	for _, x := range xs {
-		v += (x - m) * (x - m)
-	}
-	return m, math.Sqrt(v / float64(len(xs)))
 }
 
 func saveModel(dir string, cfg qwen2.Config, w qwen2.Weights, tokPath string) error {

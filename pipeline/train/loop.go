@@ -17,6 +17,7 @@ import (
 	"github.com/igsearch/igsearch/pipeline/igscore"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
+	"github.com/igsearch/igsearch/pipeline/stats"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/trainer"
@@ -297,11 +298,11 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 		searches = append(searches, float64(len(r.Steps)))
 		lengths = append(lengths, float64(len(r.TokenIDs)-r.PromptLen))
 	}
-	m.Reward, _ = meanStd(rewards)
-	m.EM, _ = meanStd(ems)
-	m.FormatRate, _ = meanStd(formats)
-	m.Searches, _ = meanStd(searches)
-	m.ResponseLength, _ = meanStd(lengths)
+	m.Reward, _ = stats.MeanStd(rewards)
+	m.EM, _ = stats.MeanStd(ems)
+	m.FormatRate, _ = stats.MeanStd(formats)
+	m.Searches, _ = stats.MeanStd(searches)
+	m.ResponseLength, _ = stats.MeanStd(lengths)
 
 	// Information gain per search step, from the rollout policy (π_old).
 	t := time.Now()
@@ -330,7 +331,7 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 				}
 			}
 		}
-		m.IGMean, m.IGStd = meanStd(all)
+		m.IGMean, m.IGStd = stats.MeanStd(all)
 		m.IGSteps = len(all)
 		if len(all) > 0 {
 			m.IGPosRatio = float64(pos) / float64(len(all))

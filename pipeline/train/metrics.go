@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 
 	"github.com/igsearch/igsearch/atomicfile"
@@ -52,21 +51,6 @@ type Metrics struct {
 	// and n, EM and F1 per data_source.
 	DevEM       *float64         `json:"dev_em,omitempty"`
 	DevBySource map[string]Score `json:"dev_by_source,omitempty"`
-}
-
-// meanStd returns the mean and population standard deviation.
-func meanStd(xs []float64) (mean, std float64) {
-	if len(xs) == 0 {
-		return 0, 0
-	}
-	for _, x := range xs {
-		mean += x
-	}
-	mean /= float64(len(xs))
-	for _, x := range xs {
-		std += (x - mean) * (x - mean)
-	}
-	return mean, math.Sqrt(std / float64(len(xs)))
 }
 
 // metricsLog appends lines to metrics.jsonl, fsyncing each, so that a killed

@@ -8,9 +8,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"sort"
+
+	"github.com/igsearch/igsearch/pipeline/stats"
 )
 
 type score struct {
@@ -88,7 +89,7 @@ func main() {
 				xs = append(xs, v)
 			}
 		}
-		m, sd := meanStd(xs)
+		m, sd := stats.MeanSampleStd(xs)
 		return fmt.Sprintf("%.3f ± %.3f", m, sd)
 	}
 	fmt.Printf("Test EM by hop type, mean ± std over %d seeds:\n\n", len(reps))
@@ -103,7 +104,7 @@ func main() {
 				d = append(d, a-b)
 			}
 		}
-		dm, dsd := meanStd(d)
+		dm, dsd := stats.MeanSampleStd(d)
 		fmt.Printf("| %s | %s | %s | %s | %+.3f ± %.3f |\n", s,
 			cell(func(r report) *eval { return r.Before }, s),
 			cell(func(r report) *eval { return r.IGGRPO }, s),
@@ -118,8 +119,8 @@ func main() {
 			kinds[k] = append(kinds[k], v.Mean)
 		}
 	}
-	fm, _ := meanStd(fail)
-	gm, _ := meanStd(grad)
+	fm, _ := stats.MeanSampleStd(fail)
+	gm, _ := stats.MeanSampleStd(grad)
 	fmt.Printf("\nAll-fail groups during IG-GRPO: %.1f%%; of those, %.1f%% had a non-zero gradient (from the IG term).\n", 100*fm, 100*gm)
 	var ks []string
 	for k := range kinds {
@@ -129,26 +130,7 @@ func main() {
 	fmt.Println("\nMean IG of held-out expert queries under the warm-started policy (mean ± std over seeds):")
 	fmt.Println()
 	for _, k := range ks {
-		m, sd := meanStd(kinds[k])
+		m, sd := stats.MeanSampleStd(kinds[k])
 		fmt.Printf("- %s: %+.3f ± %.3f\n", k, m, sd)
 	}
-}
-
-func meanStd(xs []float64) (float64, float64) {
-	if len(xs) == 0 {
-		return math.NaN(), 0
-	}
-	var m float64
-	for _, x := range xs {
-		m += x
-	}
-	m /= float64(len(xs))
-	var v float64
-	for _, x := range xs {
-		v += (x - m) * (x - m)
-	}
-	if len(xs) > 1 {
-		v /= float64(len(xs) - 1)
-	}
-	return m, math.Sqrt(v)
 }
