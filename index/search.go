@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Hit is one search result: an internal doc id and its BM25 score.
@@ -380,40 +382,34 @@ func (ix *Index) SearchBatch(ctx context.Context, queries []string, k int) ([][]
 func searchBatch(ctx context.Context, queries []string, k int,
 	search func(string, int) ([]Hit, SearchStats, error), doc func(uint32) (Doc, error)) ([][]Result, error) {
 	out := make([][]Result, len(queries))
-	errs := make([]error, len(queries))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, q := range queries {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if err := gctx.Err(); err != nil {
+			break
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			hits, _, err := search(q, k)
 			if err != nil {
-				errs[i] = err
-				return
+				return err
 			}
 			res := make([]Result, len(hits))
 			for j, h := range hits {
 				d, err := doc(h.DocID)
 				if err != nil {
-					errs[i] = err
-					return
+					return err
 				}
 				res[j] = Result{DocID: int64(h.DocID), Doc: d, Score: h.Score}
 			}
 			out[i] = res
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

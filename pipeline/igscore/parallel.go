@@ -2,46 +2,32 @@ package igscore
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // parallel calls f(ctx, i) for i in [0, n) on up to workers goroutines and
 // returns the first error; the context passed to f is cancelled once one
-// call fails, so that the others stop early.
+// call fails, so that the others stop early, and calls not yet started are
+// skipped.
 func parallel(ctx context.Context, n, workers int, f func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	next := make(chan int, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	started := 0
 	for i := range n {
-		next <- i
-	}
-	close(next)
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-		done  atomic.Int64
-	)
-	for range min(max(workers, 1), n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if ctx.Err() != nil {
-					return
-				}
-				if err := f(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-					return
-				}
-				done.Add(1)
+		if gctx.Err() != nil {
+			break
+		}
+		started++
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
 			}
-		}()
+			return f(gctx, i)
+		})
 	}
-	wg.Wait()
-	if first == nil && done.Load() < int64(n) {
-		first = ctx.Err() // cancelled from outside
+	if err := g.Wait(); err != nil || started == n {
+		return err
 	}
-	return first
+	return ctx.Err() // cancelled from outside before every call started
 }
