@@ -60,6 +60,15 @@ Flags:
   --max-obs-tokens N (512) --max-response-tokens N (4096)
   --device D --threads N --ort-lib PATH
 
+More than one machine:
+  --shard i/n        roll out only batches b with b mod n = i (each with the
+                     seed the whole run gives it); stdout and --out then
+                     score this part alone
+  --score-records F  no rollout: score the rollout records in F (e.g. the
+                     parts' --records put together with igsearch merge
+                     --block BATCH×GROUP), giving the unsharded run's JSON
+                     byte for byte; needs no --model, --index or --data
+
 Example:
   igsearch eval --model out/demo/ig-grpo/checkpoint --index out/demo/index \
     --data out/demo/world/test.jsonl --chat=false --topk 1
@@ -131,6 +140,9 @@ func runEval(args []string) error {
 	limit := fs.Int("limit", 0, "evaluate the first N questions (0: all)")
 	batch := fs.Int("batch-size", 64, "questions rolled out together")
 	greedy := fs.Bool("greedy", true, "greedy decoding")
+	var shard shardFlag
+	fs.Var(&shard, "shard", "roll out only batches b ≡ i mod n")
+	scoreRecords := fs.String("score-records", "", "score these rollout records instead of rolling out")
 	cfg := rollout.DefaultConfig()
 	cfg.GroupSize = 1
 	fs.BoolVar(&cfg.Chat, "chat", cfg.Chat, "Qwen2.5 chat format")
@@ -144,6 +156,16 @@ func runEval(args []string) error {
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "sampling seed (with --greedy=false)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *scoreRecords != "" {
+		if fs.NArg() > 0 {
+			return usagef("unexpected arguments %v", fs.Args())
+		}
+		res, err := evalRecords(*scoreRecords)
+		if err != nil {
+			return err
+		}
+		return printEval(res, *out)
 	}
 	switch {
 	case pf.model == "":
@@ -195,17 +217,45 @@ func runEval(args []string) error {
 	defer pol.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := evaluate(ctx, pol, retr, qr, cfg, *limit, *batch, *recordsPath)
+	res, err := evaluate(ctx, pol, retr, qr, cfg, *limit, *batch, *recordsPath, shard)
 	if err != nil {
 		return err
 	}
+	return printEval(res, *out)
+}
+
+// evalRecords scores the rollout records in path, in file order, as
+// evaluate scores them after their rollout.
+func evalRecords(path string) (*evalResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	res := &evalResult{BySource: map[string]*evalScore{}}
+	tr := trajectory.NewReader(f, path)
+	for {
+		rec, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return res, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.add(&rec)
+	}
+}
+
+// printEval writes the table to stderr and the JSON to stdout and, when out
+// is not "", to out.
+func printEval(res *evalResult, out string) error {
 	res.table(os.Stderr)
 	js, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	if *out != "" {
-		if err := writeFileAtomic(*out, js); err != nil {
+	if out != "" {
+		if err := writeFileAtomic(out, js); err != nil {
 			return err
 		}
 	}
@@ -214,8 +264,9 @@ func runEval(args []string) error {
 }
 
 // evaluate rolls out the questions of qr in batches and scores them,
-// writing the records to recordsPath when it is not "".
-func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, qr *qa.Reader, cfg rollout.Config, limit, batch int, recordsPath string) (*evalResult, error) {
+// writing the records to recordsPath when it is not "". With a shard, only
+// the shard's batches are rolled out and scored.
+func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, qr *qa.Reader, cfg rollout.Config, limit, batch int, recordsPath string, sh shardFlag) (*evalResult, error) {
 	var w *trajectory.Writer
 	if recordsPath != "" {
 		var err error
@@ -246,6 +297,10 @@ func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, q
 		}
 		if len(qs) == 0 {
 			break
+		}
+		if !sh.owns(b) {
+			seen += len(qs)
+			continue
 		}
 		cfg.Seed = baseSeed*1_000_003 + uint64(b)
 		recs, _, err := rollout.Run(ctx, pol, retr, qs, cfg)

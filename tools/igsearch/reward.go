@@ -45,6 +45,10 @@ last match only when there are two or more. Its prompt already holds two
 without a closed answer tag Search-R1 grades the prompt's example
 "Beijing". Here the response is scored alone and gets 0.
 
+--shard i/n scores only the rows r (0-based, blank lines not counted)
+with r mod n = i; igsearch merge --block 1 of the n parts, in shard order,
+is byte-identical to the unsharded output.
+
 Example:
   igsearch reward --in rollouts.jsonl --out scored.jsonl --metric em
 `,
@@ -56,6 +60,8 @@ func runReward(args []string) error {
 	in := fs.String("in", "", `JSONL rows with "response" and "golden_answers" ("-": stdin)`)
 	out := fs.String("out", "", `output JSONL ("-": stdout)`)
 	metric := fs.String("metric", "em", "em, subem or f1")
+	var shard shardFlag
+	fs.Var(&shard, "shard", "score only rows r with r mod n = i (merge the parts with igsearch merge --block 1)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,6 +81,7 @@ func runReward(args []string) error {
 		defer f.Close()
 		r = f
 	}
+	r = newShardReader(r, shard, 1)
 	cfg := reward.Config{Metric: m}
 	var st reward.RowStats
 	var scoreErr error

@@ -72,6 +72,9 @@ Flags:
   --seed S           chunk k draws with seed S·1000003+k, as training's
                      iteration k, so one iteration's logged rollouts scored
                      as one chunk reproduce training's IG
+  --shard i/n        score only chunks k with k mod n = i (with their seeds);
+                     igsearch merge --block BATCH-SIZE of the n outputs is
+                     byte-identical to the unsharded output
   --device D --threads N --ort-lib PATH
 
 Example:
@@ -93,6 +96,7 @@ type scoreIGFlags struct {
 	prefixSharing              bool
 	skipBad                    bool
 	seed                       uint64
+	shard                      shardFlag
 }
 
 func runScoreIG(args []string) error {
@@ -115,6 +119,7 @@ func runScoreIG(args []string) error {
 	fs.BoolVar(&f.prefixSharing, "prefix-sharing", true, "score shared context prefixes once")
 	fs.IntVar(&f.workers, "workers", 0, "parts of a chunk scored at once (0: 2 on the CPU, 1 on CUDA)")
 	fs.Uint64Var(&f.seed, "seed", train.DefaultConfig().Train.Seed, "seed of the counterfactual draws")
+	fs.Var(&f.shard, "shard", shardUsage)
 	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip rows that cannot be scored (no response, no gold answer) and count them")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -187,7 +192,7 @@ func runScoreIG(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	st, err := scoreIGStream(ctx, sc, in, name, f.out, f.batch, f.seed, scoreIGChecks{skipBad: f.skipBad, model: f.pol.model})
+	st, err := scoreIGStream(ctx, sc, in, name, f.out, f.batch, f.seed, scoreIGChecks{skipBad: f.skipBad, model: f.pol.model}, f.shard)
 	if err != nil {
 		return err
 	}
@@ -210,7 +215,10 @@ type scoredRow struct {
 // chunk as one batch (chunk k with seed train.IterationSeed(seed, k)) and
 // writes the rows with their IG to out, atomically. A row that cannot be
 // scored is an error naming its line, or skipped and counted (checks).
-func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, out string, batch int, seed uint64, checks scoreIGChecks) (scoreIGCounts, error) {
+//
+// With a shard, only the chunks k with k mod n = i are scored and written
+// (every row is still read and checked, so chunks are the unsharded run's).
+func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, out string, batch int, seed uint64, checks scoreIGChecks, sh shardFlag) (scoreIGCounts, error) {
 	var counts scoreIGCounts
 	w, err := trajectory.Create(out)
 	if err != nil {
@@ -218,7 +226,7 @@ func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, o
 	}
 	br := bufio.NewReaderSize(r, 1<<20)
 	prog := newProgress("score-ig", "trajectories", 0)
-	done, chunkNo, line := 0, 0, 0
+	done, chunkNo, line, rows := 0, 0, 0, 0
 	var chunk []scoredRow
 	flush := func() error {
 		recs := make([]trajectory.Record, len(chunk))
@@ -279,6 +287,12 @@ func scoreIGStream(ctx context.Context, sc *igscore.Scorer, r io.Reader, name, o
 					counts.skip(line)
 					continue
 				}
+				k := rows / batch // the row's chunk in the unsharded run
+				rows++
+				if !sh.owns(k) {
+					continue
+				}
+				chunkNo = k
 				row.line = line
 				chunk = append(chunk, row)
 				if len(chunk) == batch {

@@ -178,7 +178,7 @@ func TestScoreIGStage(t *testing.T) {
 	ctx := context.Background()
 	f, _ := os.Open(bad)
 	defer f.Close()
-	_, err = scoreIGStream(ctx, sc, f, "bad.jsonl", badOut, 8, 1, scoreIGChecks{})
+	_, err = scoreIGStream(ctx, sc, f, "bad.jsonl", badOut, 8, 1, scoreIGChecks{}, shardFlag{})
 	if err == nil || !strings.Contains(err.Error(), "bad.jsonl: line 2") {
 		t.Errorf("malformed input: error %v, want one naming bad.jsonl: line 2", err)
 	}

@@ -189,3 +189,49 @@ func mergeEnd(rs []*bufio.Reader, names []string, i, k, j int) error {
 	}
 	return nil
 }
+
+// shardReader passes on the lines of its input that belong to one shard,
+// where chunk k is the k-th run of block non-blank lines. The other lines
+// become empty lines, so that a stage that skips blank lines and counts
+// lines still names the input's own line numbers in its errors.
+type shardReader struct {
+	br      *bufio.Reader
+	s       shardFlag
+	block   int
+	rows    int
+	pending []byte
+	err     error
+}
+
+func newShardReader(r io.Reader, s shardFlag, block int) io.Reader {
+	if !s.sharded() {
+		return r
+	}
+	return &shardReader{br: bufio.NewReaderSize(r, 1<<20), s: s, block: block}
+}
+
+// Read implements io.Reader.
+func (r *shardReader) Read(p []byte) (int, error) {
+	for len(r.pending) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		line, err := r.br.ReadBytes('\n')
+		r.err = err
+		if len(bytes.TrimSpace(line)) == 0 {
+			r.pending = line
+			continue
+		}
+		k := r.rows / r.block
+		r.rows++
+		switch {
+		case r.s.owns(k):
+			r.pending = line
+		case line[len(line)-1] == '\n':
+			r.pending = []byte{'\n'}
+		}
+	}
+	n := copy(p, r.pending)
+	r.pending = r.pending[n:]
+	return n, nil
+}
