@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Request is one sequence to generate from.
@@ -355,30 +357,24 @@ func (b *Batch) Generate(ctx context.Context, rows []int, sp SamplingParams) ([]
 // sampleAll samples the next token of every active row, in parallel.
 func (b *Batch) sampleAll(res *forwardResult, active, rows []int, st []*genState, sp SamplingParams) {
 	v := b.p.vocab
-	workers := min(len(active), runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	next := make(chan int, len(active))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	samplers := sync.Pool{New: func() any { return new(sampler) }}
 	for i := range active {
-		next <- i
-	}
-	close(next)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var s sampler
-			for i := range next {
-				g := st[active[i]]
-				var cdf []float32
-				if res.cdf != nil {
-					cdf = res.cdf[i*v : (i+1)*v]
-				}
-				tok, lp := s.sample(res.logits[i*v:(i+1)*v], res.normalized, cdf, sp, b.rows[rows[active[i]]].rng)
-				g.sample, g.lp = int32(tok), lp
+		g.Go(func() error {
+			s := samplers.Get().(*sampler)
+			defer samplers.Put(s)
+			gs := st[active[i]]
+			var cdf []float32
+			if res.cdf != nil {
+				cdf = res.cdf[i*v : (i+1)*v]
 			}
-		}()
+			tok, lp := s.sample(res.logits[i*v:(i+1)*v], res.normalized, cdf, sp, b.rows[rows[active[i]]].rng)
+			gs.sample, gs.lp = int32(tok), lp
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 }
 
 // prefill runs every pending token of the given rows through the model and

@@ -3,8 +3,9 @@ package policy
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // RateShape is the shape of the runs ForwardRate times: Rows rows, each
@@ -49,34 +50,23 @@ func (p *Policy) ForwardRate(ctx context.Context, s RateShape, workers, tokens i
 	defer past.release()
 	ids, mask := fill(s.New)
 	runs := (tokens + s.Rows*s.New - 1) / (s.Rows * s.New)
-	next := make(chan struct{}, runs)
-	for range runs {
-		next <- struct{}{}
-	}
-	close(next)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(workers)
 	start := time.Now()
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range next {
-				res, err := p.forward(ctx, past, ids, mask, s.New, logitsLast)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				res.present.release()
+	for range runs {
+		g.Go(func() error {
+			res, err := p.forward(ctx, past, ids, mask, s.New, logitsLast)
+			if err != nil {
+				return err
 			}
-		}()
+			res.present.release()
+			return nil
+		})
 	}
-	wg.Wait()
+	err := g.Wait()
 	elapsed := time.Since(start)
-	for _, err := range errs {
-		if err != nil {
-			return 0, fmt.Errorf("policy: forward rate: %w", err)
-		}
+	if err != nil {
+		return 0, fmt.Errorf("policy: forward rate: %w", err)
 	}
 	return elapsed / time.Duration(runs*s.Rows*s.New), nil
 }
