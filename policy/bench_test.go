@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
 )
 
 // TestPolicyBench measures prefill, decode and scoring throughput on the
@@ -24,7 +26,12 @@ import (
 //
 // Knobs: IGSEARCH_POLICY_BENCH_PROMPT (prompt tokens, default 128),
 // IGSEARCH_POLICY_BENCH_DECODE (decode steps, default 32),
-// IGSEARCH_POLICY_BENCH_ATTENTION (standard|contrib, default contrib).
+// IGSEARCH_POLICY_BENCH_ATTENTION (standard|contrib, default: the policy's
+// choice), IGSEARCH_POLICY_BENCH_PRESET (a qwen2.Presets name instead of the
+// 100M shape, written in bf16), IGSEARCH_POLICY_BENCH_PREPACK=1 (let ONNX
+// Runtime prepack the MatMul weights). It also reports this machine's
+// memory read bandwidth ("membw"), measured in the same run, and the
+// weights' fp32 bytes, which a B=1 decode step reads once per token.
 func TestPolicyBench(t *testing.T) {
 	dir := os.Getenv("IGSEARCH_POLICY_BENCH")
 	if dir == "" {
@@ -40,18 +47,30 @@ func TestPolicyBench(t *testing.T) {
 	promptLen := env("IGSEARCH_POLICY_BENCH_PROMPT", 128)
 	steps := env("IGSEARCH_POLICY_BENCH_DECODE", 32)
 	attn := os.Getenv("IGSEARCH_POLICY_BENCH_ATTENTION")
-	if attn == "" {
-		attn = "contrib"
+	prepack := os.Getenv("IGSEARCH_POLICY_BENCH_PREPACK") == "1"
+	cfg, dt := qwen2.Bench100MConfig(), onnx.Float
+	if name := os.Getenv("IGSEARCH_POLICY_BENCH_PRESET"); name != "" {
+		var err error
+		if cfg, err = qwen2.Preset(name); err != nil {
+			t.Fatal(err)
+		}
+		dt = onnx.BFloat16
 	}
-	cfg := qwen2.Bench100MConfig()
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
-		if err := qwen2.Save(dir, cfg, qwen2.Init(cfg, 1), 0); err != nil {
+		if err := qwen2.Save(dir, cfg, qwen2.InitAs(cfg, 1, dt), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	threads := runtime.NumCPU()
+	var weightBytes int64
+	for _, n := range qwen2.WeightSizes(cfg, onnx.Float) {
+		weightBytes += n
+	}
+	bw := memoryReadBandwidth()
+	line, _ := json.Marshal(map[string]any{"impl": "igsearch", "what": "membw", "bytes_per_s": bw, "threads": threads})
+	fmt.Printf("BENCH %s\n", line)
 	start := time.Now()
-	p, err := Open(dir, Options{Threads: threads, Attention: attn})
+	p, err := Open(dir, Options{Threads: threads, Attention: attn, Prepack: prepack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +94,7 @@ func TestPolicyBench(t *testing.T) {
 			"impl": "igsearch", "what": what, "batch": batch, "tokens": tokens,
 			"seconds": d.Seconds(), "tokens_per_s": float64(tokens) / d.Seconds(),
 			"threads": threads, "attention": attn, "prompt": promptLen,
+			"prepack": prepack, "weight_bytes": weightBytes,
 		})
 		fmt.Printf("BENCH %s\n", line)
 	}
@@ -131,4 +151,42 @@ func TestPolicyBench(t *testing.T) {
 		})
 		report("score", batch, batch*promptLen, score)
 	}
+}
+
+// memoryReadBandwidth is the best of a few timed reads of a 1 GiB buffer on
+// every core, in bytes per second: the ceiling a memory-bound decode step
+// can reach on this machine.
+func memoryReadBandwidth() float64 {
+	buf := make([]uint64, 1<<27) // 1 GiB
+	for i := range buf {
+		buf[i] = uint64(i)
+	}
+	workers := runtime.NumCPU()
+	best := 0.0
+	for range 5 {
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		sums := make([]uint64, workers)
+		part := len(buf) / workers
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var s0, s1, s2, s3 uint64
+				b := buf[w*part : (w+1)*part]
+				for i := 0; i+3 < len(b); i += 4 {
+					s0 += b[i]
+					s1 += b[i+1]
+					s2 += b[i+2]
+					s3 += b[i+3]
+				}
+				sums[w] = s0 + s1 + s2 + s3
+			}()
+		}
+		wg.Wait()
+		if bw := float64(8*len(buf)) / time.Since(t0).Seconds(); bw > best {
+			best = bw
+		}
+	}
+	return best
 }

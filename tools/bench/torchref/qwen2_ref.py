@@ -12,16 +12,22 @@ import torch.nn.functional as F
 
 
 def load_checkpoint(d):
+    """config.json and the weights as float32 tensors, from model.safetensors
+    or the shards that model.safetensors.index.json lists; F32, BF16 or F16."""
     cfg = json.load(open(os.path.join(d, "config.json")))
-    with open(os.path.join(d, "model.safetensors"), "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header, data = json.loads(f.read(n)), bytearray(f.read())
+    index = os.path.join(d, "model.safetensors.index.json")
+    files = sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index) else ["model.safetensors"]
+    dtypes = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
     w = {}
-    for name, t in header.items():
-        if name != "__metadata__":
-            assert t["dtype"] == "F32", (name, t["dtype"])
-            a, b = t["data_offsets"]
-            w[name] = torch.frombuffer(data[a:b], dtype=torch.float32).reshape(t["shape"])
+    for name in files:
+        with open(os.path.join(d, name), "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header, data = json.loads(f.read(n)), bytearray(f.read())
+        for key, t in header.items():
+            if key != "__metadata__":
+                a, b = t["data_offsets"]
+                w[key] = torch.frombuffer(data[a:b], dtype=dtypes[t["dtype"]]).reshape(t["shape"]).float()
+        del data
     return cfg, w
 
 
