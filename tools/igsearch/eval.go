@@ -55,9 +55,14 @@ Flags:
                      at --temperature with --seed)
   --group-size G     samples per question (default 1)
   --limit N          the first N questions (default all)
+  --per-source N     the first N questions of each data_source (default
+                     all): a merged test file lists its sets one after the
+                     other, so --limit alone samples only the first
   --batch-size N     questions rolled out together (default 64)
-  --topk K (3) --max-turns N (4) --max-new-tokens N (512)
+  --topk K (3) --max-turns N (4) --max-turn-tokens N (512)
   --max-obs-tokens N (512) --max-response-tokens N (4096)
+  --max-context-tokens N  prompt + response, Search-R1's max_prompt_length
+                     (default 0: no limit); a trajectory is cut there
   --device D --threads N --ort-lib PATH
 
 More than one machine:
@@ -138,6 +143,7 @@ func runEval(args []string) error {
 	out := fs.String("out", "", "write the JSON result to FILE")
 	recordsPath := fs.String("records", "", "write the trajectories to FILE (JSONL)")
 	limit := fs.Int("limit", 0, "evaluate the first N questions (0: all)")
+	perSource := fs.Int("per-source", 0, "evaluate the first N questions of each data_source (0: all)")
 	batch := fs.Int("batch-size", 64, "questions rolled out together")
 	greedy := fs.Bool("greedy", true, "greedy decoding")
 	var shard shardFlag
@@ -149,7 +155,9 @@ func runEval(args []string) error {
 	fs.IntVar(&cfg.GroupSize, "group-size", cfg.GroupSize, "samples per question")
 	fs.IntVar(&cfg.TopK, "topk", cfg.TopK, "passages per search")
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "search turns before the answer turn")
-	fs.IntVar(&cfg.MaxNewTokens, "max-new-tokens", cfg.MaxNewTokens, "tokens per turn")
+	fs.IntVar(&cfg.MaxNewTokens, "max-turn-tokens", cfg.MaxNewTokens, "tokens generated per turn")
+	fs.IntVar(&cfg.MaxNewTokens, "max-new-tokens", cfg.MaxNewTokens, "same as --max-turn-tokens")
+	fs.IntVar(&cfg.MaxContext, "max-context-tokens", cfg.MaxContext, "prompt + response tokens (0: no limit)")
 	fs.IntVar(&cfg.MaxObsTokens, "max-obs-tokens", cfg.MaxObsTokens, "observation token limit")
 	fs.IntVar(&cfg.MaxResponse, "max-response-tokens", cfg.MaxResponse, "tokens per trajectory")
 	fs.Float64Var(&cfg.Temperature, "temperature", cfg.Temperature, "sampling temperature (with --greedy=false)")
@@ -217,7 +225,7 @@ func runEval(args []string) error {
 	defer pol.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := evaluate(ctx, pol, retr, qr, cfg, *limit, *batch, *recordsPath, shard)
+	res, err := evaluate(ctx, pol, retr, qr, cfg, *limit, *perSource, *batch, *recordsPath, shard)
 	if err != nil {
 		return err
 	}
@@ -264,9 +272,10 @@ func printEval(res *evalResult, out string) error {
 }
 
 // evaluate rolls out the questions of qr in batches and scores them,
-// writing the records to recordsPath when it is not "". With a shard, only
-// the shard's batches are rolled out and scored.
-func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, qr *qa.Reader, cfg rollout.Config, limit, batch int, recordsPath string, sh shardFlag) (*evalResult, error) {
+// writing the records to recordsPath when it is not "". With perSource > 0
+// only the first perSource questions of each data_source are kept. With a
+// shard, only the shard's batches are rolled out and scored.
+func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, qr *qa.Reader, cfg rollout.Config, limit, perSource, batch int, recordsPath string, sh shardFlag) (*evalResult, error) {
 	var w *trajectory.Writer
 	if recordsPath != "" {
 		var err error
@@ -282,6 +291,7 @@ func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, q
 	res := &evalResult{BySource: map[string]*evalScore{}}
 	prog := newProgress("eval", "questions", int64(max(limit, 0)))
 	seen := 0
+	taken := map[string]int{} // questions kept per data_source
 	baseSeed := cfg.Seed
 	for b := 0; ; b++ {
 		var qs []qa.Example
@@ -292,6 +302,12 @@ func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, q
 			}
 			if err != nil {
 				return nil, err
+			}
+			if perSource > 0 {
+				if taken[q.DataSource] >= perSource {
+					continue
+				}
+				taken[q.DataSource]++
 			}
 			qs = append(qs, q)
 		}
