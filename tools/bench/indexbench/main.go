@@ -4,7 +4,7 @@
 // index size, single-thread and all-core top-3 query throughput, p50/p99
 // latency, and the fraction of postings igsearch's pruning skipped.
 //
-//	indexbench --corpus FILE --work DIR [--docs N] [--queries 300] [--label NAME] [--json FILE]
+//	indexbench --corpus FILE --work DIR [--docs N] [--queries 300] [--label NAME] [--json FILE] [--ram-buffer MB]
 package main
 
 import (
@@ -59,6 +59,7 @@ type buildResult struct {
 	Seconds float64 `json:"seconds"`
 	RSS     int64   `json:"peak_rss_bytes"`
 	Bytes   int64   `json:"index_bytes"`
+	Spills  int     `json:"spills,omitempty"` // igsearch: segments written to run files
 }
 
 type queryResult struct {
@@ -73,6 +74,7 @@ func run() error {
 	nq := flag.Int("queries", 300, "number of queries")
 	label := flag.String("label", "", "name of the corpus in the report")
 	jsonOut := flag.String("json", "", "also write the figures as JSON here")
+	ramMB := flag.Int("ram-buffer", index.DefaultRAMBufferMB, "igsearch build's RAM buffer in MiB (index.BuildOptions.RAMBufferMB)")
 	flag.Parse()
 	if *corpus == "" {
 		return fmt.Errorf("--corpus is required")
@@ -85,12 +87,12 @@ func run() error {
 	os.RemoveAll(igDir)
 	os.RemoveAll(blDir)
 
-	ig, err := childRun("igsearch", *corpus, igDir, *docs)
+	ig, err := childRun("igsearch", *corpus, igDir, *docs, *ramMB)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "igsearch build: %d docs in %.1fs\n", ig.Docs, ig.Seconds)
-	bl, err := childRun("bleve", *corpus, blDir, *docs)
+	fmt.Fprintf(os.Stderr, "igsearch build: %d docs in %.1fs (RAM buffer %d MiB, %d spills)\n", ig.Docs, ig.Seconds, *ramMB, ig.Spills)
+	bl, err := childRun("bleve", *corpus, blDir, *docs, 0)
 	if err != nil {
 		return err
 	}
@@ -226,12 +228,12 @@ func measure(queries []string, search func(i int, q string)) queryResult {
 }
 
 // childRun builds one index in a child process and reads its peak RSS.
-func childRun(engine, corpus, dir string, docs int) (buildResult, error) {
+func childRun(engine, corpus, dir string, docs, ramMB int) (buildResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return buildResult{}, err
 	}
-	cmd := exec.Command(self, "child-build", engine, corpus, dir, fmt.Sprint(docs))
+	cmd := exec.Command(self, "child-build", engine, corpus, dir, fmt.Sprint(docs), fmt.Sprint(ramMB))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -297,26 +299,27 @@ func firstLines(corpus string, n int) (io.ReadCloser, error) {
 }
 
 func childBuild(args []string) error {
-	if len(args) != 4 {
-		return fmt.Errorf("want ENGINE CORPUS DIR DOCS")
+	if len(args) != 5 {
+		return fmt.Errorf("want ENGINE CORPUS DIR DOCS RAM_BUFFER_MB")
 	}
 	engine, corpus, dir := args[0], args[1], args[2]
-	var n int
+	var n, ramMB int
 	fmt.Sscan(args[3], &n)
+	fmt.Sscan(args[4], &ramMB)
 	r, err := firstLines(corpus, n)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	start := time.Now()
-	var docs int
+	var docs, spills int
 	switch engine {
 	case "igsearch":
-		st, err := index.Build(context.Background(), r, dir, index.BuildOptions{})
+		st, err := index.Build(context.Background(), r, dir, index.BuildOptions{RAMBufferMB: ramMB})
 		if err != nil {
 			return err
 		}
-		docs = int(st.Docs)
+		docs, spills = int(st.Docs), st.Spills
 	case "bleve":
 		docs, err = bleveBuild(r, dir)
 		if err != nil {
@@ -325,7 +328,7 @@ func childBuild(args []string) error {
 	default:
 		return fmt.Errorf("unknown engine %q", engine)
 	}
-	return json.NewEncoder(os.Stdout).Encode(buildResult{Docs: docs, Seconds: time.Since(start).Seconds()})
+	return json.NewEncoder(os.Stdout).Encode(buildResult{Docs: docs, Seconds: time.Since(start).Seconds(), Spills: spills})
 }
 
 // luceneStop is Lucene's English stop set, so that bleve's analyzer matches
