@@ -3,22 +3,20 @@ package igscore
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/qwen2"
-	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/rollout"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/pipeline/world"
+	"github.com/igsearch/igsearch/pipeline/world/worldtest"
 	"github.com/igsearch/igsearch/policy"
-	"github.com/igsearch/igsearch/tokenize"
 )
 
 // tiny is the shared test setup: a small world, its index and a random
@@ -57,34 +55,18 @@ func newTiny() (*tiny, error) {
 		return nil, err
 	}
 	tinyDir = dir
-	wc := world.DefaultConfig()
-	wc.Countries, wc.Cities, wc.People, wc.Organisations, wc.Works = 6, 24, 60, 12, 30
-	wc.Train, wc.Dev, wc.Test = 16, 4, 4
-	w, err := world.Generate(wc)
+	f, err := worldtest.New(dir, worldtest.Questions{Train: 16, Dev: 4, Test: 4})
 	if err != nil {
 		return nil, err
 	}
-	wdir := filepath.Join(dir, "world")
-	if err := w.Write(wdir); err != nil {
-		return nil, err
-	}
-	if _, err := index.BuildFile(context.Background(), filepath.Join(wdir, "corpus.jsonl"), filepath.Join(dir, "index"), index.BuildOptions{Workers: 1}); err != nil {
-		return nil, err
-	}
-	ix, err := index.Open(filepath.Join(dir, "index"))
+	ix, err := index.Open(f.IndexDir)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenize.Load(filepath.Join(wdir, "tokenizer.json"))
-	if err != nil {
-		return nil, err
-	}
-	mc := qwen2.TinyConfig()
-	mc.VocabSize = tok.VocabSize()
-	mc.BOSTokenID, mc.EOSTokenIDs = 0, []int64{0}
-	mdir := filepath.Join(dir, "model")
+	w, tok, mc := f.World, f.Tokenizer, f.ModelConfig()
 	words := strings.Fields(w.Train[0].GoldenAnswers[0] + " " + w.Train[1].GoldenAnswers[0])
-	if err := qwen2.Save(mdir, mc, searchyWeights(mc, tok, words), 0); err != nil {
+	mdir, err := f.SaveModel("model", mc, worldtest.SearchyWeights(mc, tok, words))
+	if err != nil {
 		return nil, err
 	}
 	pol, err := policy.Open(mdir, policy.Options{Threads: 2, Tokenizer: tok, NoGraphCache: true})
@@ -92,8 +74,8 @@ func newTiny() (*tiny, error) {
 		return nil, err
 	}
 	mc.InitializerRange = 0.3
-	sdir := filepath.Join(dir, "sharp")
-	if err := qwen2.Save(sdir, mc, qwen2.Init(mc, 2), 0); err != nil {
+	sdir, err := f.SaveModel("sharp", mc, qwen2.Init(mc, 2))
+	if err != nil {
 		return nil, err
 	}
 	sharp, err := policy.Open(sdir, policy.Options{Threads: 2, Tokenizer: tok, NoGraphCache: true})
@@ -101,40 +83,6 @@ func newTiny() (*tiny, error) {
 		return nil, err
 	}
 	return &tiny{world: w, ix: ix, pol: pol, sharp: sharp}, nil
-}
-
-// searchyWeights is a random tiny Qwen2 whose next-token distribution is
-// biased, whatever the context, towards the protocol's tags and a few
-// corpus words, so that even untrained it searches, answers and now and
-// then writes stray tags. Hidden dimension 0 of every embedding is a large
-// constant, which the final norm keeps near-constant, so that column 0 of
-// lm_head acts as a per-token bias.
-func searchyWeights(mc qwen2.Config, tok *tokenize.Tokenizer, words []string) qwen2.Weights {
-	w := qwen2.Init(mc, 1)
-	H, V := mc.HiddenSize, mc.VocabSize
-	emb := w["model.embed_tokens.weight"].Floats()
-	for v := range V {
-		emb[v*H] = 10
-	}
-	w["model.embed_tokens.weight"] = onnx.FloatTensor([]int64{int64(V), int64(H)}, emb)
-	bias := map[string]float32{
-		"<search>": 2.5, "</search>": 2.5, "<answer>": 2, "</answer>": 2, "<think>": 1, "</think>": 1,
-		"<information>": 0.3, "</information>": 0.3, "<refine>": 2, "</refine>": 2,
-	}
-	for _, word := range words {
-		bias[word] = 3.5
-	}
-	head := w["lm_head.weight"].Floats()
-	for v := range V {
-		head[v*H] = -8.0 / 8
-	}
-	for s, b := range bias {
-		if id, ok := tok.TokenID(s); ok {
-			head[int(id)*H] = b / 8
-		}
-	}
-	w["lm_head.weight"] = onnx.FloatTensor([]int64{int64(V), int64(H)}, head)
-	return w
 }
 
 func TestMain(m *testing.M) {

@@ -6,11 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/world"
-	"github.com/igsearch/igsearch/tokenize"
+	"github.com/igsearch/igsearch/pipeline/world/worldtest"
 )
 
 // tinySetup writes a small world, its index and a random tiny policy over
@@ -21,39 +20,21 @@ func tinySetup(t *testing.T) (Config, *world.World, string) {
 		t.Fatalf("%v (run `make setup`)", err)
 	}
 	dir := t.TempDir()
-	wc := world.DefaultConfig()
-	wc.Countries, wc.Cities, wc.People, wc.Organisations, wc.Works = 6, 24, 60, 12, 30
-	wc.Train, wc.Dev, wc.Test = 40, 8, 8
-	w, err := world.Generate(wc)
+	f, err := worldtest.New(dir, worldtest.Questions{Train: 40, Dev: 8, Test: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wdir := filepath.Join(dir, "world")
-	if err := w.Write(wdir); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := index.BuildFile(context.Background(), filepath.Join(wdir, "corpus.jsonl"), filepath.Join(dir, "index"), index.BuildOptions{Workers: 1}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenize.Load(filepath.Join(wdir, "tokenizer.json"))
+	w, wdir := f.World, f.WorldDir
+	mc := f.ModelConfig()
+	mdir, err := f.SaveModel("model", mc, qwen2.Init(mc, 1))
 	if err != nil {
-		t.Fatal(err)
-	}
-	mc := qwen2.TinyConfig()
-	mc.VocabSize = tok.VocabSize()
-	mc.BOSTokenID, mc.EOSTokenIDs = 0, []int64{0}
-	mdir := filepath.Join(dir, "model")
-	if err := qwen2.Save(mdir, mc, qwen2.Init(mc, 1), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyFile(filepath.Join(wdir, "tokenizer.json"), filepath.Join(mdir, "tokenizer.json")); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
 	cfg.Model.Path = mdir
 	cfg.Data.Train = filepath.Join(wdir, "train.jsonl")
 	cfg.Data.Dev = filepath.Join(wdir, "dev.jsonl")
-	cfg.Retriever.Index = filepath.Join(dir, "index")
+	cfg.Retriever.Index = f.IndexDir
 	cfg.Rollout.Chat = false
 	cfg.Rollout.GroupSize = 3
 	cfg.Rollout.MaxNewTokens = 24

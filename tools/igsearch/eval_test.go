@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -11,11 +10,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/world"
-	"github.com/igsearch/igsearch/tokenize"
+	"github.com/igsearch/igsearch/pipeline/world/worldtest"
 )
 
 // capture runs `igsearch ARGS...` and returns its exit code and stdout.
@@ -59,37 +57,17 @@ func newAgentSetup(t *testing.T) agentSetup {
 			agentErr = err
 			return
 		}
-		s := agentSetup{worldDir: filepath.Join(dir, "world"), indexDir: filepath.Join(dir, "index"), modelDir: filepath.Join(dir, "model")}
-		wc := world.DefaultConfig()
-		wc.Countries, wc.Cities, wc.People, wc.Organisations, wc.Works = 6, 24, 60, 12, 30
-		wc.Train, wc.Dev, wc.Test = 8, 4, 6
-		if s.world, agentErr = world.Generate(wc); agentErr != nil {
-			return
-		}
-		if agentErr = s.world.Write(s.worldDir); agentErr != nil {
-			return
-		}
-		if _, agentErr = index.BuildFile(context.Background(), filepath.Join(s.worldDir, "corpus.jsonl"), s.indexDir, index.BuildOptions{Workers: 1}); agentErr != nil {
-			return
-		}
-		tok, err := tokenize.Load(filepath.Join(s.worldDir, "tokenizer.json"))
+		f, err := worldtest.New(dir, worldtest.Questions{Train: 8, Dev: 4, Test: 6})
 		if err != nil {
 			agentErr = err
 			return
 		}
-		mc := qwen2.TinyConfig()
-		mc.VocabSize = tok.VocabSize()
-		mc.BOSTokenID, mc.EOSTokenIDs = 0, []int64{0}
+		s := agentSetup{world: f.World, worldDir: f.WorldDir, indexDir: f.IndexDir}
+		mc := f.ModelConfig()
 		mc.InitializerRange = 0.3 // random, but with log-probs that depend on the context
-		if agentErr = qwen2.Save(s.modelDir, mc, qwen2.Init(mc, 3), 0); agentErr != nil {
+		if s.modelDir, agentErr = f.SaveModel("model", mc, qwen2.Init(mc, 3)); agentErr != nil {
 			return
 		}
-		b, err := os.ReadFile(filepath.Join(s.worldDir, "tokenizer.json"))
-		if err != nil {
-			agentErr = err
-			return
-		}
-		agentErr = os.WriteFile(filepath.Join(s.modelDir, "tokenizer.json"), b, 0o644)
 		agentVal = s
 	})
 	if agentErr != nil {
