@@ -45,7 +45,10 @@ func TestTrainSearchR1StandIn(t *testing.T) {
 	}
 
 	cfg.Train.Iterations, cfg.Train.EvalEvery, cfg.Train.CheckpointEvery = 1, 0, 0
-	cfg.Retriever.Index, cfg.Retriever.URL = "", url
+	// Searches go to the stand-in; the BM25 index only supplies the random
+	// passages of the corpus counterfactual.
+	cfg.Retriever.URL = url
+	cfg.IG.Counterfactual = "corpus"
 	cfg.Train.Out = filepath.Join(dir, "standin")
 	if _, err := train.Run(context.Background(), cfg, nil); err != nil {
 		t.Fatal(err)

@@ -57,7 +57,7 @@ type DataConfig struct {
 // RetrieverConfig chooses the in-process index or a Search-R1 server.
 type RetrieverConfig struct {
 	Index string `toml:"index"` // index directory
-	URL   string `toml:"url"`   // http://host:port/retrieve, instead of Index
+	URL   string `toml:"url"`   // http://host:port[/retrieve]: searches go here; Index then serves only ig_counterfactual corpus
 	TopK  int    `toml:"topk"`
 }
 

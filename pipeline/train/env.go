@@ -127,11 +127,20 @@ func (e *environment) policyFromDir(dir string) (*policy.Policy, error) {
 }
 
 // openRetriever opens the in-process index, or a client of a
-// Search-R1-compatible /retrieve server.
+// Search-R1-compatible /retrieve server. With both, searches go to the
+// server (e.g. Search-R1's e5 + FAISS) and the index is opened only for
+// ig_counterfactual corpus, whose random passages it draws.
 func (e *environment) openRetriever() error {
 	switch {
 	case e.cfg.Retriever.URL != "":
 		e.retr = index.NewRemoteRetriever(e.cfg.Retriever.URL)
+		if e.cfg.Retriever.Index != "" && ig.Counterfactual(e.cfg.IG.Counterfactual) == ig.CounterfactualCorpus {
+			ix, err := index.Open(e.cfg.Retriever.Index)
+			if err != nil {
+				return err
+			}
+			e.ix, e.closeRetr = ix, ix.Close
+		}
 	case e.cfg.Retriever.Index != "":
 		ix, err := index.Open(e.cfg.Retriever.Index)
 		if err != nil {
