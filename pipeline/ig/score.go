@@ -3,10 +3,10 @@ package ig
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/stats"
 )
 
 // Item is one trajectory to score: its parsed text and its gold answers.
@@ -165,19 +165,7 @@ type Result struct {
 // random documents did. With no counterfactual (N = 0) it is NaN: the gain
 // is undefined, and Collect skips such a step.
 func Gain(real float64, random []float64) float64 {
-	return real - mean(random)
-}
-
-// mean is the arithmetic mean, summed in order; NaN for no values.
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	m := 0.0
-	for _, v := range xs {
-		m += v
-	}
-	return m / float64(len(xs))
+	return real - stats.Mean(random)
 }
 
 // Collect computes the IG of every item from the answers to its requests:
@@ -231,7 +219,7 @@ func Collect[F float32 | float64](nItems int, reqs []Request, logps [][]F) ([]Re
 			continue
 		}
 		real, rand := golds[best].real, golds[best].rand
-		out[k.item].Steps = append(out[k.item].Steps, StepIG{Step: k.step, LogpReal: real, LogpRandomMean: mean(rand), IG: Gain(real, rand)})
+		out[k.item].Steps = append(out[k.item].Steps, StepIG{Step: k.step, LogpReal: real, LogpRandomMean: stats.Mean(rand), IG: Gain(real, rand)})
 	}
 	for i := range out {
 		slices.SortFunc(out[i].Steps, func(a, b StepIG) int { return cmp.Compare(a.Step, b.Step) })

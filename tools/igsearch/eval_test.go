@@ -19,18 +19,35 @@ import (
 // capture runs `igsearch ARGS...` and returns its exit code and stdout.
 func capture(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	var code int
+	out := captureFile(t, &os.Stdout, func() { code = run(args) })
+	return code, out
+}
+
+// captureErr runs `igsearch ARGS...` and returns its exit code and stderr.
+func captureErr(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var code int
+	out := captureFile(t, &os.Stderr, func() { code = run(args) })
+	return code, out
+}
+
+// captureFile runs f with *target (os.Stdout or os.Stderr) redirected to a
+// pipe and returns what f wrote there.
+func captureFile(t *testing.T, target **os.File, f func()) string {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := os.Stdout
-	os.Stdout = w
+	old := *target
+	*target = w
 	done := make(chan string)
 	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	code := run(args)
+	f()
 	w.Close()
-	os.Stdout = old
-	return code, <-done
+	*target = old
+	return <-done
 }
 
 // agentSetup is a small world, its index, and a random tiny Qwen2 over the

@@ -17,34 +17,6 @@ import (
 // after output was written, and silent results. Each ran against the CLI
 // before the fix and failed the way its comment says.
 
-// captureErr runs `igsearch ARGS...` and returns its exit code and stderr.
-func captureErr(t *testing.T, args ...string) (int, string) {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stderr
-	os.Stderr = w
-	done := make(chan string)
-	go func() {
-		var b strings.Builder
-		buf := make([]byte, 4096)
-		for {
-			n, err := r.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		done <- b.String()
-	}()
-	code := run(args)
-	w.Close()
-	os.Stderr = old
-	return code, <-done
-}
-
 func mustRead(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
