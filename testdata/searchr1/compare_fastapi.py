@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import retrieval_standin as standin_mod
 
