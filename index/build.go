@@ -652,8 +652,10 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 	const chunkTerms, chunkBytes = 2048, 8 << 20
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Few chunks in flight: one of a very frequent term holds its whole
+	// list (2-3 bytes a passage) from every run.
 	jobs := make(chan *chunk, b.opt.Workers)
-	order := make(chan *chunk, 2*b.opt.Workers)
+	order := make(chan *chunk, b.opt.Workers)
 	var mergeErr error
 	go func() {
 		defer close(order)

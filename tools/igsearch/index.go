@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -131,6 +132,13 @@ func indexBuild(args []string) error {
 	}
 	if *ramMB <= 0 {
 		return usagef("--ram-buffer must be positive (MiB)")
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the garbage collector's slack (by default the
+		// heap may double before a collection) near the bound that
+		// --ram-buffer promises: the buffer, the merge's working set and the
+		// passage lengths (8 bytes a passage) fit in 2×buffer + 1 GiB.
+		debug.SetMemoryLimit(int64(*ramMB)<<21 + 1<<30)
 	}
 	if err := atomicfile.Guard(*out, index.DirKind, *force, "--force"); err != nil {
 		return fmt.Errorf("--out: %w", err)
