@@ -18,7 +18,7 @@ func BenchmarkScore(b *testing.B) {
 	cfg := rollout.DefaultConfig()
 	cfg.Chat, cfg.GroupSize, cfg.MaxTurns = false, 3, 4
 	cfg.MaxNewTokens, cfg.MaxObsTokens, cfg.MaxResponse, cfg.Seed = 16, 120, 1200, 11
-	recs, _, err := rollout.Run(context.Background(), tn.pol, tn.ix, questions(tn.world, 8), cfg)
+	recs, _, err := rollout.Run(context.Background(), tn.pol, tn.ix, tn.TrainExamples(8), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

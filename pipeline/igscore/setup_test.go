@@ -3,15 +3,12 @@ package igscore
 import (
 	"context"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/qwen2"
-	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/protocol"
-	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/rollout"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/pipeline/world"
@@ -19,9 +16,10 @@ import (
 	"github.com/igsearch/igsearch/policy"
 )
 
-// tiny is the shared test setup: a small world, its index and a random
-// tiny Qwen2 over the world's WordLevel vocabulary.
+// tiny is the shared test setup: a small world, its index and a tiny
+// Qwen2 that searches (worldtest.NewAgent), and the sharp scorer.
 type tiny struct {
+	*worldtest.Agent
 	world *world.World
 	ix    *index.Index
 	pol   *policy.Policy
@@ -31,79 +29,38 @@ type tiny struct {
 }
 
 var (
-	tinyOnce sync.Once
-	tinyVal  *tiny
-	tinyErr  error
-	tinyDir  string
+	shared    = worldtest.Shared{Questions: worldtest.Questions{Train: 16, Dev: 4, Test: 4}}
+	sharpOnce sync.Once
+	sharpPol  *policy.Policy
+	sharpErr  error
 )
 
 func setup(t testing.TB) *tiny {
 	t.Helper()
-	tinyOnce.Do(func() { tinyVal, tinyErr = newTiny() })
-	if tinyErr != nil {
-		t.Fatal(tinyErr)
+	a := shared.Get(t)
+	sharpOnce.Do(func() {
+		mc := a.ModelConfig()
+		mc.InitializerRange = 0.3
+		sdir, err := a.SaveModel("sharp", mc, qwen2.Init(mc, 2))
+		if err != nil {
+			sharpErr = err
+			return
+		}
+		sharpPol, sharpErr = policy.Open(sdir, policy.Options{Threads: 2, Tokenizer: a.Tokenizer})
+	})
+	if sharpErr != nil {
+		t.Fatal(sharpErr)
 	}
-	return tinyVal
-}
-
-func newTiny() (*tiny, error) {
-	if _, err := ort.InitDefault(os.Getenv(ort.LibraryEnv), ort.CPU); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "igscore-test")
-	if err != nil {
-		return nil, err
-	}
-	tinyDir = dir
-	f, err := worldtest.New(dir, worldtest.Questions{Train: 16, Dev: 4, Test: 4})
-	if err != nil {
-		return nil, err
-	}
-	ix, err := index.Open(f.IndexDir)
-	if err != nil {
-		return nil, err
-	}
-	w, tok, mc := f.World, f.Tokenizer, f.ModelConfig()
-	words := strings.Fields(w.Train[0].GoldenAnswers[0] + " " + w.Train[1].GoldenAnswers[0])
-	mdir, err := f.SaveModel("model", mc, worldtest.SearchyWeights(mc, tok, words))
-	if err != nil {
-		return nil, err
-	}
-	pol, err := policy.Open(mdir, policy.Options{Threads: 2, Tokenizer: tok, NoGraphCache: true})
-	if err != nil {
-		return nil, err
-	}
-	mc.InitializerRange = 0.3
-	sdir, err := f.SaveModel("sharp", mc, qwen2.Init(mc, 2))
-	if err != nil {
-		return nil, err
-	}
-	sharp, err := policy.Open(sdir, policy.Options{Threads: 2, Tokenizer: tok, NoGraphCache: true})
-	if err != nil {
-		return nil, err
-	}
-	return &tiny{world: w, ix: ix, pol: pol, sharp: sharp}, nil
+	return &tiny{Agent: a, world: a.World, ix: a.Index, pol: a.Policy, sharp: sharpPol}
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if tinyVal != nil {
-		tinyVal.pol.Close()
-		tinyVal.sharp.Close()
-		tinyVal.ix.Close()
+	if sharpPol != nil {
+		sharpPol.Close()
 	}
-	if tinyDir != "" {
-		os.RemoveAll(tinyDir)
-	}
+	shared.Close()
 	os.Exit(code)
-}
-
-func questions(w *world.World, n int) []qa.Example {
-	var out []qa.Example
-	for _, q := range w.Train[:n] {
-		out = append(out, qa.Example{ID: q.ID, Question: q.Question, GoldenAnswers: q.GoldenAnswers})
-	}
-	return out
 }
 
 // rollouts samples trajectories of the tiny policy that search.
@@ -112,7 +69,7 @@ func rollouts(t testing.TB, tn *tiny, p protocol.Protocol, nq, turns int) []traj
 	cfg := rollout.DefaultConfig()
 	cfg.Protocol, cfg.Chat, cfg.GroupSize, cfg.MaxTurns = p, false, 3, turns
 	cfg.MaxNewTokens, cfg.MaxObsTokens, cfg.MaxResponse, cfg.Seed = 12, 60, 600, 3
-	recs, _, err := rollout.Run(context.Background(), tn.pol, tn.ix, questions(tn.world, nq), cfg)
+	recs, _, err := rollout.Run(context.Background(), tn.pol, tn.ix, tn.TrainExamples(nq), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,11 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/protocol"
-	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/pipeline/world"
@@ -24,78 +22,27 @@ import (
 	"github.com/igsearch/igsearch/tokenize"
 )
 
-// tiny is the shared test setup: a small world, its index and a random
-// tiny Qwen2 over the world's WordLevel vocabulary.
+// tiny is the shared test setup: a small world, its index and a tiny
+// Qwen2 that searches (worldtest.NewAgent).
 type tiny struct {
+	*worldtest.Agent
 	world *world.World
 	ix    *index.Index
 	pol   *policy.Policy
 }
 
-var (
-	tinyOnce sync.Once
-	tinyVal  *tiny
-	tinyErr  error
-	tinyDir  string
-)
+var shared = worldtest.Shared{Questions: worldtest.Questions{Train: 16, Dev: 4, Test: 4}}
 
 func setup(t *testing.T) *tiny {
 	t.Helper()
-	tinyOnce.Do(func() { tinyVal, tinyErr = newTiny() })
-	if tinyErr != nil {
-		t.Fatal(tinyErr)
-	}
-	return tinyVal
-}
-
-func newTiny() (*tiny, error) {
-	if _, err := ort.InitDefault(os.Getenv(ort.LibraryEnv), ort.CPU); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "rollout-test")
-	if err != nil {
-		return nil, err
-	}
-	tinyDir = dir
-	f, err := worldtest.New(dir, worldtest.Questions{Train: 16, Dev: 4, Test: 4})
-	if err != nil {
-		return nil, err
-	}
-	ix, err := index.Open(f.IndexDir)
-	if err != nil {
-		return nil, err
-	}
-	w, mc := f.World, f.ModelConfig()
-	words := strings.Fields(w.Train[0].GoldenAnswers[0] + " " + w.Train[1].GoldenAnswers[0])
-	mdir, err := f.SaveModel("model", mc, worldtest.SearchyWeights(mc, f.Tokenizer, words))
-	if err != nil {
-		return nil, err
-	}
-	pol, err := policy.Open(mdir, policy.Options{Threads: 2, Tokenizer: f.Tokenizer, NoGraphCache: true})
-	if err != nil {
-		return nil, err
-	}
-	return &tiny{world: w, ix: ix, pol: pol}, nil
+	a := shared.Get(t)
+	return &tiny{Agent: a, world: a.World, ix: a.Index, pol: a.Policy}
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if tinyVal != nil {
-		tinyVal.pol.Close()
-		tinyVal.ix.Close()
-	}
-	if tinyDir != "" {
-		os.RemoveAll(tinyDir)
-	}
+	shared.Close()
 	os.Exit(code)
-}
-
-func questions(w *world.World, n int) []qa.Example {
-	var out []qa.Example
-	for _, q := range w.Train[:n] {
-		out = append(out, qa.Example{ID: q.ID, Question: q.Question, GoldenAnswers: q.GoldenAnswers})
-	}
-	return out
 }
 
 func testConfig(p protocol.Protocol) Config {
@@ -219,7 +166,7 @@ func TestRunWorld(t *testing.T) {
 	for _, p := range []protocol.Protocol{protocol.SearchR1(), protocol.AutoRefine()} {
 		t.Run(p.Name, func(t *testing.T) {
 			cfg := testConfig(p)
-			qs := questions(tn.world, 4)
+			qs := tn.TrainExamples(4)
 			retr := &countingRetriever{Retriever: tn.ix}
 			recs, st, err := Run(context.Background(), tn.pol, retr, qs, cfg)
 			if err != nil {
@@ -357,7 +304,7 @@ func TestRunQwenTokenizer(t *testing.T) {
 	cfg.Chat = true
 	cfg.GroupSize = 2
 	cfg.MaxNewTokens = 8
-	recs, st, err := Run(context.Background(), pol, tn.ix, questions(tn.world, 2), cfg)
+	recs, st, err := Run(context.Background(), pol, tn.ix, tn.TrainExamples(2), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +353,7 @@ func sameRecords(a, b []trajectory.Record, tol float64) error {
 func TestMicroBatch(t *testing.T) {
 	tn := setup(t)
 	cfg := testConfig(protocol.SearchR1())
-	qs := questions(tn.world, 4)
+	qs := tn.TrainExamples(4)
 	all, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -441,7 +388,7 @@ func TestMaxContext(t *testing.T) {
 	tn := setup(t)
 	tok := tn.pol.Tokenizer()
 	cfg := testConfig(protocol.SearchR1())
-	qs := questions(tn.world, 4)
+	qs := tn.TrainExamples(4)
 	full, _, err := Run(context.Background(), tn.pol, tn.ix, qs, cfg)
 	if err != nil {
 		t.Fatal(err)

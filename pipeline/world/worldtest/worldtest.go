@@ -9,11 +9,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
 
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/world"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
 )
 
@@ -115,4 +121,95 @@ func SearchyWeights(mc qwen2.Config, tok *tokenize.Tokenizer, words []string) qw
 	}
 	w["lm_head.weight"] = onnx.FloatTensor([]int64{int64(V), int64(H)}, head)
 	return w
+}
+
+// Agent is a Fixture with its index open and a searching policy: the
+// SearchyWeights model over the world's vocabulary (Dir/model), biased
+// towards the words of the first two train questions' gold answers, opened
+// with 2 threads.
+type Agent struct {
+	*Fixture
+	Index  *index.Index
+	Policy *policy.Policy
+}
+
+// NewAgent builds a Fixture in dir and opens its agent. ONNX Runtime must
+// be initialised.
+func NewAgent(dir string, q Questions) (*Agent, error) {
+	f, err := New(dir, q)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := index.Open(f.IndexDir)
+	if err != nil {
+		return nil, fmt.Errorf("worldtest: %w", err)
+	}
+	mc := f.ModelConfig()
+	words := strings.Fields(f.World.Train[0].GoldenAnswers[0] + " " + f.World.Train[1].GoldenAnswers[0])
+	mdir, err := f.SaveModel("model", mc, SearchyWeights(mc, f.Tokenizer, words))
+	if err != nil {
+		ix.Close()
+		return nil, err
+	}
+	pol, err := policy.Open(mdir, policy.Options{Threads: 2, Tokenizer: f.Tokenizer})
+	if err != nil {
+		ix.Close()
+		return nil, fmt.Errorf("worldtest: %w", err)
+	}
+	return &Agent{Fixture: f, Index: ix, Policy: pol}, nil
+}
+
+// Close closes the policy and the index.
+func (a *Agent) Close() {
+	a.Policy.Close()
+	a.Index.Close()
+}
+
+// TrainExamples are the first n train questions as QA examples.
+func (f *Fixture) TrainExamples(n int) []qa.Example {
+	var out []qa.Example
+	for _, q := range f.World.Train[:n] {
+		out = append(out, qa.Example{ID: q.ID, Question: q.Question, GoldenAnswers: q.GoldenAnswers})
+	}
+	return out
+}
+
+// Shared is an Agent built once per test binary, in a temporary directory,
+// for the tests of a package to share; Close it in TestMain.
+type Shared struct {
+	Questions Questions
+	once      sync.Once
+	agent     *Agent
+	dir       string
+	err       error
+}
+
+// Get builds the agent on the first call (initialising ONNX Runtime from
+// $IGSEARCH_ORT_LIB) and returns it; a failure fails t.
+func (s *Shared) Get(t testing.TB) *Agent {
+	t.Helper()
+	s.once.Do(func() {
+		if _, s.err = ort.InitDefault(os.Getenv(ort.LibraryEnv), ort.CPU); s.err != nil {
+			s.err = fmt.Errorf("%w (run `make setup`)", s.err)
+			return
+		}
+		if s.dir, s.err = os.MkdirTemp("", "worldtest"); s.err != nil {
+			return
+		}
+		s.agent, s.err = NewAgent(s.dir, s.Questions)
+	})
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.agent
+}
+
+// Close closes the agent and removes its directory, if Get built them.
+func (s *Shared) Close() {
+	if s.agent != nil {
+		s.agent.Close()
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 }
