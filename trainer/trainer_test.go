@@ -53,8 +53,8 @@ func TestGRPOStepParity(t *testing.T) {
 		opts  Options
 		chunk int
 	}{
-		{"whole batch", Options{}, 1 << 22},
-		{"one row per run", Options{MicroBatch: 1}, 1 << 22},
+		{"whole batch", Options{}, 1 << 18},
+		{"one row per run", Options{MicroBatch: 1}, 1 << 18},
 		{"recompute, 30-token micro-batches, chunked AdamW", Options{MicroBatchTokens: 30, Artifact: ArtifactOptions{Recompute: true}}, 1000},
 	} {
 		ck, f := loadFixture(t)
