@@ -4,6 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/onnx"
@@ -57,9 +61,29 @@ func LoadWeightsInto(dir string, cfg Config, dt onnx.DType, alloc func(n int) ([
 		if err := convertInto(dst, dt, info.DType, raw); err != nil {
 			return nil, fmt.Errorf("qwen2 %s: tensor %q: %w", dir, p.Name, err)
 		}
+		dropPages(raw)
 		w[p.Name] = &onnx.Tensor{DType: dt, Dims: p.Shape, Raw: dst}
 	}
 	return w, nil
+}
+
+// dropPages tells the kernel that the mapped file pages wholly inside b are
+// no longer needed, so that a checkpoint being converted does not count
+// against the process's memory on top of its converted copy (a 3B bf16
+// checkpoint is 6 GB). The mapping is read-only and file-backed: pages
+// read again come back from the file.
+func dropPages(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(&b[0]))
+	lo := (start + page - 1) &^ (page - 1)
+	hi := (start + uintptr(len(b))) &^ (page - 1)
+	if hi <= lo {
+		return
+	}
+	_ = unix.Madvise(b[lo-start:hi-start], unix.MADV_DONTNEED)
 }
 
 // convertInto writes raw's elements (safetensors dtype src) into dst as dt.
