@@ -70,3 +70,20 @@ else
 	rm -rf "$tmp"; trap - EXIT
 	echo "setup: Qwen2.5 tokenizer written to $tok"
 fi
+
+# transformers.js, the third-party loader that policy/exported_test.go runs
+# on `model export` folders (its install scripts would fetch CUDA binaries
+# from outside the npm registry; the CPU runtime ships in the package).
+TJS_VERSION=4.3.2
+tjs_dir="$cache/npm-tjs"
+tjs_pkg="$tjs_dir/node_modules/@huggingface/transformers/package.json"
+if [[ -f "$tjs_pkg" ]] && grep -q "\"version\": \"$TJS_VERSION\"" "$tjs_pkg"; then
+	echo "setup: transformers.js $TJS_VERSION cached at $tjs_dir"
+else
+	need npm "install Node.js and npm"
+	echo "setup: installing transformers.js $TJS_VERSION (npm @huggingface/transformers) into $tjs_dir" >&2
+	mkdir -p "$tjs_dir"
+	(cd "$tjs_dir" && { [[ -f package.json ]] || echo '{"name":"igsearch-tjs","private":true}' >package.json; } &&
+		npm install --silent --no-audit --no-fund --ignore-scripts "@huggingface/transformers@$TJS_VERSION" >&2)
+	echo "setup: transformers.js installed at $tjs_dir"
+fi
