@@ -67,7 +67,7 @@ func TestPolicyBench(t *testing.T) {
 		weightBytes += n
 	}
 	bw := memoryReadBandwidth()
-	line, _ := json.Marshal(map[string]any{"impl": "igsearch", "what": "membw", "bytes_per_s": bw, "threads": threads})
+	line, _ := json.Marshal(map[string]any{"impl": "igsearch", "what": "membw", "batch": 0, "bytes_per_s": bw, "threads": threads})
 	fmt.Printf("BENCH %s\n", line)
 	start := time.Now()
 	p, err := Open(dir, Options{Threads: threads, Attention: attn, Prepack: prepack})
