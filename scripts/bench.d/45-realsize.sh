@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real-size Qwen2.5 on CPU. For each published shape in REALSIZE_PRESETS
 # (default "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-3b"): a random checkpoint as
-# the Hub ships them (bf16, sharded with model.safetensors.index.json; seed 1,
+# the Hub ships them (bf16, in 600 MB shards with model.safetensors.index.json; seed 1,
 # made once under out/bench/realsize), then, each under /usr/bin/time -v:
 #   - igsearch logprobs on 4 random sequences (5–128 tokens), checked
 #     against the independent PyTorch forward (tools/bench/torchref, fp32)
@@ -58,9 +58,9 @@ measure() {
 
 for p in $presets; do
 	dir=$out/$p
-	if [[ ! -f $dir/model.safetensors.index.json ]]; then
+	if [[ ! -f $dir/config.json ]]; then
 		rm -rf "$dir"
-		"$bin" model init --preset "$p" --dtype bfloat16 --max-shard-mb 2000 --seed 1 --out "$dir" >&2
+		"$bin" model init --preset "$p" --dtype bfloat16 --max-shard-mb 600 --seed 1 --out "$dir" >&2
 	fi
 	fp32=$(awk -v p="$p" 'BEGIN { n["qwen2.5-0.5b"]=494032768; n["qwen2.5-1.5b"]=1543714304; n["qwen2.5-3b"]=3085938688; n["qwen2.5-7b"]=7615616512; printf "%.0f", 4*n[p] }')
 	for stage in logprobs generate score-ig; do
