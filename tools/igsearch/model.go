@@ -52,6 +52,9 @@ model init --config FILE.json --out DIR [--seed 1]
   Output: DIR/config.json and DIR/model.safetensors (F32, HF names) with
           HF's initialisation: weights normal(0, initializer_range), biases 0,
           norms 1. The same seed gives the same weights.
+          An --out holding a checkpoint is replaced only with --force; one
+          holding any other file is refused; a config whose weights do not
+          fit in the available memory is refused before allocating.
   Example: igsearch model init --config testdata/models/tiny-qwen2/config.json --out out/tiny --seed 7
 `,
 	run: runModel,
@@ -130,6 +133,7 @@ func modelInit(args []string) error {
 	config := fs.String("config", "", "Qwen2 config.json")
 	out := fs.String("out", "", "output checkpoint directory")
 	seed := fs.Uint64("seed", 1, "random seed")
+	force := fs.Bool("force", false, "replace a checkpoint that --out already holds")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -138,6 +142,9 @@ func modelInit(args []string) error {
 	}
 	cfg, err := qwen2.LoadConfig(*config)
 	if err != nil {
+		return err
+	}
+	if err := checkModelInit(*out, cfg, onnx.Float, *force); err != nil {
 		return err
 	}
 	if err := qwen2.Save(*out, cfg, qwen2.Init(cfg, *seed), 0); err != nil {

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/models/safetensors"
+	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/sysmem"
 )
 
 // The tests in this file reproduce the failures of the bad-input probe
@@ -249,5 +252,53 @@ func TestDecodeRejectsUnknownIDs(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("output written (%v)", err)
+	}
+}
+
+// Before: `model init` with a ~400 GB config died in the Go runtime
+// ("fatal error: out of memory", a stack trace); now it is refused before
+// anything is allocated. Also: an --out holding a user's files is refused.
+func TestModelInitChecksMemoryAndOut(t *testing.T) {
+	dir := t.TempDir()
+	big := qwen2.TinyConfig()
+	// 80 layers of hidden 8192, MLP 49152, vocabulary 152064: about 108G
+	// parameters, 430 GB in float32.
+	big.HiddenSize, big.IntermediateSize, big.NumHiddenLayers = 8192, 49152, 80
+	big.NumAttentionHeads, big.NumKeyValueHeads, big.VocabSize = 64, 8, 152064
+	need := initBytes(big, onnx.Float)
+	if avail, ok := sysmem.Available(); !ok || avail >= need {
+		t.Skipf("this machine has %d bytes available, %d needed", avail, need)
+	}
+	cfgPath := filepath.Join(dir, "big.json")
+	if err := qwen2.WriteConfig(cfgPath, big); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "big")
+	code, stderr := captureErr(t, "model", "init", "--config", cfgPath, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "need 4") || !strings.Contains(stderr, "GiB of memory") || !strings.Contains(stderr, "refusing to start") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a memory refusal", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("--out was created (%v)", err)
+	}
+
+	// A folder of other files is refused; a checkpoint only with --force.
+	tiny := filepath.Join(dir, "tiny.json")
+	qwen2.WriteConfig(tiny, qwen2.TinyConfig())
+	user := filepath.Join(dir, "user")
+	os.Mkdir(user, 0o755)
+	os.WriteFile(filepath.Join(user, "notes.txt"), []byte("mine"), 0o644)
+	if code, stderr := captureErr(t, "model", "init", "--config", tiny, "--out", user, "--force"); code != 1 || !strings.Contains(stderr, "notes.txt") {
+		t.Fatalf("folder of other files: exit %d, stderr %q", code, stderr)
+	}
+	ck := filepath.Join(dir, "ck")
+	if code, stderr := captureErr(t, "model", "init", "--config", tiny, "--out", ck); code != 0 {
+		t.Fatalf("first init: exit %d: %s", code, stderr)
+	}
+	if code, stderr := captureErr(t, "model", "init", "--config", tiny, "--out", ck); code != 1 || !strings.Contains(stderr, "--force") {
+		t.Fatalf("second init without --force: exit %d, stderr %q", code, stderr)
+	}
+	if code, stderr := captureErr(t, "model", "init", "--config", tiny, "--out", ck, "--force", "--seed", "2"); code != 0 {
+		t.Fatalf("second init with --force: exit %d: %s", code, stderr)
 	}
 }
