@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,5 +227,62 @@ func TestOpenShardedRefusesMismatches(t *testing.T) {
 	}
 	if _, err := Build(context.Background(), strings.NewReader(corpus), filepath.Join(t.TempDir(), "x"), BuildOptions{Shard: 2, Shards: 2}); err == nil {
 		t.Error("shard 2/2 accepted")
+	}
+}
+
+// TestServerOverShards serves the WordNet corpus unsharded and as 3 shards
+// over loopback HTTP and compares the response bodies byte for byte.
+func TestServerOverShards(t *testing.T) {
+	parent := t.TempDir()
+	whole := filepath.Join(parent, "whole")
+	if _, err := BuildFile(context.Background(), realCorpus, whole, BuildOptions{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for i := 0; i < 3; i++ {
+		d := filepath.Join(parent, fmt.Sprint("shard-", i))
+		if _, err := BuildFile(context.Background(), realCorpus, d, BuildOptions{Workers: 2, Shard: i, Shards: 3}); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	ix, err := Open(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	sh, err := OpenSharded(dirs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	a := httptest.NewServer(NewServer(ix, ServerOptions{}))
+	defer a.Close()
+	b := httptest.NewServer(NewServer(sh, ServerOptions{}))
+	defer b.Close()
+	body := `{"queries": ["large wild cat", "stringed musical instrument", "a person who writes", "the capital of a country", "zzzz"], "topk": 10, "return_scores": true}`
+	get := func(url, path, body string) string {
+		var resp *http.Response
+		var err error
+		if body == "" {
+			resp, err = http.Get(url + path)
+		} else {
+			resp, err = http.Post(url+path, "application/json", strings.NewReader(body))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", path, resp.StatusCode, out)
+		}
+		return string(out)
+	}
+	if x, y := get(a.URL, "/retrieve", body), get(b.URL, "/retrieve", body); x != y || !strings.Contains(x, `"score"`) {
+		t.Errorf("sharded /retrieve differs:\n%.400s\nvs\n%.400s", y, x)
+	}
+	if x, y := get(a.URL, "/health", ""), get(b.URL, "/health", ""); x != y {
+		t.Errorf("/health: %s vs %s", y, x)
 	}
 }
