@@ -6,17 +6,11 @@ package train
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/igsearch/igsearch/onnx/ort"
-	"github.com/igsearch/igsearch/pipeline/advantage"
-	"github.com/igsearch/igsearch/pipeline/ig"
-	"github.com/igsearch/igsearch/pipeline/protocol"
-	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/trainer"
 )
 
@@ -201,159 +195,6 @@ func LoadConfig(path string, cfg *Config) error {
 	return nil
 }
 
-// Validate checks every setting before anything is written, and returns one
-// error listing every bad value (nil when all are good), so that a typo
-// fails at once rather than at iteration 0 after --out was created.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-	if c.Model.Path == "" {
-		bad("model.path (--model) is required")
-	}
-	if _, err := ort.ParseDevice(c.Model.Device); err != nil {
-		bad("model.device: %v", err)
-	}
-	if c.Model.Threads < 0 {
-		bad("model.threads must be ≥ 0 (0: ONNX Runtime's choice), is %d", c.Model.Threads)
-	}
-	if c.Data.Train == "" {
-		bad("data.train (--train) is required")
-	}
-	if c.Data.Limit < 0 {
-		bad("data.limit must be ≥ 0 (0: all), is %d", c.Data.Limit)
-	}
-	if c.Retriever.Index == "" && c.Retriever.URL == "" {
-		bad("retriever.index (--index) or retriever.url (--retriever) is required")
-	}
-	if c.Retriever.TopK < 1 {
-		bad("retriever.topk must be ≥ 1, is %d", c.Retriever.TopK)
-	}
-	if _, err := protocol.Lookup(c.Rollout.Protocol); err != nil {
-		bad("rollout.protocol: %v", err)
-	}
-	if c.Rollout.GroupSize < 1 {
-		bad("rollout.group_size must be ≥ 1, is %d", c.Rollout.GroupSize)
-	}
-	if c.Rollout.MaxTurns < 0 {
-		bad("rollout.max_turns must be ≥ 0, is %d", c.Rollout.MaxTurns)
-	}
-	if c.Rollout.MaxObsTokens < 0 {
-		bad("rollout.max_obs_tokens must be ≥ 0 (0: no limit), is %d", c.Rollout.MaxObsTokens)
-	}
-	if c.Rollout.MaxNewTokens < 1 {
-		bad("rollout.max_turn_tokens must be ≥ 1, is %d", c.Rollout.MaxNewTokens)
-	}
-	if c.Rollout.MaxContext < 0 {
-		bad("rollout.max_context_tokens must be ≥ 0 (0: no limit), is %d", c.Rollout.MaxContext)
-	}
-	if c.Rollout.MicroBatch < 0 {
-		bad("rollout.rollout_micro_batch must be ≥ 0 (0: all), is %d", c.Rollout.MicroBatch)
-	}
-	if !finite(c.Loss.EntropyCoeff) || c.Loss.EntropyCoeff < 0 {
-		bad("loss.entropy_coeff must be ≥ 0, is %g", c.Loss.EntropyCoeff)
-	}
-	if c.Rollout.MaxResponse < 1 {
-		bad("rollout.max_response_tokens must be ≥ 1, is %d", c.Rollout.MaxResponse)
-	}
-	if !finite(c.Rollout.Temperature) || c.Rollout.Temperature < 0 {
-		bad("rollout.temperature must be ≥ 0 (0: greedy), is %g", c.Rollout.Temperature)
-	}
-	if !finite(c.Rollout.TopP) || c.Rollout.TopP < 0 || c.Rollout.TopP > 1 {
-		bad("rollout.top_p must be in [0, 1] (0 or 1: off), is %g", c.Rollout.TopP)
-	}
-	if c.Rollout.TopK < 0 {
-		bad("rollout.top_k must be ≥ 0 (0: off), is %d", c.Rollout.TopK)
-	}
-	if _, err := reward.ParseMetric(c.Reward.Metric); err != nil {
-		bad("reward.metric: %v", err)
-	}
-	if c.IG.Algo != "grpo" && c.IG.Algo != "ig-grpo" {
-		bad("ig.algo %q: want grpo or ig-grpo", c.IG.Algo)
-	}
-	if !finite(c.IG.Coef) {
-		bad("ig.ig_coef must be finite, is %g", c.IG.Coef)
-	}
-	if _, err := advantage.ParseIGNorm(c.IG.Norm); err != nil {
-		bad("ig.ig_norm: %v", err)
-	}
-	if _, err := advantage.ParseScope(c.IG.Scope); err != nil {
-		bad("ig.ig_scope: %v", err)
-	}
-	if _, err := advantage.ParseAdvNorm(c.IG.AdvNorm); err != nil {
-		bad("ig.adv_norm: %v", err)
-	}
-	if _, err := ig.ParseGold(c.IG.Gold); err != nil {
-		bad("ig.ig_gold: %v", err)
-	}
-	if _, err := ig.ParseCounterfactual(c.IG.Counterfactual); err != nil {
-		bad("ig.ig_counterfactual: %v", err)
-	}
-	if c.IG.Algo == "ig-grpo" && c.IG.Random < 1 {
-		bad("ig.ig_random must be ≥ 1, is %d", c.IG.Random)
-	}
-	if c.IG.MaxContext < 0 {
-		bad("ig.ig_max_context must be ≥ 0, is %d", c.IG.MaxContext)
-	}
-	if c.IG.Workers < 0 {
-		bad("ig.ig_workers must be ≥ 0 (0: automatic), is %d", c.IG.Workers)
-	}
-	if !finite(c.Optim.LR) || c.Optim.LR <= 0 {
-		bad("optim.lr must be positive, is %g", c.Optim.LR)
-	}
-	if !finite(c.Optim.MinLRRatio) || c.Optim.MinLRRatio < 0 || c.Optim.MinLRRatio > 1 {
-		bad("optim.min_lr_ratio must be in [0, 1], is %g", c.Optim.MinLRRatio)
-	}
-	if c.Optim.Warmup < 0 {
-		bad("optim.warmup must be ≥ 0, is %d", c.Optim.Warmup)
-	}
-	if c.Optim.Schedule != "cosine" && c.Optim.Schedule != "constant" {
-		bad("optim.schedule %q: want cosine or constant", c.Optim.Schedule)
-	}
-	if _, err := c.trainerLoRA(); err != nil {
-		bad("train.lora_*: %v", err)
-	}
-	if c.Train.MicroBatchTokens < 0 {
-		bad("train.micro_batch_tokens must be ≥ 0 (0: by micro_batch), is %d", c.Train.MicroBatchTokens)
-	}
-	// The trainer's own check covers the loss and AdamW values (NaN, ranges).
-	if err := trainer.ValidateSettings(c.trainerLoss(), c.trainerOptim()); err != nil {
-		for _, e := range unjoin(err) {
-			if !(c.Optim.LR <= 0 && strings.HasPrefix(e.Error(), "lr ")) { // reported above
-				bad("%v", e)
-			}
-		}
-	}
-	if c.Train.Out == "" {
-		bad("train.out (--out) is required")
-	}
-	if c.Train.Iterations < 1 {
-		bad("train.iterations must be ≥ 1, is %d", c.Train.Iterations)
-	}
-	if c.Train.Questions < 1 {
-		bad("train.questions must be ≥ 1, is %d", c.Train.Questions)
-	}
-	if c.Train.PPOEpochs < 1 {
-		bad("train.ppo_epochs must be ≥ 1, is %d", c.Train.PPOEpochs)
-	}
-	for _, v := range []struct {
-		key string
-		n   int
-	}{{"mini_batch", c.Train.MiniBatch}, {"micro_batch", c.Train.MicroBatch}, {"eval_every", c.Train.EvalEvery},
-		{"eval_limit", c.Train.EvalLimit}, {"eval_per_source", c.Train.EvalPerSource}, {"checkpoint_every", c.Train.CheckpointEvery}} {
-		if v.n < 0 {
-			bad("train.%s must be ≥ 0, is %d", v.key, v.n)
-		}
-	}
-	if c.Train.Resume && c.Train.Overwrite {
-		bad("train.resume and train.overwrite exclude each other: continue the run in --out, or start it again")
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("bad settings:\n  %w", joinLines(errs))
-}
-
 // trainerLoss is the loss the trainer runs for c.
 func (c *Config) trainerLoss() trainer.LossConfig {
 	return trainer.LossConfig{Kind: trainer.LossGRPO, ClipEps: c.Loss.ClipEps, ClipEpsHigh: c.Loss.ClipEpsHigh, KLBeta: c.Loss.KLBeta,
@@ -366,29 +207,6 @@ func (c *Config) trainerOptim() trainer.AdamWConfig {
 	return trainer.AdamWConfig{LR: c.Optim.LR, Beta1: c.Optim.Beta1, Beta2: c.Optim.Beta2, Eps: c.Optim.Eps,
 		WeightDecay: c.Optim.WeightDecay, MaxGradNorm: c.Optim.MaxGradNorm}
 }
-
-// unjoin splits an errors.Join error into its parts.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
-// lineList is errors shown one per line, indented under a heading.
-type lineList []error
-
-func (l lineList) Error() string {
-	parts := make([]string, len(l))
-	for i, e := range l {
-		parts[i] = e.Error()
-	}
-	return strings.Join(parts, "\n  ")
-}
-
-func (l lineList) Unwrap() []error { return l }
-
-func joinLines(errs []error) error { return lineList(errs) }
 
 // trainerLoRA is the trainer's LoRA configuration, nil for full
 // fine-tuning.
