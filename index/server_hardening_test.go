@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"testing"
@@ -338,4 +339,40 @@ func TestServeShutdownGrace(t *testing.T) {
 	if err := <-errc; err == nil {
 		t.Error("the request cut off at shutdown got an answer")
 	}
+}
+
+// TestServerKeepAliveAfterWriteTimeout: the per-part write deadline of one
+// answer does not outlive it (net/http clears it after each request); a
+// keep-alive connection's next request, sent after that deadline has
+// passed, is answered.
+func TestServerKeepAliveAfterWriteTimeout(t *testing.T) {
+	ix := realIndex(t)
+	addr, _, _ := serveForTest(t, NewServer(ix, ServerOptions{WriteTimeout: 100 * time.Millisecond}))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	var conns []string
+	for i := 0; i < 2; i++ {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/retrieve", strings.NewReader(`{"queries": ["cat"]}`))
+		req = req.WithContext(httptraceConn(req.Context(), &conns))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i+1, resp.StatusCode)
+		}
+		time.Sleep(300 * time.Millisecond) // past the first answer's write deadline
+	}
+	if len(conns) != 2 || conns[0] != conns[1] {
+		t.Errorf("connections %v: the second request did not reuse the first's", conns)
+	}
+}
+
+// httptraceConn records the local address of the connection each request
+// uses.
+func httptraceConn(ctx context.Context, conns *[]string) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		*conns = append(*conns, i.Conn.LocalAddr().String())
+	}})
 }
