@@ -35,7 +35,8 @@ and token F1, per data_source and averaged over all trajectories.
 Inputs:
   --model DIR        the policy: a Hugging Face Qwen2 checkpoint (or exported
                      ONNX) with tokenizer.json, or --tokenizer PATH
-  --index DIR        the BM25 index, or --retriever URL for any
+  --index DIR        the BM25 index (or its shards, DIR0,DIR1,…), or
+                     --retriever URL for any
                      Search-R1-compatible /retrieve server
   --data FILE        QA JSONL or Parquet {"id","question","golden_answers",
                      "data_source"}
@@ -204,7 +205,7 @@ func runEval(args []string) error {
 	}
 	var retr rollout.Retriever
 	if *indexDir != "" {
-		ix, err := index.Open(*indexDir)
+		ix, err := openSearchIndex(*indexDir, 0, 0) // one index, or DIR0,DIR1,… shards
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -262,8 +263,18 @@ func TestEvalAndScoreIGShardsAsProcesses(t *testing.T) {
 	}
 	data := filepath.Join(tmp, "test.jsonl")
 	os.WriteFile(data, []byte(b.String()), 0o644)
+	// The world's index also as 3 shards: eval over them must roll out the same.
+	var shardDirs []string
+	for i := 0; i < 3; i++ {
+		d := filepath.Join(tmp, fmt.Sprint("world-shard-", i))
+		if _, err := index.BuildFile(context.Background(), filepath.Join(s.worldDir, "corpus.jsonl"), d, index.BuildOptions{Workers: 1, Shard: i, Shards: 3}); err != nil {
+			t.Fatal(err)
+		}
+		shardDirs = append(shardDirs, d)
+	}
+	indexDir := s.indexDir
 	evalArgs := func(extra ...string) []string {
-		return append([]string{"eval", "--model", s.modelDir, "--index", s.indexDir, "--data", data,
+		return append([]string{"eval", "--model", s.modelDir, "--index", indexDir, "--data", data,
 			"--chat=false", "--max-new-tokens", "6", "--max-turns", "2", "--batch-size", "2", "--group-size", "2",
 			"--greedy=false", "--temperature", "1", "--seed", "5", "--threads", "1"}, extra...)
 	}
@@ -275,7 +286,11 @@ func TestEvalAndScoreIGShardsAsProcesses(t *testing.T) {
 		parts = append(parts, p)
 		args = append(args, evalArgs("--records", p, "--shard", fmt.Sprintf("%d/3", i)))
 	}
+	indexDir = strings.Join(shardDirs, ",")
+	viaShards := filepath.Join(tmp, "records-sharded-index.jsonl")
+	args = append(args, evalArgs("--records", viaShards))
 	outs := runProcs(t, args...)
+	sameBytes(t, "eval over the index's 3 shards", whole, viaShards)
 	merged := filepath.Join(tmp, "merged.jsonl")
 	runProcs(t, append([]string{"merge", "--block", "4", "--rows", fmt.Sprint(2 * len(s.world.Test)), "--out", merged}, parts...))
 	sameBytes(t, "eval records", whole, merged)
