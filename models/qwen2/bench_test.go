@@ -1,12 +1,15 @@
 package qwen2
 
 import (
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/igsearch/igsearch/onnx"
 )
 
 // Benchmarks on the ~100M-parameter shape of issue 4 (Bench100MConfig, random
@@ -179,6 +182,52 @@ func BenchmarkAttentionLongContext(b *testing.B) {
 				m.end()
 			}
 			m.report(b, 4*b.N)
+		})
+	}
+}
+
+// BenchmarkCPUWeightDType is the measurement behind the CPU weight-type
+// choice (docs/results.md, "Real-size Qwen2.5"): the scoring graph of the
+// bench shape over fp32 weights against fp16 ones (what a bf16 checkpoint
+// could be kept as; ONNX Runtime's CPU provider has no bf16 MatMul), with
+// the linear layers as MatMul over a transposed weight and as FusedMatMul.
+//
+//	go test ./models/qwen2 -run '^$' -bench CPUWeightDType -benchtime 3x
+func BenchmarkCPUWeightDType(b *testing.B) {
+	cfg, w32 := benchSetup(b)
+	w16 := Weights{}
+	for name, t := range w32 {
+		f := t.Floats()
+		raw := make([]byte, 2*len(f))
+		for i, x := range f {
+			binary.LittleEndian.PutUint16(raw[2*i:], onnx.Float32ToFloat16(x))
+		}
+		w16[name] = &onnx.Tensor{DType: onnx.Float16, Dims: t.Dims, Raw: raw}
+	}
+	threads := runtime.NumCPU()
+	for _, c := range []struct {
+		name string
+		w    Weights
+		opts Options
+	}{
+		{"fp32", w32, Options{Attention: ContribAttention}},
+		{"fp32-fused", w32, Options{Attention: ContribAttention, FusedLinear: true}},
+		{"fp16", w16, Options{Attention: StandardAttention, DType: onnx.Float16}},
+	} {
+		sg, err := BuildScoring(cfg, c.w, c.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ss := newTestSession(b, sg, threads)
+		b.Run(c.name+"/scoring_b1_t128", func(b *testing.B) {
+			ref := &reference{InputIDs: benchIDs(1, 128), AttentionMask: ones(1, 128)}
+			var m meter
+			for i := 0; i < b.N; i++ {
+				m.begin()
+				score(b, ss, ref)
+				m.end()
+			}
+			m.report(b, 128*b.N)
 		})
 	}
 }
