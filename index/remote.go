@@ -40,8 +40,9 @@ func (rr *RemoteRetriever) endpoint() string {
 	return u + "/retrieve"
 }
 
-// remoteEntry is one entry of a result list: {"document": ROW, "score": S}
-// with return_scores, or the corpus row itself without.
+// remoteEntry is one entry of a result list: {"document": ROW, "score": S},
+// as return_scores asks. ROW is a corpus row object, or (Search-R1's
+// retrieval_rerank_server.py) the contents string alone.
 type remoteEntry struct {
 	Document json.RawMessage `json:"document"`
 	Score    *float64        `json:"score"`
@@ -135,6 +136,14 @@ func (e remoteEntry) doc() (Doc, error) {
 	raw := e.Document
 	if raw == nil {
 		return Doc{}, fmt.Errorf(`entry has no "document"`)
+	}
+	if len(raw) > 0 && raw[0] == '"' {
+		// Search-R1's retrieval_rerank_server.py sends the contents alone.
+		var contents string
+		if err := json.Unmarshal(raw, &contents); err != nil {
+			return Doc{}, fmt.Errorf("bad document: %w", err)
+		}
+		return ContentsDoc("", contents), nil
 	}
 	var row remoteRow
 	if err := json.Unmarshal(raw, &row); err != nil {

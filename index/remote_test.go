@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,5 +125,24 @@ func TestRemoteRetrieverErrors(t *testing.T) {
 	_, err := NewRemoteRetriever(url+"/nope").SearchBatch(context.Background(), []string{"x"}, 1)
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("wrong path: %v", err)
+	}
+}
+
+// TestRemoteRetrieverRerankShape: Search-R1's retrieval_rerank_server.py
+// answers {"document": "\"Title\"\ntext", "score": s}, the contents alone;
+// the client takes that too (this handler writes that shape by hand).
+func TestRemoteRetrieverRerankShape(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"result":[[{"document":"\"Paris\"\nParis is the capital of France.","score":7.25},{"document":"no title line","score":-1.5}]]}`)
+	}))
+	defer srv.Close()
+	res, err := NewRemoteRetriever(srv.URL).SearchBatch(context.Background(), []string{"capital"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res[0]) != 2 || res[0][0].Doc.Title != "Paris" || res[0][0].Doc.Contents() != "\"Paris\"\nParis is the capital of France." ||
+		res[0][0].Score != 7.25 || res[0][1].Doc.Contents() != "no title line" || res[0][1].Score != -1.5 {
+		t.Errorf("rerank shape: %+v", res)
 	}
 }
