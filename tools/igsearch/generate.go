@@ -47,7 +47,7 @@ Flags:
                        chat format, with the assistant's turn opened
   --max-new-tokens N   most tokens generated per prompt (default 128)
   --temperature T      0 is greedy (default 0)
-  --top-p P            nucleus sampling mass, 1 keeps all (default 1)
+  --top-p P            nucleus sampling mass, 0 or 1 keeps all (default 1)
   --top-k K            keep the K most probable tokens, 0 keeps all (default 0)
   --seed S             prompt i samples with seed S+i (default 0)
   --stop STR           stop string; repeatable
@@ -78,153 +78,127 @@ type promptRow struct {
 }
 
 func runGenerate(args []string) error {
-	fs := newFlags("generate")
-	var pf policyFlags
-	pf.register(fs)
-	tokPath := fs.String("tokenizer", "", "tokenizer.json (default DIR/tokenizer.json)")
-	var prompts, stops repeatedString
-	fs.Var(&prompts, "prompt", "a prompt; repeatable")
-	promptsFile := fs.String("prompts", "", "file of prompts, one per line")
-	chat := fs.Bool("chat", false, "wrap prompts in the Qwen2.5 chat format")
-	var sp policy.SamplingParams
-	fs.IntVar(&sp.MaxNewTokens, "max-new-tokens", 128, "most tokens generated per prompt")
-	fs.Float64Var(&sp.Temperature, "temperature", 0, "sampling temperature; 0 is greedy")
-	fs.Float64Var(&sp.TopP, "top-p", 1, "nucleus sampling mass")
-	fs.IntVar(&sp.TopK, "top-k", 0, "keep the K most probable tokens; 0 keeps all")
-	seed := fs.Uint64("seed", 0, "prompt i samples with seed S+i")
-	fs.Var(&stops, "stop", "stop string; repeatable")
-	batch := fs.Int("batch-size", 16, "prompts generated together")
-	out := fs.String("out", "-", "output JSONL")
-	if err := parseFlags(fs, args); err != nil {
+	f, err := parseGenerateFlags(args)
+	if err != nil {
 		return err
 	}
-	switch {
-	case len(prompts) == 0 && *promptsFile == "":
-		return usagef("give --prompt TEXT or --prompts FILE")
-	case len(prompts) > 0 && *promptsFile != "":
-		return usagef("give --prompt or --prompts, not both")
-	case *batch <= 0:
-		return usagef("--batch-size must be positive")
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %v", fs.Args())
-	}
-	sp.Stop = stops
-	if err := checkSampling(sp); err != nil {
-		return usagef("%v", err)
-	}
-	if *tokPath == "" {
-		if pf.model == "" {
-			return usagef("--model is required")
-		}
-		*tokPath = filepath.Join(pf.model, "tokenizer.json")
-	}
-	tok, err := tokenize.Load(*tokPath)
+	tok, err := tokenize.Load(f.tokPath)
 	if err != nil {
 		return fmt.Errorf("tokenizer: %w (pass --tokenizer PATH)", err)
 	}
-	p, err := pf.open(policy.Options{Tokenizer: tok})
+	p, err := f.pol.open(policy.Options{Tokenizer: tok})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-
-	var rows []promptRow
-	for _, t := range prompts {
-		rows = append(rows, promptRow{text: t})
-	}
-	var sc *bufio.Scanner
-	var in string
-	if *promptsFile != "" {
-		r, _, err := openInput(*promptsFile)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		in = *promptsFile
-		sc = bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 1<<28)
-	}
-	w, err := createOutput(*out)
+	w, err := createOutput(f.out)
 	if err != nil {
 		return err
 	}
 	defer w.abort()
 	prog := newProgress("generate", "prompts", 0)
 	defer prog.finish()
+	g := &generator{f: f, tok: tok, pol: p, w: w, prog: prog}
+	if err := f.eachBatch(g.run); err != nil {
+		return err
+	}
+	return w.commit()
+}
 
-	template := tokenize.ChatPlain
-	if *chat {
-		template = tokenize.ChatQwen
+// generateFlags are generate's settings.
+type generateFlags struct {
+	pol            policyFlags
+	tokPath        string
+	prompts, stops repeatedString
+	promptsFile    string
+	chat           bool
+	sp             policy.SamplingParams
+	seed           uint64
+	batch          int
+	out            string
+}
+
+// parseGenerateFlags reads and checks the flags, before the model loads.
+func parseGenerateFlags(args []string) (*generateFlags, error) {
+	f := &generateFlags{}
+	fs := newFlags("generate")
+	f.pol.register(fs)
+	fs.StringVar(&f.tokPath, "tokenizer", "", "tokenizer.json (default DIR/tokenizer.json)")
+	fs.Var(&f.prompts, "prompt", "a prompt; repeatable")
+	fs.StringVar(&f.promptsFile, "prompts", "", "file of prompts, one per line")
+	fs.BoolVar(&f.chat, "chat", false, "wrap prompts in the Qwen2.5 chat format")
+	fs.IntVar(&f.sp.MaxNewTokens, "max-new-tokens", 128, "most tokens generated per prompt")
+	fs.Float64Var(&f.sp.Temperature, "temperature", 0, "sampling temperature; 0 is greedy")
+	fs.Float64Var(&f.sp.TopP, "top-p", 1, "nucleus sampling mass; 0 or 1 keeps all")
+	fs.IntVar(&f.sp.TopK, "top-k", 0, "keep the K most probable tokens; 0 keeps all")
+	fs.Uint64Var(&f.seed, "seed", 0, "prompt i samples with seed S+i")
+	fs.Var(&f.stops, "stop", "stop string; repeatable")
+	fs.IntVar(&f.batch, "batch-size", 16, "prompts generated together")
+	fs.StringVar(&f.out, "out", "-", "output JSONL")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
 	}
-	index, line := 0, 0
-	run := func(batch []promptRow) error {
-		reqs := make([]policy.Request, len(batch))
-		for i, r := range batch {
-			text := r.text
-			if *chat {
-				text = template.Format([]tokenize.Message{{Role: "user", Content: r.text}}, true)
-			}
-			ids := tok.Encode(text)
-			if len(ids) == 0 {
-				return fmt.Errorf("prompt %d is empty", index+i)
-			}
-			reqs[i] = policy.Request{Prompt: ids, Seed: *seed + uint64(index+i)}
-		}
-		comps, err := p.Generate(context.Background(), reqs, sp)
-		if err != nil {
-			return fmt.Errorf("prompts %d–%d: %w", index, index+len(batch)-1, err)
-		}
-		for i, c := range comps {
-			for j, x := range c.LogProbs {
-				if !finite(float64(x)) {
-					return nonFiniteError(fmt.Sprintf("prompt %d: log-prob of generated token %d", index+i, j), float64(x), pf.model)
-				}
-			}
-			b, err := json.Marshal(generateRow(index+i, batch[i], c))
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(append(b, '\n')); err != nil {
-				return err
-			}
-		}
-		index += len(batch)
-		prog.update(0, int64(index))
-		return nil
+	switch {
+	case len(f.prompts) == 0 && f.promptsFile == "":
+		return nil, usagef("give --prompt TEXT or --prompts FILE")
+	case len(f.prompts) > 0 && f.promptsFile != "":
+		return nil, usagef("give --prompt or --prompts, not both")
+	case f.batch <= 0:
+		return nil, usagef("--batch-size must be positive")
+	case fs.NArg() > 0:
+		return nil, usagef("unexpected arguments %v", fs.Args())
 	}
-	if sc == nil {
+	f.sp.Stop = f.stops
+	if err := checkSampling(f.sp); err != nil {
+		return nil, usagef("%v", err)
+	}
+	if f.tokPath == "" {
+		if f.pol.model == "" {
+			return nil, usagef("--model is required")
+		}
+		f.tokPath = filepath.Join(f.pol.model, "tokenizer.json")
+	}
+	return f, nil
+}
+
+// eachBatch hands the prompts, from the flags or the --prompts file, to run
+// in batches of --batch-size, in order.
+func (f *generateFlags) eachBatch(run func([]promptRow) error) error {
+	if f.promptsFile == "" {
+		var rows []promptRow
+		for _, t := range f.prompts {
+			rows = append(rows, promptRow{text: t})
+		}
 		for len(rows) > 0 {
-			n := min(*batch, len(rows))
+			n := min(f.batch, len(rows))
 			if err := run(rows[:n]); err != nil {
 				return err
 			}
 			rows = rows[n:]
 		}
-		return w.commit()
+		return nil
 	}
+	r, _, err := openInput(f.promptsFile)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<28)
 	var pending []promptRow
+	line := 0
 	for sc.Scan() {
 		line++
 		text := sc.Bytes()
 		if len(bytes.TrimSpace(text)) == 0 {
 			continue
 		}
-		r := promptRow{text: string(text)}
-		if text[0] == '{' {
-			var obj struct {
-				Prompt *string         `json:"prompt"`
-				ID     json.RawMessage `json:"id"`
-			}
-			if err := json.Unmarshal(text, &obj); err != nil {
-				return fmt.Errorf("%s:%d: malformed JSON prompt: %v", in, line, err)
-			}
-			if obj.Prompt == nil {
-				return fmt.Errorf("%s:%d: JSON row has no \"prompt\"", in, line)
-			}
-			r = promptRow{id: obj.ID, text: *obj.Prompt}
+		row, err := parsePromptLine(text)
+		if err != nil {
+			return fmt.Errorf("%s:%d: %w", f.promptsFile, line, err)
 		}
-		pending = append(pending, r)
-		if len(pending) == *batch {
+		pending = append(pending, row)
+		if len(pending) == f.batch {
 			if err := run(pending); err != nil {
 				return err
 			}
@@ -232,14 +206,78 @@ func runGenerate(args []string) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: line %d: %w", in, line+1, err)
+		return fmt.Errorf("%s: line %d: %w", f.promptsFile, line+1, err)
 	}
 	if len(pending) > 0 {
-		if err := run(pending); err != nil {
+		return run(pending)
+	}
+	return nil
+}
+
+// parsePromptLine reads one line of a --prompts file: a JSON object with
+// "prompt" (and optionally "id"), or plain text.
+func parsePromptLine(text []byte) (promptRow, error) {
+	if text[0] != '{' {
+		return promptRow{text: string(text)}, nil
+	}
+	var obj struct {
+		Prompt *string         `json:"prompt"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(text, &obj); err != nil {
+		return promptRow{}, fmt.Errorf("malformed JSON prompt: %v", err)
+	}
+	if obj.Prompt == nil {
+		return promptRow{}, fmt.Errorf("JSON row has no \"prompt\"")
+	}
+	return promptRow{id: obj.ID, text: *obj.Prompt}, nil
+}
+
+// generator generates batches of prompts and writes their rows in order.
+type generator struct {
+	f     *generateFlags
+	tok   *tokenize.Tokenizer
+	pol   *policy.Policy
+	w     *outputFile
+	prog  *progress
+	index int // of the batch's first prompt
+}
+
+// run generates one batch: prompt index+i samples with seed --seed+index+i.
+func (g *generator) run(batch []promptRow) error {
+	reqs := make([]policy.Request, len(batch))
+	for i, r := range batch {
+		text := r.text
+		if g.f.chat {
+			text = tokenize.ChatQwen.Format([]tokenize.Message{{Role: "user", Content: r.text}}, true)
+		}
+		ids := g.tok.Encode(text)
+		if len(ids) == 0 {
+			return fmt.Errorf("prompt %d is empty", g.index+i)
+		}
+		reqs[i] = policy.Request{Prompt: ids, Seed: g.f.seed + uint64(g.index+i)}
+	}
+	comps, err := g.pol.Generate(context.Background(), reqs, g.f.sp)
+	if err != nil {
+		return fmt.Errorf("prompts %d–%d: %w", g.index, g.index+len(batch)-1, err)
+	}
+	for i, c := range comps {
+		for j, x := range c.LogProbs {
+			if !finite(float64(x)) {
+				return nonFiniteError(fmt.Sprintf("prompt %d: log-prob of generated token %d", g.index+i, j), float64(x), g.f.pol.model)
+			}
+		}
+		b, err := json.Marshal(generateRow(g.index+i, batch[i], c))
+		if err != nil {
+			return err
+		}
+		if _, err := g.w.Write(append(b, '\n')); err != nil {
 			return err
 		}
 	}
-	return w.commit()
+	g.index += len(batch)
+	g.prog.update(0, int64(g.index))
+	return nil
 }
 
 // checkSampling validates the sampling flags before the model loads.
@@ -249,8 +287,8 @@ func checkSampling(sp policy.SamplingParams) error {
 		return fmt.Errorf("--max-new-tokens must be positive")
 	case sp.Temperature < 0:
 		return fmt.Errorf("--temperature must be ≥ 0")
-	case sp.TopP <= 0 || sp.TopP > 1:
-		return fmt.Errorf("--top-p must be in (0, 1]")
+	case sp.TopP < 0 || sp.TopP > 1:
+		return fmt.Errorf("--top-p must be in [0, 1] (0 or 1 keeps all)")
 	case sp.TopK < 0:
 		return fmt.Errorf("--top-k must be ≥ 0")
 	}

@@ -302,3 +302,24 @@ func TestModelInitChecksMemoryAndOut(t *testing.T) {
 		t.Fatalf("second init with --force: exit %d: %s", code, stderr)
 	}
 }
+
+// Before: `generate --top-p 0` was refused although the sampler takes 0 as
+// "keep all", as 1; now both give the same tokens.
+func TestGenerateTopPZeroKeepsAll(t *testing.T) {
+	tok := os.Getenv("IGSEARCH_QWEN_TOKENIZER")
+	if tok == "" {
+		t.Skip("IGSEARCH_QWEN_TOKENIZER is not set (run `make setup`)")
+	}
+	const model = "../../testdata/models/tiny-qwen2-tied-fullvocab"
+	gen := func(topP string) string {
+		code, out := capture(t, "generate", "--model", model, "--tokenizer", tok, "--prompt", "hello world",
+			"--temperature", "0.8", "--seed", "3", "--max-new-tokens", "8", "--top-p", topP)
+		if code != 0 {
+			t.Fatalf("--top-p %s: exit %d", topP, code)
+		}
+		return out
+	}
+	if a, b := gen("0"), gen("1"); a != b || a == "" {
+		t.Fatalf("--top-p 0 gave %q, --top-p 1 %q", a, b)
+	}
+}
