@@ -38,6 +38,15 @@ type Options struct {
 	// NoGraphCache is ignored: graphs of a checkpoint are always built in
 	// memory over its weights (see Open). Deprecated.
 	NoGraphCache bool
+	// SharedWeights, for FromWeights, is host memory that already holds the
+	// weights (the trainer's): the tensors of w that lie in it are taken in
+	// place instead of copied, and the block stays the caller's, who must
+	// keep it and its contents unchanged until the policy is closed.
+	SharedWeights *ort.HostWeights
+	// LoRAScale, for FromWeights, is the scale of the low-rank adapters
+	// that w holds beside the base weights (NAME.lora_A.weight and
+	// NAME.lora_B.weight, see qwen2.Options.LoRAScale); 0 ignores them.
+	LoRAScale float64
 	// Prepack lets ONNX Runtime's CPU kernels keep a repacked copy of the
 	// MatMul weights, which doubles the weights' memory (see
 	// ort.Options.DisablePrepacking; docs/results.md has the figures).
@@ -73,8 +82,10 @@ type Policy struct {
 	source      string // where the graphs came from, for messages
 	// weights holds a checkpoint's weights once for both sessions; nil for
 	// an ONNX folder, whose sessions read their own.
-	weights *ort.HostWeights
-	w       qwen2.Weights // the tensors in weights, by HF name
+	weights     *ort.HostWeights
+	ownsWeights bool          // Close frees weights (not the caller's shared block)
+	w           qwen2.Weights // the tensors in weights, by HF name
+	loraScale   float64
 }
 
 // Open loads the policy in dir, which is either
@@ -131,7 +142,9 @@ func Open(dir string, opts Options) (*Policy, error) {
 // disk: the training loop's policy for the next rollout, made from the
 // trainer's current state. The weights are copied once into host memory
 // that both sessions take in place, so w may change after FromWeights
-// returns. tok may be nil (no text decoding, no stop strings).
+// returns; with opts.SharedWeights they are not copied at all. w may also
+// hold LoRA adapters (opts.LoRAScale). tok may be nil (no text decoding,
+// no stop strings).
 func FromWeights(cfg qwen2.Config, w qwen2.Weights, tok *tokenize.Tokenizer, opts Options) (*Policy, error) {
 	if _, err := ort.InitDefault(opts.ORTLib, opts.Device); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -140,7 +153,13 @@ func FromWeights(cfg qwen2.Config, w qwen2.Weights, tok *tokenize.Tokenizer, opt
 		return nil, fmt.Errorf("policy: config: %w", err)
 	}
 	p := newPolicy("<memory>", cfg, opts)
-	err := p.copyWeights(w)
+	p.loraScale = opts.LoRAScale
+	var err error
+	if opts.SharedWeights != nil {
+		p.weights, p.w = opts.SharedWeights, w
+	} else {
+		err = p.copyWeights(w)
+	}
 	if err == nil {
 		err = p.build(opts, "built in memory")
 	}
@@ -199,7 +218,9 @@ func (p *Policy) Close() error {
 	}
 	p.infer, p.scoring = nil, nil
 	// The block is unmapped once both sessions are closed.
-	errs = append(errs, p.weights.Close())
+	if p.ownsWeights {
+		errs = append(errs, p.weights.Close())
+	}
 	p.weights = nil
 	return errors.Join(errs...)
 }
@@ -288,7 +309,7 @@ func (p *Policy) openCheckpoint(opts Options) error {
 	if err != nil {
 		return err
 	}
-	p.weights = w
+	p.weights, p.ownsWeights = w, true
 	if p.w, err = qwen2.LoadWeightsInto(p.dir, p.cfg, onnx.Float, w.Alloc); err != nil {
 		return err
 	}
@@ -301,8 +322,13 @@ func (p *Policy) copyWeights(w qwen2.Weights) error {
 	if err != nil {
 		return err
 	}
-	p.weights = block
+	p.weights, p.ownsWeights = block, true
 	p.w = qwen2.Weights{}
+	for name, t := range w {
+		if qwen2.IsAdapter(name) {
+			p.w[name] = t // small: inline in the graphs
+		}
+	}
 	for _, par := range qwen2.Params(p.cfg) {
 		t := w[par.Name]
 		if t == nil {
@@ -336,7 +362,7 @@ func (p *Policy) build(opts Options, source string) error {
 			return err
 		}
 	}
-	gopts := qwen2.Options{Attention: a, FusedLinear: true}
+	gopts := qwen2.Options{Attention: a, FusedLinear: true, LoRAScale: p.loraScale}
 	p.batchAppend = a != qwen2.ContribAttention
 	infer := gopts
 	infer.SamplingHead = true

@@ -3,6 +3,8 @@ package qwen2
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/igsearch/igsearch/onnx"
 )
@@ -228,6 +230,12 @@ func (m *model) tokenLogprobs(logits, ids *onnx.Value) (lp, entropy *onnx.Value)
 	return lp, entropy
 }
 
+// IsAdapter reports whether name is a LoRA adapter weight
+// (NAME.lora_A.weight or NAME.lora_B.weight, see Options.LoRAScale).
+func IsAdapter(name string) bool {
+	return strings.HasSuffix(name, ".lora_A.weight") || strings.HasSuffix(name, ".lora_B.weight")
+}
+
 // newInitializerModel starts a graph with w's tensors as initializers.
 func newInitializerModel(name string, cfg Config, w Weights, opts Options) (*onnx.Graph, *model, error) {
 	if err := cfg.Validate(); err != nil {
@@ -248,6 +256,23 @@ func newInitializerModel(name string, cfg Config, w Weights, opts Options) (*onn
 			return nil, nil, fmt.Errorf("qwen2: weight %q is %s%v, want %s%v", p.Name, t.DType, t.Dims, dt, p.Shape)
 		}
 		vals[p.Name] = g.Initializer(p.Name, t)
+	}
+	if opts.LoRAScale != 0 {
+		// Low-rank adapters ride along beside the base weights they adapt
+		// (see Options.LoRAScale), in a fixed order.
+		names := make([]string, 0)
+		for name := range w {
+			if IsAdapter(name) {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			if w[name].DType != dt {
+				return nil, nil, fmt.Errorf("qwen2: adapter %q is %s, want %s", name, w[name].DType, dt)
+			}
+			vals[name] = g.Initializer(name, w[name])
+		}
 	}
 	return g, &model{g: g, cfg: cfg, w: vals, opts: opts, dt: dt}, nil
 }

@@ -376,7 +376,7 @@ func (m *model) linear(x *onnx.Value, name string) *onnx.Value {
 		y = m.g.Add(y, b)
 	}
 	if a, b := m.w[name+".lora_A.weight"], m.w[name+".lora_B.weight"]; a != nil && b != nil {
-		low := m.g.MatMul(m.g.MatMul(x, m.g.Transpose(a, 1, 0)), m.g.Transpose(b, 1, 0))
+		low := m.matMulT(m.matMulT(x, a), b)
 		y = m.g.Add(y, m.g.Mul(low, m.g.Scalar(m.dt, m.opts.LoRAScale)))
 	}
 	return y
