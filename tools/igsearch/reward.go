@@ -15,6 +15,7 @@ var rewardStage = &stage{
 	name:    "reward",
 	summary: "outcome rewards (EM, F1, substring EM) of logged responses, no model needed",
 	usage: `igsearch reward --in ROWS.jsonl --out SCORED.jsonl [--metric em|f1|subem]
+                [--format-reward] [--protocol search-r1|autorefine] [--shard i/n]
 
 Scores logged responses against their gold answers, with the code that
 training and eval use. No model, no index.
@@ -29,9 +30,16 @@ Output (--out, "-" for stdout): each row with two fields added (replacing
   "answer": the content of the response's LAST closed <answer>…</answer>,
             stripped (Python's str.strip()), or null when there is none
   "reward": the metric of that answer against the gold answers, a float;
-            0 when there is no closed answer tag
+            0 when there is no closed answer tag (without --format-reward)
   The file is written under a temporary name and renamed when complete.
   A summary (rows, mean reward, rows without an answer) goes to stderr.
+
+--format-reward adds Search-R1's structure-format reward
+  (qa_em_format.py: 0.2 for a well-formed trajectory with a wrong or no
+  answer, 0.1 for a wrong answer in a malformed one, the answer's score
+  minus 0.2 for a right answer in a malformed one), exactly as
+  train --format-reward; --protocol (search-r1, autorefine) names the tags
+  it checks.
 
 --metric em (default) is Search-R1's verl/utils/reward_score/qa_em.py
   (em_check): lowercase (Python's str.lower(), Unicode special casing
@@ -60,6 +68,8 @@ func runReward(args []string) error {
 	in := fs.String("in", "", `JSONL rows with "response" and "golden_answers" ("-": stdin)`)
 	out := fs.String("out", "", `output JSONL ("-": stdout)`)
 	metric := fs.String("metric", "em", "em, subem or f1")
+	formatReward := fs.Bool("format-reward", false, "Search-R1's structure-format reward (qa_em_format.py), as train --format-reward")
+	protoName := fs.String("protocol", "search-r1", "search-r1 or autorefine: the tags --format-reward checks")
 	var shard shardFlag
 	fs.Var(&shard, "shard", "score only rows r with r mod n = i (merge the parts with igsearch merge --block 1)")
 	if err := parseFlags(fs, args); err != nil {
@@ -82,11 +92,16 @@ func runReward(args []string) error {
 		r = f
 	}
 	r = newShardReader(r, shard, 1)
-	cfg := reward.Config{Metric: m}
+	proto, err := protocol.Lookup(*protoName)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	cfg := reward.DefaultConfig() // as training: the format scores apply only with --format-reward
+	cfg.Metric, cfg.FormatReward = m, *formatReward
 	var st reward.RowStats
 	var scoreErr error
 	score := func(w io.Writer) error {
-		st, scoreErr = reward.ScoreRows(r, w, *in, cfg, protocol.SearchR1())
+		st, scoreErr = reward.ScoreRows(r, w, *in, cfg, proto)
 		return scoreErr
 	}
 	if *out == "-" {

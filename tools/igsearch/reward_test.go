@@ -36,6 +36,31 @@ func TestRewardStageMatchesQAEM(t *testing.T) {
 	}
 }
 
+// TestRewardStageFormatReward: --format-reward gives what training's
+// reward gives; the values are worked by hand from qa_em_format.py (see
+// pipeline/reward's TestOutcomeFormat): a well-formed wrong answer 0.2, a
+// malformed right one 1 − 0.2, a malformed wrong one 0.1.
+func TestRewardStageFormatReward(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "rows.jsonl"), filepath.Join(dir, "out.jsonl")
+	os.WriteFile(in, []byte(`{"response":"<think>x</think><answer>Lyon</answer>","golden_answers":["Paris"]}
+{"response":"<answer>Paris</answer>","golden_answers":["Paris"]}
+{"response":"<think>x</think> junk <answer>Lyon</answer>","golden_answers":["Paris"]}
+`), 0o644)
+	if code, _ := capture(t, "reward", "--in", in, "--out", out, "--format-reward"); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	rows := readRewardRows(t, out)
+	for i, want := range []float64{0.2, 0.8, 0.1} {
+		if got, _ := rows[i]["reward"].(float64); got < want-1e-12 || got > want+1e-12 {
+			t.Errorf("row %d: reward %v, want %v", i+1, rows[i]["reward"], want)
+		}
+	}
+	if code, _ := capture(t, "reward", "--in", in, "--out", out, "--protocol", "nope"); code != 2 {
+		t.Errorf("--protocol nope: exit %d, want 2", code)
+	}
+}
+
 func TestRewardStageErrors(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "rows.jsonl")
