@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,43 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/igsearch/igsearch/internal/searchr1test"
 )
-
-// searchR1StandIn is testdata/searchr1/retrieval_standin.py: a stand-in
-// for Search-R1's retrieval_server.py that answers in exactly its format.
-const searchR1StandIn = "../testdata/searchr1/retrieval_standin.py"
-
-// startStandIn runs the stand-in over corpus and returns its base URL.
-func startStandIn(t *testing.T, corpus, mode string) string {
-	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found: the Search-R1 stand-in server cannot run")
-	}
-	cmd := exec.Command(py, searchR1StandIn, "--corpus", corpus, "--mode", mode, "--topk", "3")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("stand-in did not start: %v", err)
-	}
-	_, url, ok := strings.Cut(strings.TrimSpace(line), "listening on ")
-	if !ok {
-		t.Fatalf("stand-in said %q", line)
-	}
-	return url
-}
 
 // searchR1Corpus is the edge rows in Search-R1's corpus shape, {"id",
 // "contents"} only.
@@ -68,7 +36,7 @@ func TestRemoteRetrieverSearchR1(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, mode := range []string{"dense", "bm25"} {
-		url := startStandIn(t, corpus, mode)
+		url := searchr1test.StartStandIn(t, corpus, mode, "--topk", "3")
 		rr := NewRemoteRetriever(url)
 		qs := append(append([]string{}, edgeWords...), "nosuchwordanywhere")
 		res, err := rr.SearchBatch(context.Background(), qs, 2)
@@ -118,7 +86,7 @@ func TestRemoteRetrieverSearchR1(t *testing.T) {
 func TestRemoteRetrieverErrors(t *testing.T) {
 	corpus := filepath.Join(t.TempDir(), "c.jsonl")
 	os.WriteFile(corpus, []byte(searchR1Corpus()), 0o644)
-	url := startStandIn(t, corpus, "dense")
+	url := searchr1test.StartStandIn(t, corpus, "dense", "--topk", "3")
 	if _, err := NewRemoteRetriever(url+"/retrieve").SearchBatch(context.Background(), []string{"betaword"}, 1); err != nil {
 		t.Errorf("URL ending in /retrieve: %v", err)
 	}

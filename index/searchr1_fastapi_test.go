@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/igsearch/igsearch/internal/searchr1test"
 )
 
 // TestStandInMatchesFastAPI checks the stand-in that the client tests use
@@ -16,27 +18,9 @@ import (
 // same bytes. It needs a python3 with fastapi and uvicorn (Debian:
 // python3-fastapi python3-uvicorn) and skips, saying so, without them.
 func TestStandInMatchesFastAPI(t *testing.T) {
-	var py string
-	for _, c := range []string{"python3", "/usr/bin/python3"} {
-		if p, err := exec.LookPath(c); err == nil && exec.Command(p, "-c", "import fastapi, uvicorn").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		t.Skip("no python3 with fastapi and uvicorn (Debian: python3-fastapi python3-uvicorn): the stand-in is not compared with Search-R1's server")
-	}
-	dir := os.Getenv("IGSEARCH_SEARCHR1_GIT")
-	if dir == "" {
-		dir = "/work/.mirror/PeterGriffinJin+Search-R1/repo"
-	}
-	src, err := exec.Command("git", "--git-dir="+dir, "show", "HEAD:search_r1/search/retrieval_server.py").Output()
-	if err != nil {
-		t.Skipf("Search-R1's retrieval_server.py not found in %s (set IGSEARCH_SEARCHR1_GIT): %v", dir, err)
-	}
+	py := searchr1test.Python(t, "fastapi", "uvicorn")
 	tmp := t.TempDir()
-	server, corpus := filepath.Join(tmp, "retrieval_server.py"), filepath.Join(tmp, "c.jsonl")
-	os.WriteFile(server, src, 0o644)
+	server, corpus := searchr1test.WriteSource(t, tmp, "search_r1/search/retrieval_server.py"), filepath.Join(tmp, "c.jsonl")
 	os.WriteFile(corpus, []byte(searchR1Corpus()), 0o644)
 	bodies := []string{
 		`{"queries": ["betaword", "nuword é"], "topk": 2, "return_scores": true}`,
@@ -49,7 +33,7 @@ func TestStandInMatchesFastAPI(t *testing.T) {
 		`{"queries": "x"}`,
 		`{"topk": 3}`,
 	}
-	cmd := exec.Command(py, "../testdata/searchr1/compare_fastapi.py", server, corpus)
+	cmd := exec.Command(py, searchr1test.Script("compare_fastapi.py"), server, corpus)
 	cmd.Stdin = strings.NewReader(strings.Join(bodies, "\n") + "\n")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

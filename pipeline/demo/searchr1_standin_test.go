@@ -1,16 +1,15 @@
 package demo
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/igsearch/igsearch/internal/searchr1test"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/train"
 )
@@ -21,28 +20,10 @@ import (
 // its format, with whole corpus rows and Python float scores), and checks
 // that every search step got the stand-in's passages, in its order.
 func TestTrainSearchR1StandIn(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found: the Search-R1 stand-in server cannot run")
-	}
+	searchr1test.Python(t) // skip before the warm start without python3
 	cfg, dir := warmStart(t)
 	log := filepath.Join(dir, "standin.log")
-	cmd := exec.Command(py, "../../testdata/searchr1/retrieval_standin.py",
-		"--corpus", filepath.Join(dir, "world", "corpus.jsonl"), "--mode", "dense", "--topk", "3", "--log", log)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	_, url, ok := strings.Cut(strings.TrimSpace(line), "listening on ")
-	if err != nil || !ok {
-		t.Fatalf("stand-in did not start: %q %v", line, err)
-	}
+	url := searchr1test.StartStandIn(t, filepath.Join(dir, "world", "corpus.jsonl"), "dense", "--topk", "3", "--log", log)
 
 	cfg.Train.Iterations, cfg.Train.EvalEvery, cfg.Train.CheckpointEvery = 1, 0, 0
 	// Searches go to the stand-in; the BM25 index only supplies the random

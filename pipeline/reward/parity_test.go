@@ -9,45 +9,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/igsearch/igsearch/internal/searchr1test"
 )
 
 // The parity tests compare this package with Search-R1's own
 // verl/utils/reward_score/qa_em.py, run by python3 at test time from a
-// fetched copy of the repository (never committed). Where is it:
-//
-//	IGSEARCH_SEARCHR1_GIT  a bare git directory of PeterGriffinJin/Search-R1
-//	                       (default: the fetch tool's mirror below)
-//
-// Without python3 or the repository the live comparisons skip and say why;
-// the committed golden file testdata/qa_em_golden.jsonl, produced by the
-// same run, is checked either way.
-const defaultSearchR1Git = "/work/.mirror/PeterGriffinJin+Search-R1/repo"
-
-// searchR1File returns the contents of path in Search-R1's HEAD, or skips.
-func searchR1File(t *testing.T, path string) []byte {
-	t.Helper()
-	dir := os.Getenv("IGSEARCH_SEARCHR1_GIT")
-	if dir == "" {
-		dir = defaultSearchR1Git
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("Search-R1 repository not found at %s (set IGSEARCH_SEARCHR1_GIT to a git dir of github.com/PeterGriffinJin/Search-R1): live parity not checked", dir)
-	}
-	out, err := exec.Command("git", "--git-dir="+dir, "show", "HEAD:"+path).Output()
-	if err != nil {
-		t.Skipf("git show HEAD:%s in %s: %v: live parity not checked", path, dir, err)
-	}
-	return out
-}
-
-func needPython(t *testing.T) string {
-	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found: live parity with Search-R1's qa_em.py not checked")
-	}
-	return py
-}
+// fetched copy of the repository (never committed; see package
+// searchr1test). Without python3 or the repository the live comparison
+// skips and says why; the committed golden file
+// testdata/qa_em_golden.jsonl, produced by the same run, is checked either
+// way.
 
 // emCase is one row of testdata/qa_em_cases.jsonl.
 type emCase struct {
@@ -167,12 +139,9 @@ func TestQAEMGolden(t *testing.T) {
 // compares. With IGSEARCH_WRITE_GOLDEN=1 it rewrites the golden file from
 // that run.
 func TestQAEMLive(t *testing.T) {
-	py := needPython(t)
-	src := searchR1File(t, "verl/utils/reward_score/qa_em.py")
+	py := searchr1test.Python(t)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "qa_em.py"), src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	searchr1test.WriteSource(t, dir, "verl/utils/reward_score/qa_em.py")
 	in, err := os.ReadFile("testdata/qa_em_cases.jsonl")
 	if err != nil {
 		t.Fatal(err)

@@ -13,30 +13,9 @@ import (
 	"testing"
 
 	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/internal/searchr1test"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 )
-
-// defaultSearchR1Git is where the fetch tool mirrors
-// github.com/PeterGriffinJin/Search-R1 (a bare git directory);
-// IGSEARCH_SEARCHR1_GIT overrides it.
-const defaultSearchR1Git = "/work/.mirror/PeterGriffinJin+Search-R1/repo"
-
-// searchR1Source returns path from Search-R1's HEAD, or skips the test.
-func searchR1Source(t *testing.T, path string) []byte {
-	t.Helper()
-	dir := os.Getenv("IGSEARCH_SEARCHR1_GIT")
-	if dir == "" {
-		dir = defaultSearchR1Git
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("Search-R1 repository not found at %s (set IGSEARCH_SEARCHR1_GIT to a git dir of github.com/PeterGriffinJin/Search-R1)", dir)
-	}
-	out, err := exec.Command("git", "--git-dir="+dir, "show", "HEAD:"+path).Output()
-	if err != nil {
-		t.Skipf("git show HEAD:%s in %s: %v", path, dir, err)
-	}
-	return out
-}
 
 // searchR1Client lifts LLMGenerationManager's execute_predictions,
 // postprocess_predictions, batch_search, _batch_search and _passages2string
@@ -70,17 +49,8 @@ for line in sys.stdin:
 // igsearch's rollout builds from the same passages. One turn searches
 // nothing: Search-R1 then posts {"queries": []}, which must not crash it.
 func TestSearchR1ClientAgainstServe(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found: Search-R1's client not run")
-	}
-	if exec.Command(py, "-c", "import requests").Run() != nil {
-		t.Skip("python3 has no requests module (Debian: python3-requests): Search-R1's client not run")
-	}
-	gen := filepath.Join(t.TempDir(), "generation.py")
-	if err := os.WriteFile(gen, searchR1Source(t, "search_r1/llm_agent/generation.py"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	py := searchr1test.Python(t, "requests")
+	gen := searchr1test.WriteSource(t, t.TempDir(), "search_r1/llm_agent/generation.py")
 	tmp := t.TempDir()
 	corpus := filepath.Join(tmp, "c.jsonl")
 	var rows bytes.Buffer
