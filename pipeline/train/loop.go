@@ -8,16 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/advantage"
-	"github.com/igsearch/igsearch/pipeline/ig"
-	"github.com/igsearch/igsearch/pipeline/igscore"
 	"github.com/igsearch/igsearch/pipeline/qa"
-	"github.com/igsearch/igsearch/pipeline/reward"
-	"github.com/igsearch/igsearch/pipeline/stats"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/trainer"
@@ -100,29 +95,10 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		return nil, fmt.Errorf("train %s: no questions", cfg.Data.Train)
 	}
 
-	// The trainer: from the checkpoint when resuming, else the initial model.
 	topts := trainerOptions(cfg, env.device)
-	var tr *trainer.Trainer
-	st := resumeState{Seed: cfg.Train.Seed}
-	ckDir := filepath.Join(out, CheckpointDir)
-	if cfg.Train.Resume {
-		var extra json.RawMessage
-		tr, extra, err = trainer.Resume(ckDir, topts)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(extra, &st); err != nil {
-			tr.Close()
-			return nil, fmt.Errorf("resume %s: loop state: %w", ckDir, err)
-		}
-		if st.Seed != cfg.Train.Seed {
-			tr.Close()
-			return nil, fmt.Errorf("resume %s: checkpoint has seed %d, the config %d", ckDir, st.Seed, cfg.Train.Seed)
-		}
-	} else {
-		if tr, err = trainer.Open(cfg.Model.Path, topts); err != nil {
-			return nil, err
-		}
+	tr, st, err := openTrainer(cfg, topts)
+	if err != nil {
+		return nil, err
 	}
 	defer tr.Close()
 
@@ -136,31 +112,23 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 	if err := os.MkdirAll(filepath.Join(out, RolloutsDir), 0o755); err != nil {
 		return nil, err
 	}
-
-	// The frozen reference policy for the KL term is the initial model;
-	// with LoRA that is the base with the adapters off, which the trainer
-	// holds already (frozen, never updated).
-	var ref *policy.Policy
-	if cfg.Loss.KLBeta > 0 {
-		if topts.Artifact.LoRA != nil {
-			ref, err = policy.FromWeights(tr.Config, tr.Weights(), env.tok, env.policyOptions())
-		} else {
-			ref, err = env.policyFromDir(cfg.Model.Path)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reference policy: %w", err)
-		}
+	ref, err := referencePolicy(cfg, env, tr, topts)
+	if err != nil {
+		return nil, err
+	}
+	if ref != nil {
 		defer ref.Close()
 	}
-
 	mlog, err := openMetrics(filepath.Join(out, MetricsFile), st.Iter)
 	if err != nil {
 		return nil, err
 	}
 	defer mlog.close()
 
-	order := shuffled(len(questions), cfg.Train.Seed, st.Epoch)
+	order := questionOrder{questions: questions, seed: cfg.Train.Seed}
+	order.shuffle(st.Epoch)
 	totalSteps := cfg.Train.Iterations * cfg.Train.PPOEpochs * stepsPerEpoch(cfg)
+	ckDir := filepath.Join(out, CheckpointDir)
 	sum := &Summary{Checkpoint: ckDir}
 	for iter := st.Iter; iter < cfg.Train.Iterations; iter++ {
 		if err := ctx.Err(); err != nil {
@@ -171,17 +139,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 				progress(iter, cfg.Train.Iterations, phase)
 			}
 		}
-		// The next questions, reshuffling at the end of each pass.
-		batch := make([]qa.Example, 0, cfg.Train.Questions)
-		for len(batch) < cfg.Train.Questions {
-			if st.Cursor >= len(order) {
-				st.Epoch++
-				st.Cursor = 0
-				order = shuffled(len(questions), cfg.Train.Seed, st.Epoch)
-			}
-			batch = append(batch, questions[order[st.Cursor]])
-			st.Cursor++
-		}
+		batch := order.next(&st, cfg.Train.Questions)
 		m, err := iteration(ctx, env, cfg, tr, ref, batch, iter, totalSteps, say)
 		if err != nil {
 			return sum, fmt.Errorf("iteration %d: %w", iter, err)
@@ -189,17 +147,9 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		st.Iter = iter + 1
 		if cfg.Train.EvalEvery > 0 && (iter+1)%cfg.Train.EvalEvery == 0 && cfg.Data.Dev != "" {
 			say("eval")
-			pol, err := env.policyFromWeights(tr)
-			if err != nil {
-				return sum, err
-			}
-			res, err := Evaluate(ctx, env, pol, cfg.Data.Dev, cfg.Train.EvalLimit, cfg)
-			pol.Close()
-			if err != nil {
+			if err := evalDev(ctx, env, cfg, tr, &m); err != nil {
 				return sum, fmt.Errorf("iteration %d: eval: %w", iter, err)
 			}
-			em := res.Overall.EM
-			m.DevEM, m.DevBySource = &em, res.BySource
 		}
 		if err := mlog.write(m); err != nil {
 			return sum, err
@@ -208,18 +158,111 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		last := iter+1 == cfg.Train.Iterations
 		if last || (cfg.Train.CheckpointEvery > 0 && (iter+1)%cfg.Train.CheckpointEvery == 0) {
 			say("checkpoint")
-			extra, _ := json.Marshal(st)
-			if err := tr.Save(ckDir, extra); err != nil {
+			if err := saveCheckpoint(env, tr, ckDir, st); err != nil {
 				return sum, err
-			}
-			if tok := env.tokenizerPath; tok != "" {
-				if err := copyFile(tok, filepath.Join(ckDir, "tokenizer.json")); err != nil {
-					return sum, err
-				}
 			}
 		}
 	}
 	return sum, nil
+}
+
+// openTrainer is the trainer: from OUT/checkpoint when resuming (with the
+// loop state saved there), else over the initial model.
+func openTrainer(cfg Config, topts trainer.Options) (*trainer.Trainer, resumeState, error) {
+	st := resumeState{Seed: cfg.Train.Seed}
+	if !cfg.Train.Resume {
+		tr, err := trainer.Open(cfg.Model.Path, topts)
+		return tr, st, err
+	}
+	ckDir := filepath.Join(cfg.Train.Out, CheckpointDir)
+	tr, extra, err := trainer.Resume(ckDir, topts)
+	if err != nil {
+		return nil, st, err
+	}
+	if err := json.Unmarshal(extra, &st); err != nil {
+		tr.Close()
+		return nil, st, fmt.Errorf("resume %s: loop state: %w", ckDir, err)
+	}
+	if st.Seed != cfg.Train.Seed {
+		tr.Close()
+		return nil, st, fmt.Errorf("resume %s: checkpoint has seed %d, the config %d", ckDir, st.Seed, cfg.Train.Seed)
+	}
+	return tr, st, nil
+}
+
+// referencePolicy is the frozen reference policy of the KL term (nil
+// without one): the initial model; with LoRA the base with the adapters
+// off, which the trainer holds already (frozen, never updated).
+func referencePolicy(cfg Config, env *environment, tr *trainer.Trainer, topts trainer.Options) (*policy.Policy, error) {
+	if cfg.Loss.KLBeta <= 0 {
+		return nil, nil
+	}
+	var ref *policy.Policy
+	var err error
+	if topts.Artifact.LoRA != nil {
+		ref, err = policy.FromWeights(tr.Config, tr.Weights(), env.tok, env.policyOptions())
+	} else {
+		ref, err = env.policyFromDir(cfg.Model.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reference policy: %w", err)
+	}
+	return ref, nil
+}
+
+// questionOrder deals the training questions in a seeded order, reshuffled
+// at the end of each pass.
+type questionOrder struct {
+	questions []qa.Example
+	seed      uint64
+	order     []int
+}
+
+func (o *questionOrder) shuffle(epoch int) { o.order = shuffled(len(o.questions), o.seed, epoch) }
+
+// next deals n questions from the position in st, and moves it on.
+func (o *questionOrder) next(st *resumeState, n int) []qa.Example {
+	batch := make([]qa.Example, 0, n)
+	for len(batch) < n {
+		if st.Cursor >= len(o.order) {
+			st.Epoch++
+			st.Cursor = 0
+			o.shuffle(st.Epoch)
+		}
+		batch = append(batch, o.questions[o.order[st.Cursor]])
+		st.Cursor++
+	}
+	return batch
+}
+
+// evalDev evaluates the trainer's current policy on the dev questions
+// into m.
+func evalDev(ctx context.Context, env *environment, cfg Config, tr *trainer.Trainer, m *Metrics) error {
+	pol, err := env.policyFromWeights(tr)
+	if err != nil {
+		return err
+	}
+	defer pol.Close()
+	res, err := Evaluate(ctx, env, pol, cfg.Data.Dev, cfg.Train.EvalLimit, cfg)
+	if err != nil {
+		return err
+	}
+	em := res.Overall.EM
+	m.DevEM, m.DevBySource = &em, res.BySource
+	return nil
+}
+
+// saveCheckpoint saves the trainer with the loop state st to ckDir, with
+// the tokenizer beside it.
+func saveCheckpoint(env *environment, tr *trainer.Trainer, ckDir string, st resumeState) error {
+	extra, _ := json.Marshal(st)
+	if err := tr.Save(ckDir, extra); err != nil {
+		return err
+	}
+	if tok := env.tokenizerPath; tok != "" {
+		return copyFile(tok, filepath.Join(ckDir, "tokenizer.json"))
+	}
+	return nil
 }
 
 // stepsPerEpoch is the optimiser steps one PPO epoch takes.
@@ -262,215 +305,6 @@ func readQuestions(path string, limit int) ([]qa.Example, error) {
 	}
 	defer r.Close()
 	return qa.ReadAll(r, limit)
-}
-
-// iteration runs one rollout → rewards → IG → advantages → reference
-// log-probs → PPO epochs.
-func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Trainer, ref *policy.Policy,
-	questions []qa.Example, iter, totalSteps int, say func(string)) (Metrics, error) {
-	m := Metrics{Iter: iter}
-	start := time.Now()
-	seed := IterationSeed(cfg.Train.Seed, iter)
-
-	say("rollout")
-	pol, err := env.policyFromWeights(tr)
-	if err != nil {
-		return m, err
-	}
-	defer pol.Close()
-	recs, err := env.rollout(ctx, pol, questions, seed, cfg.Rollout.Temperature)
-	if err != nil {
-		return m, fmt.Errorf("rollout: %w", err)
-	}
-	m.TimeRollout = time.Since(start).Seconds()
-
-	// Outcome rewards.
-	rewards := make([]float64, len(recs))
-	var ems, formats, searches, lengths []float64
-	for i := range recs {
-		r := &recs[i]
-		rewards[i] = reward.Outcome(env.rewardCfg, env.proto, r.Response, r.GoldenAnswers)
-		rw := rewards[i]
-		r.Reward = &rw
-		ans, _ := reward.ExtractAnswer(r.Response)
-		ems = append(ems, reward.EM(ans, r.GoldenAnswers))
-		formats = append(formats, b2f(reward.ValidFormat(env.proto, r.Response)))
-		searches = append(searches, float64(len(r.Steps)))
-		lengths = append(lengths, float64(len(r.TokenIDs)-r.PromptLen))
-	}
-	m.Reward, _ = stats.MeanStd(rewards)
-	m.EM, _ = stats.MeanStd(ems)
-	m.FormatRate, _ = stats.MeanStd(formats)
-	m.Searches, _ = stats.MeanStd(searches)
-	m.ResponseLength, _ = stats.MeanStd(lengths)
-
-	// Information gain per search step, from the rollout policy (π_old).
-	t := time.Now()
-	var igRes []ig.Result
-	if cfg.IG.Algo == "ig-grpo" {
-		say("ig")
-		var st igscore.Stats
-		igRes, st, err = env.scoreIG(ctx, pol, recs, seed)
-		if err != nil {
-			return m, fmt.Errorf("ig: %w", err)
-		}
-		m.IGTokens = st.Tokens
-		if st.Tokens > 0 {
-			m.IGContext = float64(st.Attended) / float64(st.Tokens)
-		}
-		var all []float64
-		pos := 0
-		for i, res := range igRes {
-			recs[i].IGSteps = res.Steps
-			mean := res.Mean
-			recs[i].IGMean = &mean
-			for _, s := range res.Steps {
-				all = append(all, s.IG)
-				if s.IG > 0 {
-					pos++
-				}
-			}
-		}
-		m.IGMean, m.IGStd = stats.MeanStd(all)
-		m.IGSteps = len(all)
-		if len(all) > 0 {
-			m.IGPosRatio = float64(pos) / float64(len(all))
-		}
-	}
-	m.TimeIG = time.Since(t).Seconds()
-	// The rollout log carries each trajectory's reward and per-step IG.
-	if err := writeRollouts(filepath.Join(cfg.Train.Out, RolloutsDir, fmt.Sprintf("iter-%05d.jsonl", iter)), recs); err != nil {
-		return m, err
-	}
-
-	// Advantages, group by group (a group is one question's G samples).
-	advCfg, err := env.advantageConfig(cfg)
-	if err != nil {
-		return m, err
-	}
-	adv := make([][]float32, len(recs))
-	groups := groupIndices(recs)
-	allFail, allFailGrad := 0, 0
-	for _, idx := range groups {
-		samples := make([]advantage.Sample, len(idx))
-		fail := true
-		for j, i := range idx {
-			samples[j] = advantage.Sample{Reward: rewards[i], Mask: recs[i].LossMask(), Steps: recs[i].AdvantageSpans()}
-			if igRes != nil {
-				for _, s := range igRes[i].Steps {
-					samples[j].IG = append(samples[j].IG, advantage.StepValue{Step: s.Step, Value: s.IG})
-				}
-			}
-			if ems[i] > 0 {
-				fail = false
-			}
-		}
-		a, err := advantage.Group(advCfg, samples)
-		if err != nil {
-			return m, fmt.Errorf("advantages: %w", err)
-		}
-		nonzero := false
-		for j, i := range idx {
-			adv[i] = a[j]
-			for _, x := range a[j] {
-				if x != 0 {
-					nonzero = true
-				}
-			}
-		}
-		if fail {
-			allFail++
-			if nonzero {
-				allFailGrad++
-			}
-		}
-	}
-	if len(groups) > 0 {
-		m.AllFailGroups = float64(allFail) / float64(len(groups))
-	}
-	if allFail > 0 {
-		m.AllFailWithGradient = float64(allFailGrad) / float64(allFail)
-	}
-
-	// Reference log-probs for the KL penalty.
-	t = time.Now()
-	var refLP [][]float32
-	if ref != nil {
-		say("reference")
-		seqs := make([][]int32, len(recs))
-		for i := range recs {
-			seqs[i] = recs[i].TokenIDs
-		}
-		scores, err := ref.Score(ctx, seqs)
-		if err != nil {
-			return m, fmt.Errorf("reference log-probs: %w", err)
-		}
-		refLP = make([][]float32, len(recs))
-		for i, s := range scores {
-			// Score gives log p(ids[t+1] | ids[..t]) at t; per token i that is s[i-1].
-			refLP[i] = append([]float32{0}, s...)
-		}
-	}
-	m.TimeRef = time.Since(t).Seconds()
-	pol.Close()
-
-	// PPO epochs over mini-batches.
-	say("train")
-	t = time.Now()
-	rows := make([]trainRow, len(recs))
-	for i := range recs {
-		var r []float32
-		if refLP != nil {
-			r = refLP[i]
-		}
-		if rows[i], err = rowFromRecord(&recs[i], adv[i], r); err != nil {
-			return m, err
-		}
-	}
-	rng := rand.New(rand.NewPCG(seed, 7))
-	var stepMetrics []trainer.Metrics
-	for epoch := 0; epoch < cfg.Train.PPOEpochs; epoch++ {
-		perm := rng.Perm(len(rows))
-		mb := cfg.Train.MiniBatch
-		if mb <= 0 || mb > len(rows) {
-			mb = len(rows)
-		}
-		for lo := 0; lo < len(perm); lo += mb {
-			var part []trainRow
-			for _, i := range perm[lo:min(lo+mb, len(perm))] {
-				part = append(part, rows[i])
-			}
-			b, err := assemble(part)
-			if err != nil {
-				return m, err
-			}
-			if !hasMaskedToken(b) {
-				continue
-			}
-			lr := LearningRate(cfg.Optim, int(tr.State().Step)+1, totalSteps)
-			tr.SetLR(lr)
-			m.LR = lr
-			sm, err := tr.Step(b)
-			if err != nil {
-				return m, err
-			}
-			stepMetrics = append(stepMetrics, sm)
-		}
-	}
-	for _, sm := range stepMetrics {
-		n := float64(len(stepMetrics))
-		m.Loss += sm.Loss / n
-		m.KL += sm.ApproxKL / n
-		m.ClipFraction += sm.ClipFraction / n
-		m.GradNorm += sm.GradNorm / n
-	}
-	m.Step = tr.State().Step
-	m.TimeTrain = time.Since(t).Seconds()
-	m.TimeTotal = time.Since(start).Seconds()
-	if m.TimeTotal > 0 {
-		m.IGShare = m.TimeIG / m.TimeTotal
-	}
-	return m, nil
 }
 
 func hasMaskedToken(b *trainer.Batch) bool {
