@@ -155,7 +155,64 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 	if _, err := ort.InitDefault(cfg.RL.Model.ORTLib, ort.CPU); err != nil {
 		return nil, err
 	}
-	rep := &Report{Paths: map[string]string{}, Seconds: map[string]float64{}}
+	d, err := start(ctx, cfg, say)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	for _, st := range []struct {
+		name string // the Report.Seconds key; "" is not timed
+		run  func() error
+	}{
+		{"world", d.generateWorld},
+		{"index", d.buildIndex},
+		{"", d.initPolicy},
+		{"sft", d.warmStart},
+		{"eval_before", d.evalBefore},
+	} {
+		if err := d.timed(st.name, st.run); err != nil {
+			return nil, err
+		}
+	}
+	d.rep.Paths["world"], d.rep.Paths["index"], d.rep.Paths["model-sft"] = d.worldDir, d.indexDir, d.sftDir
+	if d.rl.Train.Iterations == 0 {
+		return d.rep, nil
+	}
+	if err := d.timed("ig-grpo", d.igGRPO); err != nil {
+		return nil, err
+	}
+	if !cfg.SkipGRPO {
+		if err := d.timed("grpo", d.grpo); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.writeReport(); err != nil {
+		return nil, err
+	}
+	return d.rep, nil
+}
+
+// demoRun is one demo in progress: its settings, its paths under
+// Config.Out, and what each stage hands to the next.
+type demoRun struct {
+	ctx context.Context
+	cfg Config
+	say Stage
+	rep *Report
+
+	out, worldDir, indexDir, tokPath, testPath, initDir, sftDir string
+
+	world   *world.World
+	ix      *index.Index
+	tok     *tokenize.Tokenizer
+	mc      qwen2.Config
+	weights qwen2.Weights // the initial policy's
+	rl      train.Config  // the RL settings over this demo's world and index
+	obs     observer      // runs the expert trajectories' searches
+}
+
+// start checks and creates the output directory and lays out the paths.
+func start(ctx context.Context, cfg Config, say Stage) (*demoRun, error) {
 	out := cfg.Out
 	if err := atomicfile.Guard(out, DirKind, true, ""); err != nil {
 		return nil, fmt.Errorf("demo --out: %w", err)
@@ -163,215 +220,224 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
-	timed := func(name string, f func() error) error {
-		t := time.Now()
-		err := f()
-		rep.Seconds[name] = time.Since(t).Seconds()
+	d := &demoRun{ctx: ctx, cfg: cfg, say: say, rep: &Report{Paths: map[string]string{}, Seconds: map[string]float64{}},
+		out: out, worldDir: filepath.Join(out, "world"), indexDir: filepath.Join(out, "index"),
+		initDir: filepath.Join(out, "model-init"), sftDir: filepath.Join(out, "model-sft")}
+	d.tokPath = filepath.Join(d.worldDir, "tokenizer.json")
+	d.testPath = filepath.Join(d.worldDir, "test.jsonl")
+	return d, nil
+}
+
+func (d *demoRun) close() {
+	if d.ix != nil {
+		d.ix.Close()
+	}
+}
+
+// timed runs f and records its seconds under name ("": not recorded).
+func (d *demoRun) timed(name string, f func() error) error {
+	t := time.Now()
+	err := f()
+	if name != "" {
+		d.rep.Seconds[name] = time.Since(t).Seconds()
+	}
+	return err
+}
+
+// generateWorld is stage 1: the world and its files.
+func (d *demoRun) generateWorld() error {
+	d.say("[1/7] generating the world (seed %d)", d.cfg.World.Seed)
+	w, err := world.Generate(d.cfg.World)
+	if err != nil {
 		return err
 	}
-
-	// 1. The world.
-	wdir := filepath.Join(out, "world")
-	var w *world.World
-	err := timed("world", func() error {
-		say("[1/7] generating the world (seed %d)", cfg.World.Seed)
-		var err error
-		if w, err = world.Generate(cfg.World); err != nil {
-			return err
-		}
-		return w.Write(wdir)
-	})
-	if err != nil {
-		return nil, err
+	if err := w.Write(d.worldDir); err != nil {
+		return err
 	}
+	d.world = w
 	s := w.Summary()
-	say("      %d passages, %d words in the vocabulary, %d expert trajectories", s.Passages, s.VocabSize, len(w.Expert))
+	d.say("      %d passages, %d words in the vocabulary, %d expert trajectories", s.Passages, s.VocabSize, len(w.Expert))
+	return nil
+}
 
-	// 2. The index.
-	idir := filepath.Join(out, "index")
-	err = timed("index", func() error {
-		say("[2/7] building the BM25 index")
-		st, err := index.BuildFile(ctx, filepath.Join(wdir, "corpus.jsonl"), idir, index.BuildOptions{})
-		if err == nil {
-			say("      %d passages indexed", st.Docs)
-		}
+// buildIndex is stage 2: the BM25 index over the world's passages.
+func (d *demoRun) buildIndex() error {
+	d.say("[2/7] building the BM25 index")
+	st, err := index.BuildFile(d.ctx, filepath.Join(d.worldDir, "corpus.jsonl"), d.indexDir, index.BuildOptions{})
+	if err != nil {
 		return err
-	})
-	if err != nil {
-		return nil, err
 	}
-	ix, err := index.Open(idir)
-	if err != nil {
-		return nil, err
-	}
-	defer ix.Close()
+	d.say("      %d passages indexed", st.Docs)
+	d.ix, err = index.Open(d.indexDir)
+	return err
+}
 
-	// 3. The policy, initialised at random over the world's vocabulary.
-	tokPath := filepath.Join(wdir, "tokenizer.json")
-	tok, err := tokenize.Load(tokPath)
+// initPolicy is stage 3: the policy, initialised at random over the
+// world's vocabulary.
+func (d *demoRun) initPolicy() error {
+	tok, err := tokenize.Load(d.tokPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	mc := cfg.Model
+	mc := d.cfg.Model
 	mc.VocabSize = tok.VocabSize()
 	eos, _ := tok.TokenID("<|endoftext|>")
 	mc.BOSTokenID, mc.EOSTokenIDs = int64(eos), []int64{int64(eos)}
-	initDir := filepath.Join(out, "model-init")
-	say("[3/7] initialising a Qwen2-shaped policy: %d layers, hidden %d, vocabulary %d (%.2fM parameters)",
+	d.say("[3/7] initialising a Qwen2-shaped policy: %d layers, hidden %d, vocabulary %d (%.2fM parameters)",
 		mc.NumHiddenLayers, mc.HiddenSize, mc.VocabSize, float64(qwen2.NumParams(mc))/1e6)
-	weights := qwen2.Init(mc, cfg.Seed)
-	if err := saveModel(initDir, mc, weights, tokPath); err != nil {
-		return nil, err
+	d.tok, d.mc = tok, mc
+	d.weights = qwen2.Init(mc, d.cfg.Seed)
+	if err := saveModel(d.initDir, mc, d.weights, d.tokPath); err != nil {
+		return err
 	}
-
-	// 4. Warm start by SFT on the expert trajectories, with real retrieval.
-	rl := cfg.RL
-	rl.Retriever.Index = idir
-	rl.Data.Train = filepath.Join(wdir, "train.jsonl")
-	rl.Data.Dev = filepath.Join(wdir, "dev.jsonl")
-	proto, err := protocol.Lookup(rl.Rollout.Protocol)
+	d.rl = d.cfg.RL
+	d.rl.Retriever.Index = d.indexDir
+	d.rl.Data.Train = filepath.Join(d.worldDir, "train.jsonl")
+	d.rl.Data.Dev = filepath.Join(d.worldDir, "dev.jsonl")
+	proto, err := protocol.Lookup(d.rl.Rollout.Protocol)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	obs := observer{retr: ix, proto: proto, topk: rl.Retriever.TopK}
-	sftDir := filepath.Join(out, "model-sft")
-	err = timed("sft", func() error {
-		// The last IGExperts trajectories are held out of SFT, so that the
-		// IG of their queries is measured on text the policy has not seen.
-		sftExperts := w.Expert[:len(w.Expert)-min(cfg.IGExperts, len(w.Expert)/4)]
-		say("[4/7] warm start: SFT on %d expert trajectories (%d steps of %d)", len(sftExperts), cfg.SFT.Steps, cfg.SFT.BatchSize)
-		var data []train.Sequence
-		for _, x := range sftExperts {
-			segs, err := expertSegments(ctx, x, obs)
-			if err != nil {
-				return err
-			}
-			prompt, err := train.PromptText(rl, x.Question)
-			if err != nil {
-				return err
-			}
-			data = append(data, sequence(tok, prompt, segs))
-		}
+	d.obs = observer{retr: d.ix, proto: proto, topk: d.rl.Retriever.TopK}
+	return nil
+}
 
-		sc := cfg.SFT
-		sc.Session = ort.Options{IntraOpThreads: rl.Model.Threads}
-		tr, losses, err := train.SFT(ctx, mc, weights, data, sc, func(step, total int, loss float64) {
-			if step == 1 || step%25 == 0 || step == total {
-				say("      step %d/%d: loss %.3f", step, total, loss)
-			}
-		})
+// heldOut is how many expert trajectories stay out of SFT, so that the IG
+// of their queries is measured on text the policy has not seen.
+func (d *demoRun) heldOut() int {
+	return min(d.cfg.IGExperts, len(d.world.Expert)/4)
+}
+
+// warmStart is stage 4: SFT on the expert trajectories, with real
+// retrieval.
+func (d *demoRun) warmStart() error {
+	sftExperts := d.world.Expert[:len(d.world.Expert)-d.heldOut()]
+	d.say("[4/7] warm start: SFT on %d expert trajectories (%d steps of %d)", len(sftExperts), d.cfg.SFT.Steps, d.cfg.SFT.BatchSize)
+	var data []train.Sequence
+	for _, x := range sftExperts {
+		segs, err := expertSegments(d.ctx, x, d.obs)
 		if err != nil {
 			return err
 		}
-		defer tr.Close()
-		rep.SFTLoss = [2]float64{losses[0], losses[len(losses)-1]}
-		return saveModel(sftDir, mc, tr.Weights(), tokPath)
-	})
-	if err != nil {
-		return nil, err
-	}
-	testPath := filepath.Join(wdir, "test.jsonl")
-
-	// 5. EM before RL, and IG of precise vs vague expert queries.
-	err = timed("eval_before", func() error {
-		say("[5/7] evaluating the warm-started policy on the test split")
-		var err error
-		rep.Before, err = train.EvalDir(ctx, rl, sftDir, testPath, cfg.EvalLimit)
+		prompt, err := train.PromptText(d.rl, x.Question)
 		if err != nil {
 			return err
 		}
-		say("      EM %.3f", rep.Before.Overall.EM)
-		if cfg.IGExperts > 0 {
-			held := w.Expert[len(w.Expert)-min(cfg.IGExperts, len(w.Expert)/4):]
-			rep.IGByKind, rep.IGValues, err = expertIG(ctx, rl, sftDir, held, len(held), obs)
+		data = append(data, sequence(d.tok, prompt, segs))
+	}
+	sc := d.cfg.SFT
+	sc.Session = ort.Options{IntraOpThreads: d.rl.Model.Threads}
+	tr, losses, err := train.SFT(d.ctx, d.mc, d.weights, data, sc, func(step, total int, loss float64) {
+		if step == 1 || step%25 == 0 || step == total {
+			d.say("      step %d/%d: loss %.3f", step, total, loss)
 		}
-		return err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	defer tr.Close()
+	d.rep.SFTLoss = [2]float64{losses[0], losses[len(losses)-1]}
+	return saveModel(d.sftDir, d.mc, tr.Weights(), d.tokPath)
+}
 
-	// 6. RL: IG-GRPO, then plain GRPO with the same budget.
-	runRL := func(algo string) (*train.EvalResult, []train.Metrics, error) {
-		c := rl
-		c.Model.Path = sftDir
-		c.IG.Algo = algo
-		c.Train.Out = filepath.Join(out, algo)
-		c.Train.Overwrite = true // the demo's own run of an earlier demo
-		c.Train.Seed = cfg.Seed
-		_, err := train.Run(ctx, c, func(iter, total int, phase string) {
-			if phase == "rollout" {
-				say("      %s iteration %d/%d", algo, iter+1, total)
-			}
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", algo, err)
-		}
-		ms, err := readMetrics(filepath.Join(c.Train.Out, train.MetricsFile))
-		if err != nil {
-			return nil, nil, err
-		}
-		res, err := train.EvalDir(ctx, rl, filepath.Join(c.Train.Out, train.CheckpointDir), testPath, cfg.EvalLimit)
-		return res, ms, err
-	}
-	rep.Paths["world"], rep.Paths["index"], rep.Paths["model-sft"] = wdir, idir, sftDir
-	if rl.Train.Iterations == 0 {
-		return rep, nil
-	}
-	var igMetrics []train.Metrics
-	err = timed("ig-grpo", func() error {
-		say("[6/7] IG-GRPO: %d iterations × %d questions × %d samples", rl.Train.Iterations, rl.Train.Questions, rl.Rollout.GroupSize)
-		var err error
-		rep.IGGRPO, igMetrics, err = runRL("ig-grpo")
-		if err == nil {
-			say("      EM %.3f", rep.IGGRPO.Overall.EM)
-		}
-		return err
-	})
+// evalBefore is stage 5: EM before RL, and the IG of the held-out expert
+// queries by kind.
+func (d *demoRun) evalBefore() error {
+	d.say("[5/7] evaluating the warm-started policy on the test split")
+	var err error
+	d.rep.Before, err = train.EvalDir(d.ctx, d.rl, d.sftDir, d.testPath, d.cfg.EvalLimit)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	d.say("      EM %.3f", d.rep.Before.Overall.EM)
+	if d.cfg.IGExperts > 0 {
+		held := d.world.Expert[len(d.world.Expert)-d.heldOut():]
+		d.rep.IGByKind, d.rep.IGValues, err = expertIG(d.ctx, d.rl, d.sftDir, held, len(held), d.obs)
+	}
+	return err
+}
+
+// igGRPO is stage 6: IG-GRPO from the warm start, and the share of
+// all-fail groups that still got a gradient.
+func (d *demoRun) igGRPO() error {
+	rl := d.rl
+	d.say("[6/7] IG-GRPO: %d iterations × %d questions × %d samples", rl.Train.Iterations, rl.Train.Questions, rl.Rollout.GroupSize)
+	res, metrics, err := d.runRL("ig-grpo")
+	if err != nil {
+		return err
+	}
+	d.rep.IGGRPO = res
+	d.say("      EM %.3f", res.Overall.EM)
 	var fail, failGrad float64
-	for _, m := range igMetrics {
+	for _, m := range metrics {
 		groups := float64(rl.Train.Questions)
 		fail += m.AllFailGroups * groups
 		failGrad += m.AllFailWithGradient * m.AllFailGroups * groups
 	}
-	if n := float64(len(igMetrics)) * float64(rl.Train.Questions); n > 0 {
-		rep.AllFailGroups = fail / n
+	if n := float64(len(metrics)) * float64(rl.Train.Questions); n > 0 {
+		d.rep.AllFailGroups = fail / n
 	}
 	if fail > 0 {
-		rep.AllFailWithGradient = failGrad / fail
+		d.rep.AllFailWithGradient = failGrad / fail
 	}
-	if !cfg.SkipGRPO {
-		err = timed("grpo", func() error {
-			say("[7/7] plain GRPO with the same budget")
-			var err error
-			rep.GRPO, _, err = runRL("grpo")
-			if err == nil {
-				say("      EM %.3f", rep.GRPO.Overall.EM)
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
+	return nil
+}
+
+// grpo is stage 7: plain GRPO with the same budget.
+func (d *demoRun) grpo() error {
+	d.say("[7/7] plain GRPO with the same budget")
+	res, _, err := d.runRL("grpo")
+	if err != nil {
+		return err
+	}
+	d.rep.GRPO = res
+	d.say("      EM %.3f", res.Overall.EM)
+	return nil
+}
+
+// runRL trains the warm-started policy with algo into Out/algo and
+// evaluates the result on the test split.
+func (d *demoRun) runRL(algo string) (*train.EvalResult, []train.Metrics, error) {
+	c := d.rl
+	c.Model.Path = d.sftDir
+	c.IG.Algo = algo
+	c.Train.Out = filepath.Join(d.out, algo)
+	c.Train.Overwrite = true // the demo's own run of an earlier demo
+	c.Train.Seed = d.cfg.Seed
+	_, err := train.Run(d.ctx, c, func(iter, total int, phase string) {
+		if phase == "rollout" {
+			d.say("      %s iteration %d/%d", algo, iter+1, total)
 		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", algo, err)
 	}
-	rep.Paths["ig-grpo metrics"] = filepath.Join(out, "ig-grpo", train.MetricsFile)
+	ms, err := readMetrics(filepath.Join(c.Train.Out, train.MetricsFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := train.EvalDir(d.ctx, d.rl, filepath.Join(c.Train.Out, train.CheckpointDir), d.testPath, d.cfg.EvalLimit)
+	return res, ms, err
+}
+
+// writeReport draws the plots and writes report.json.
+func (d *demoRun) writeReport() error {
+	rep := d.rep
+	rep.Paths["ig-grpo metrics"] = filepath.Join(d.out, "ig-grpo", train.MetricsFile)
 	runs := map[string]string{"ig-grpo": rep.Paths["ig-grpo metrics"]}
-	if !cfg.SkipGRPO {
-		rep.Paths["grpo metrics"] = filepath.Join(out, "grpo", train.MetricsFile)
+	if !d.cfg.SkipGRPO {
+		rep.Paths["grpo metrics"] = filepath.Join(d.out, "grpo", train.MetricsFile)
 		runs["grpo"] = rep.Paths["grpo metrics"]
 	}
-	plots := filepath.Join(out, "plots")
+	plots := filepath.Join(d.out, "plots")
 	written, err := plot.Curves(runs, plots)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(rep.IGValues) > 0 {
 		p := filepath.Join(plots, "ig_by_kind.png")
 		if err := plot.IGByKind(rep.IGValues, p); err != nil {
-			return nil, err
+			return err
 		}
 		written = append(written, p)
 	}
@@ -381,10 +447,7 @@ func Run(ctx context.Context, cfg Config, say Stage) (*Report, error) {
 		}
 	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
-	if err := atomicfile.WriteFile(filepath.Join(out, "report.json"), append(js, '\n')); err != nil {
-		return nil, err
-	}
-	return rep, nil
+	return atomicfile.WriteFile(filepath.Join(d.out, "report.json"), append(js, '\n'))
 }
 
 // expertIG scores the IG of the first n expert trajectories' queries under
