@@ -380,14 +380,22 @@ func (t *Trainer) microBatches(b *Batch) []microBatch {
 		maxRows = rows
 	}
 	budget := t.opts.MicroBatchTokens
-	// firstReal is the first unpadded column of row r (left padding).
+	// firstReal is the first column of row r that must be kept: its first
+	// unpadded token (left padding), or an earlier trained position.
 	firstReal := func(r int) int {
+		first := cols - 2 // an all-padding row: keep the two columns a sequence needs
 		for c, m := range b.AttentionMask[r] {
+			if m != 0 {
+				first = c
+				break
+			}
+		}
+		for c, m := range b.LossMask[r][:first] {
 			if m != 0 {
 				return c
 			}
 		}
-		return cols - 2 // an all-padding row: keep the two columns a sequence needs
+		return first
 	}
 	var out []microBatch
 	for lo := 0; lo < rows; {
