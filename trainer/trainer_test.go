@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/igsearch/igsearch/models/qwen2"
@@ -192,4 +193,28 @@ func TestRecomputeSameGradients(t *testing.T) {
 		}
 	}
 	t.Logf("worst difference relative to each tensor's largest gradient: %.2g", worst)
+}
+
+// TestMicroBatchPlan checks the token-budget split of the GRPO fixture (4
+// rows of 20 columns, left padding 0, 3, 0, 6) by hand: at 30 tokens no two
+// rows fit together (2 × 20 > 30), so each row runs alone without its
+// padding; at 40, rows 0+1 and 2+3 pair up, each pair keeping the columns
+// its least padded row needs; with MicroBatch 1 as well, rows run alone.
+func TestMicroBatchPlan(t *testing.T) {
+	_, f := loadFixture(t)
+	b := f.Batch()
+	for _, c := range []struct {
+		rows, tokens int
+		want         []microBatch
+	}{
+		{0, 30, []microBatch{{0, 1, 0}, {1, 2, 3}, {2, 3, 0}, {3, 4, 6}}},
+		{0, 40, []microBatch{{0, 2, 0}, {2, 4, 0}}},
+		{1, 40, []microBatch{{0, 1, 0}, {1, 2, 3}, {2, 3, 0}, {3, 4, 6}}},
+		{2, 0, []microBatch{{0, 2, 0}, {2, 4, 0}}},
+	} {
+		tr := &Trainer{opts: Options{MicroBatch: c.rows, MicroBatchTokens: c.tokens}}
+		if got := tr.microBatches(b); !slices.Equal(got, c.want) {
+			t.Errorf("micro-batch %d, tokens %d: %v, want %v", c.rows, c.tokens, got, c.want)
+		}
+	}
 }
