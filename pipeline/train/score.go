@@ -3,7 +3,9 @@ package train
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
+	"text/tabwriter"
 
 	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/igscore"
@@ -54,6 +56,45 @@ type EvalResult struct {
 	BySource map[string]Score    `json:"by_source"`
 	Overall  Score               `json:"overall"`
 	Records  []trajectory.Record `json:"-"`
+}
+
+// NewEvalResult is an empty result, for Add.
+func NewEvalResult() *EvalResult { return &EvalResult{BySource: map[string]Score{}} }
+
+// Add scores one trajectory's final answer, EM and F1 against its gold
+// answers, into its data_source's figures ("all" when it has none) and the
+// overall ones. A trajectory that ended without answering scores 0.
+func (r *EvalResult) Add(rec *trajectory.Record) {
+	ans, _ := reward.ExtractAnswer(rec.Response)
+	em, f1 := reward.EM(ans, rec.GoldenAnswers), reward.F1(ans, rec.GoldenAnswers)
+	src := rec.DataSource
+	if src == "" {
+		src = "all"
+	}
+	s := r.BySource[src]
+	s.add(em, f1)
+	r.BySource[src] = s
+	r.Overall.add(em, f1)
+}
+
+// add folds one trajectory's EM and F1 into the running means.
+func (s *Score) add(em, f1 float64) {
+	s.EM = (s.EM*float64(s.N) + em) / float64(s.N+1)
+	s.F1 = (s.F1*float64(s.N) + f1) / float64(s.N+1)
+	s.N++
+}
+
+// Table writes the result as an aligned table: data_source, n, EM, F1, and
+// the average over all trajectories.
+func (r *EvalResult) Table(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "data_source\tn\tEM\tF1\t")
+	for _, src := range r.Sources() {
+		v := r.BySource[src]
+		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t\n", src, v.N, v.EM, v.F1)
+	}
+	fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t\n", "average", r.Overall.N, r.Overall.EM, r.Overall.F1)
+	tw.Flush()
 }
 
 // Sources lists the data sources in name order.
@@ -112,23 +153,10 @@ func (e *environment) evaluate(ctx context.Context, pol *policy.Policy, qs []qa.
 	if err != nil {
 		return nil, err
 	}
-	res := &EvalResult{BySource: map[string]Score{}, Records: recs}
-	add := func(s *Score, em, f1 float64) {
-		s.EM = (s.EM*float64(s.N) + em) / float64(s.N+1)
-		s.F1 = (s.F1*float64(s.N) + f1) / float64(s.N+1)
-		s.N++
-	}
-	for _, r := range recs {
-		ans, _ := reward.ExtractAnswer(r.Response)
-		em, f1 := reward.EM(ans, r.GoldenAnswers), reward.F1(ans, r.GoldenAnswers)
-		src := r.DataSource
-		if src == "" {
-			src = "all"
-		}
-		s := res.BySource[src]
-		add(&s, em, f1)
-		res.BySource[src] = s
-		add(&res.Overall, em, f1)
+	res := NewEvalResult()
+	res.Records = recs
+	for i := range recs {
+		res.Add(&recs[i])
 	}
 	return res, nil
 }

@@ -8,15 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/igsearch/igsearch/index"
 	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/qa"
-	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/rollout"
+	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
@@ -82,55 +80,9 @@ Example:
 	run: runEval,
 }
 
-// evalScore is EM and F1 averaged over n trajectories.
-type evalScore struct {
-	N  int     `json:"n"`
-	EM float64 `json:"em"`
-	F1 float64 `json:"f1"`
-}
-
-func (s *evalScore) add(em, f1 float64) {
-	s.N++
-	s.EM += (em - s.EM) / float64(s.N)
-	s.F1 += (f1 - s.F1) / float64(s.N)
-}
-
-// evalResult is eval's JSON output.
-type evalResult struct {
-	BySource map[string]*evalScore `json:"by_source"`
-	Overall  evalScore             `json:"overall"`
-}
-
-func (r *evalResult) add(rec *trajectory.Record) {
-	// A trajectory that ended without answering has Answer "" and scores 0.
-	em, f1 := reward.EM(rec.Answer, rec.GoldenAnswers), reward.F1(rec.Answer, rec.GoldenAnswers)
-	src := rec.DataSource
-	if src == "" {
-		src = "all"
-	}
-	if r.BySource[src] == nil {
-		r.BySource[src] = &evalScore{}
-	}
-	r.BySource[src].add(em, f1)
-	r.Overall.add(em, f1)
-}
-
-// table writes the result as an aligned table.
-func (r *evalResult) table(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "data_source\tn\tEM\tF1\t")
-	var srcs []string
-	for s := range r.BySource {
-		srcs = append(srcs, s)
-	}
-	sort.Strings(srcs)
-	for _, s := range srcs {
-		v := r.BySource[s]
-		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t\n", s, v.N, v.EM, v.F1)
-	}
-	fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t\n", "average", r.Overall.N, r.Overall.EM, r.Overall.F1)
-	tw.Flush()
-}
+// evalResult is eval's JSON output: pipeline/train's evaluation, as
+// training's dev evaluation and the demo score it.
+type evalResult = train.EvalResult
 
 func runEval(args []string) error {
 	fs := newFlags("eval")
@@ -241,7 +193,7 @@ func evalRecords(path string) (*evalResult, error) {
 		return nil, err
 	}
 	defer f.Close()
-	res := &evalResult{BySource: map[string]*evalScore{}}
+	res := train.NewEvalResult()
 	tr := trajectory.NewReader(f, path)
 	for {
 		rec, err := tr.Next()
@@ -251,14 +203,14 @@ func evalRecords(path string) (*evalResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.add(&rec)
+		res.Add(&rec)
 	}
 }
 
 // printEval writes the table to stderr and the JSON to stdout and, when out
 // is not "", to out.
 func printEval(res *evalResult, out string) error {
-	res.table(os.Stderr)
+	res.Table(os.Stderr)
 	js, err := json.Marshal(res)
 	if err != nil {
 		return err
@@ -289,7 +241,7 @@ func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, q
 			}
 		}()
 	}
-	res := &evalResult{BySource: map[string]*evalScore{}}
+	res := train.NewEvalResult()
 	prog := newProgress("eval", "questions", int64(max(limit, 0)))
 	seen := 0
 	taken := map[string]int{} // questions kept per data_source
@@ -325,7 +277,7 @@ func evaluate(ctx context.Context, pol *policy.Policy, retr rollout.Retriever, q
 			return nil, err
 		}
 		for i := range recs {
-			res.add(&recs[i])
+			res.Add(&recs[i])
 			if w != nil {
 				if err := w.Write(&recs[i]); err != nil {
 					return nil, err

@@ -41,7 +41,7 @@ func TestEvalPerSource(t *testing.T) {
 	}
 	want := map[string]int{"nq": 2, "triviaqa": 2, "bamboogle": 1}
 	for src, n := range want {
-		if res.BySource[src] == nil || res.BySource[src].N != n {
+		if res.BySource[src].N != n {
 			t.Errorf("%s: %+v, want %d questions", src, res.BySource[src], n)
 		}
 	}

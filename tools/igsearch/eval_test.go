@@ -123,7 +123,7 @@ func TestEvalStage(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
 	}
-	if res.Overall.N != 5 || res.BySource["one"] == nil || res.BySource["one"].N != 3 || res.BySource["two"].N != 2 {
+	if res.Overall.N != 5 || res.BySource["one"].N != 3 || res.BySource["two"].N != 2 {
 		t.Errorf("result %+v, want 5 questions: 3 of one, 2 of two", res)
 	}
 	file, err := os.ReadFile(out)
@@ -143,7 +143,7 @@ func TestEvalStage(t *testing.T) {
 	}
 	// The table.
 	var tbl strings.Builder
-	(&res).table(&tbl)
+	res.Table(&tbl)
 	if !strings.Contains(tbl.String(), "average") || strings.Count(tbl.String(), "\n") != 4 {
 		t.Errorf("table:\n%s", tbl.String())
 	}
