@@ -1,0 +1,66 @@
+package train
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/igsearch/igsearch/models/safetensors"
+	"github.com/igsearch/igsearch/trainer"
+)
+
+// TestRunLoRA trains with LoRA adapters (with the KL reference on, per-layer
+// recomputation and token-budget micro-batches), then resumes for one more
+// iteration: the checkpoint keeps the initial model bit for bit beside
+// PEFT's adapter files, and the resumed run continues the optimiser steps.
+func TestRunLoRA(t *testing.T) {
+	cfg, _, _ := tinySetup(t)
+	cfg.Train.LoRARank, cfg.Train.LoRAAlpha, cfg.Train.LoRATargets = 4, 8, "q_proj, v_proj"
+	cfg.Train.Recompute = true
+	cfg.Train.MicroBatchTokens = 256
+	cfg.Train.EvalEvery = 0
+	cfg.Loss.KLBeta = 0.01
+	sum, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := sum.Checkpoint
+	lc, err := trainer.ReadLoRAConfig(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc.Rank != 4 || lc.Alpha != 8 || !slices.Equal(lc.Targets, []string{"q_proj", "v_proj"}) {
+		t.Errorf("adapter_config: r=%d alpha=%g targets %v", lc.Rank, lc.Alpha, lc.Targets)
+	}
+	base, err := safetensors.Open(filepath.Join(cfg.Model.Path, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	saved, err := safetensors.Open(filepath.Join(ck, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer saved.Close()
+	for _, info := range base.Tensors() {
+		_, want, _ := base.Float32s(info.Name)
+		_, got, err := saved.Float32s(info.Name)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("base weight %s changed by LoRA training (err %v)", info.Name, err)
+		}
+	}
+	steps := sum.Last.Step
+	if steps < 1 {
+		t.Fatalf("%d optimiser steps after 2 iterations", steps)
+	}
+
+	cfg.Train.Iterations, cfg.Train.Resume = 3, true
+	sum, err = Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if sum.Iterations != 3 || sum.Last.Step <= steps {
+		t.Errorf("resumed to iteration %d, step %d; want 3 and more than %d", sum.Iterations, sum.Last.Step, steps)
+	}
+}
