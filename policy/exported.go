@@ -16,9 +16,8 @@ import (
 //   - flat (a torch.onnx export): DIR/model.onnx and optionally
 //     DIR/scoring.onnx (openExported).
 //
-// Only fp32 KV caches are read today: a folder whose only graph is
-// onnx/model_fp16.onnx opens and is then refused by checkInference, with
-// the cache type named.
+// A folder whose only graph is onnx/model_fp16.onnx runs with its float16
+// KV cache (widened to float32 in the host cache between runs).
 func (p *Policy) openONNXFolder(so ort.Options) error {
 	path, err := qwen2.ExportedModelPath(p.dir)
 	if err != nil {

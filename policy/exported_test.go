@@ -111,8 +111,9 @@ func TestOpenCommunityFolder(t *testing.T) {
 	}
 }
 
-// TestOpenCommunityFolderFP16Only checks that a folder holding only
-// model_fp16.onnx is refused with the KV-cache type named, not run wrongly.
+// TestOpenCommunityFolderFP16Only opens a folder holding only
+// model_fp16.onnx (a float16 KV cache) and checks its log-probs and greedy
+// tokens against the float32 checkpoint, within float16 rounding.
 func TestOpenCommunityFolderFP16Only(t *testing.T) {
 	needORT(t)
 	ck, err := qwen2.LoadCheckpoint(exportedTinyDir, onnx.Float16)
@@ -124,9 +125,20 @@ func TestOpenCommunityFolderFP16Only(t *testing.T) {
 	if err := qwen2.Export(dir, ck.Config, ck.Weights, qwen2.ExportOptions{Graph: qwen2.Options{DType: onnx.Float16}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "float16") {
-		t.Errorf("fp16-only folder: %v, want an error naming the float16 KV cache", err)
+	p16, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("fp16-only folder: %v", err)
 	}
+	defer p16.Close()
+	if p16.kvDType != onnx.Float16 {
+		t.Fatalf("KV cache %s, want float16", p16.kvDType)
+	}
+	p32, err := Open(exportedTinyDir, Options{Format: "checkpoint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p32.Close()
+	closeTo(t, "model_fp16.onnx", scoreWith(t, p16), scoreWith(t, p32), 3e-2)
 }
 
 // TestTransformersJSGreedy exports tiny-qwen2 with qwen2.Export (external

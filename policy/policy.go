@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,12 @@ type Options struct {
 	// NoGraphCache is ignored: graphs of a checkpoint are always built in
 	// memory over its weights (see Open). Deprecated.
 	NoGraphCache bool
+	// DType is the weight and KV-cache type of graphs built from weights:
+	// onnx.Float (the zero value), or onnx.Float16, what CUDA's
+	// GroupQueryAttention needs; norms, softmax and log-probs stay float32.
+	// On CPU float16 runs, but 5–7× slower than float32 (measured,
+	// models/qwen2's BenchmarkCPUWeightDType).
+	DType onnx.DType
 	// SharedWeights, for FromWeights, is host memory that already holds the
 	// weights (the trainer's): the tensors of w that lie in it are taken in
 	// place instead of copied, and the block stays the caller's, who must
@@ -69,6 +76,9 @@ type Policy struct {
 	// position only (qwen2.Options.SamplingHead).
 	lastOnly bool
 	hasPos   bool // the inference graph takes position_ids
+	// kvDType is the graph's KV-cache type, float32 or float16; the host
+	// cache is float32 either way, converted at the boundary.
+	kvDType onnx.DType
 	// runTokens bounds the new tokens of one run (0: 2048); tests lower it
 	// to exercise chunked prefill.
 	runTokens int
@@ -86,6 +96,7 @@ type Policy struct {
 	ownsWeights bool          // Close frees weights (not the caller's shared block)
 	w           qwen2.Weights // the tensors in weights, by HF name
 	loraScale   float64
+	dtype       onnx.DType // of the built graphs' weights
 }
 
 // Open loads the policy in dir, which is either
@@ -174,7 +185,12 @@ func FromWeights(cfg qwen2.Config, w qwen2.Weights, tok *tokenize.Tokenizer, opt
 }
 
 func newPolicy(dir string, cfg qwen2.Config, opts Options) *Policy {
+	dt := opts.DType
+	if dt == onnx.Undefined {
+		dt = onnx.Float
+	}
 	return &Policy{
+		dtype:  dt,
 		dir:    dir,
 		device: opts.Device,
 		cfg:    cfg,
@@ -305,20 +321,20 @@ func usesGQA(g *onnx.Graph) bool {
 // openCheckpoint reads the checkpoint's weights once into host memory and
 // builds the graphs over them.
 func (p *Policy) openCheckpoint(opts Options) error {
-	w, err := ort.NewHostWeights(ort.HostWeightSize(qwen2.WeightSizes(p.cfg, onnx.Float)))
+	w, err := ort.NewHostWeights(ort.HostWeightSize(qwen2.WeightSizes(p.cfg, p.dtype)))
 	if err != nil {
 		return err
 	}
 	p.weights, p.ownsWeights = w, true
-	if p.w, err = qwen2.LoadWeightsInto(p.dir, p.cfg, onnx.Float, w.Alloc); err != nil {
+	if p.w, err = qwen2.LoadWeightsInto(p.dir, p.cfg, p.dtype, w.Alloc); err != nil {
 		return err
 	}
 	return p.build(opts, "built in memory from "+p.dir)
 }
 
-// copyWeights copies w into a new host-weights block.
+// copyWeights copies w (float32) into a new host-weights block, as p.dtype.
 func (p *Policy) copyWeights(w qwen2.Weights) error {
-	block, err := ort.NewHostWeights(ort.HostWeightSize(qwen2.WeightSizes(p.cfg, onnx.Float)))
+	block, err := ort.NewHostWeights(ort.HostWeightSize(qwen2.WeightSizes(p.cfg, p.dtype)))
 	if err != nil {
 		return err
 	}
@@ -340,12 +356,18 @@ func (p *Policy) copyWeights(w qwen2.Weights) error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("weight %q: %w", par.Name, err)
 		}
-		raw, err := block.Alloc(len(t.Raw))
+		raw, err := block.Alloc(len(t.Raw) / 4 * p.dtype.Size())
 		if err != nil {
 			return err
 		}
-		copy(raw, t.Raw)
-		p.w[par.Name] = &onnx.Tensor{DType: t.DType, Dims: t.Dims, Raw: raw}
+		if p.dtype == onnx.Float16 {
+			for i, x := range t.Floats() {
+				binary.LittleEndian.PutUint16(raw[2*i:], onnx.Float32ToFloat16(x))
+			}
+		} else {
+			copy(raw, t.Raw)
+		}
+		p.w[par.Name] = &onnx.Tensor{DType: p.dtype, Dims: t.Dims, Raw: raw}
 	}
 	return nil
 }
@@ -355,14 +377,17 @@ func (p *Policy) copyWeights(w qwen2.Weights) error {
 // the attention variant of opts.Attention or, by default, the one
 // qwen2.PreferredAttention picks for the device and head size.
 func (p *Policy) build(opts Options, source string) error {
-	a := qwen2.PreferredAttention(opts.Device.CUDA, onnx.Float, p.cfg.HeadDim())
+	if p.dtype != onnx.Float && p.dtype != onnx.Float16 {
+		return fmt.Errorf("graph dtype %s: float32 or float16", p.dtype)
+	}
+	a := qwen2.PreferredAttention(opts.Device.CUDA, p.dtype, p.cfg.HeadDim())
 	if opts.Attention != "" {
 		var err error
 		if a, err = qwen2.ParseAttention(opts.Attention); err != nil {
 			return err
 		}
 	}
-	gopts := qwen2.Options{Attention: a, FusedLinear: true, LoRAScale: p.loraScale}
+	gopts := qwen2.Options{Attention: a, FusedLinear: true, LoRAScale: p.loraScale, DType: p.dtype}
 	p.batchAppend = a != qwen2.ContribAttention
 	infer := gopts
 	infer.SamplingHead = true
@@ -375,6 +400,14 @@ func (p *Policy) build(opts Options, source string) error {
 		return fmt.Errorf("scoring graph: %w", err)
 	}
 	so := p.sessionOptions(opts)
+	if p.dtype == onnx.Float16 && !opts.Device.CUDA {
+		// The CPU provider runs float16 graphs by casting to float32 around
+		// the kernels it lacks and folds those casts over the weights, which
+		// it must then read from the model: the weights go inline (graphs
+		// under protobuf's 2 GiB; float16 on the CPU is for checking the
+		// CUDA configuration, not for speed).
+		so.Weights = nil
+	}
 	if p.infer, err = ort.NewSessionFromGraph(ig, so); err != nil {
 		return err
 	}
@@ -424,9 +457,10 @@ func (p *Policy) checkInference() error {
 			}
 		}
 		k := ins[qwen2.PastKey(i)]
-		if k.DType != onnx.Float {
-			return fmt.Errorf("past keys are %s: only float32 KV caches are supported", k.DType)
+		if k.DType != onnx.Float && k.DType != onnx.Float16 {
+			return fmt.Errorf("past keys are %s: float32 or float16 KV caches are supported", k.DType)
 		}
+		p.kvDType = k.DType
 		if len(k.Shape) == 4 && (k.Shape[1].Known() && k.Shape[1].Size != int64(p.shape.heads) || k.Shape[3].Known() && k.Shape[3].Size != int64(p.shape.dim)) {
 			return fmt.Errorf("past keys %v do not match config.json (%d KV heads, head dim %d)", k.Shape, p.shape.heads, p.shape.dim)
 		}
@@ -562,9 +596,17 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 	s := p.shape
 	pastShape := []int64{int64(n), int64(s.heads), int64(P), int64(s.dim)}
 	presShape := []int64{int64(n), int64(s.heads), int64(S), int64(s.dim)}
+	half := p.kvDType == onnx.Float16
 	for i := range s.layers {
 		for j, name := range []string{qwen2.PastKey(i), qwen2.PastValue(i)} {
-			t, err := ort.NewTensor(pastShape, past.kv[2*i+j][:n*s.heads*P*s.dim])
+			kv := past.kv[2*i+j][:n*s.heads*P*s.dim]
+			var t *ort.Tensor
+			var err error
+			if half {
+				t, err = ort.NewFloat16Tensor(pastShape, toFloat16(kv))
+			} else {
+				t, err = ort.NewTensor(pastShape, kv)
+			}
 			if err := add(inputs, name, t, err); err != nil {
 				return nil, err
 			}
@@ -572,11 +614,43 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 		for j, name := range []string{qwen2.PresentKey(i), qwen2.PresentValue(i)} {
 			buf := getKV(n * s.heads * S * s.dim)
 			present.kv[2*i+j] = buf
-			t, err := ort.NewTensor(presShape, buf)
+			var t *ort.Tensor
+			var err error
+			if half {
+				t, err = ort.NewFloat16Tensor(presShape, make([]uint16, len(buf))) // widened into buf after the run
+			} else {
+				t, err = ort.NewTensor(presShape, buf)
+			}
 			if err := add(outputs, name, t, err); err != nil {
 				return nil, err
 			}
 		}
+	}
+	// run runs the inference graph and, for a float16 KV cache, widens the
+	// present keys and values into the host cache.
+	run := func() error {
+		if err := p.infer.RunWith(inputs, outputs); err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		if !half {
+			return nil
+		}
+		for i := range s.layers {
+			for j, name := range []string{qwen2.PresentKey(i), qwen2.PresentValue(i)} {
+				bits, err := outputs[name].Float16s()
+				if err != nil {
+					return fmt.Errorf("policy: %s: %w", name, err)
+				}
+				buf := present.kv[2*i+j]
+				if len(bits) != len(buf) {
+					return fmt.Errorf("policy: %s has %d values, want %d", name, len(bits), len(buf))
+				}
+				for k, h := range bits {
+					buf[k] = onnx.Float16ToFloat32(h)
+				}
+			}
+		}
+		return nil
 	}
 	res := &forwardResult{present: present}
 	v := p.vocab
@@ -595,8 +669,8 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 				}
 			}
 		}
-		if err := p.infer.RunWith(inputs, outputs); err != nil {
-			return nil, fmt.Errorf("policy: %w", err)
+		if err := run(); err != nil {
+			return nil, err
 		}
 		return res, nil
 	}
@@ -608,8 +682,8 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 			return nil, err
 		}
 	}
-	if err := p.infer.RunWith(inputs, outputs); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+	if err := run(); err != nil {
+		return nil, err
 	}
 	switch want {
 	case logitsAll:
@@ -671,3 +745,12 @@ func (p *Policy) newTextStream() *textStream { return &textStream{p.tok.NewDecod
 func (s *textStream) add(id int32) string { return s.d.Step(id) }
 
 func (s *textStream) flush() string { return s.d.Flush() }
+
+// toFloat16 narrows a float32 KV slice for a float16 graph.
+func toFloat16(f []float32) []uint16 {
+	h := make([]uint16, len(f))
+	for i, x := range f {
+		h[i] = onnx.Float32ToFloat16(x)
+	}
+	return h
+}

@@ -134,7 +134,7 @@ func newRaw(dt onnx.DType, shape []int64, raw []byte) (*Tensor, error) {
 	}
 	if n == 0 {
 		// ONNX Runtime accepts no data for an empty tensor, onnxruntime_go's
-		// raw tensors do not: use a typed empty tensor where possible.
+		// raw tensors do not: use a typed empty tensor where there is one.
 		switch dt {
 		case onnx.Float:
 			return NewTensor(shape, []float32{})
@@ -147,7 +147,9 @@ func newRaw(dt onnx.DType, shape []int64, raw []byte) (*Tensor, error) {
 		case onnx.Bool:
 			return NewTensor(shape, []bool{})
 		}
-		return nil, fmt.Errorf("ort: empty %s tensors are not supported", dt)
+		// Other types go through a raw tensor, which wants at least one
+		// byte: ONNX Runtime only checks that the buffer is large enough.
+		raw = make([]byte, max(dt.Size(), 1))
 	}
 	v, err := ortgo.NewCustomDataTensor(ortgo.NewShape(shape...), raw, ortgo.TensorElementDataType(dt))
 	if err != nil {
