@@ -74,7 +74,7 @@ type RolloutConfig struct {
 	MicroBatch  int     `toml:"rollout_micro_batch"`
 	Temperature float64 `toml:"temperature"`
 	TopP        float64 `toml:"top_p"`
-	TopK        int     `toml:"top_k"`
+	SampleTopK  int     `toml:"top_k"`
 }
 
 // RewardConfig chooses the outcome reward.

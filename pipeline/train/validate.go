@@ -53,7 +53,7 @@ func (c *Config) validateRollout(p *problems) {
 	p.check(r.MicroBatch >= 0, "rollout.rollout_micro_batch must be ≥ 0 (0: all), is %d", r.MicroBatch)
 	p.check(finite(r.Temperature) && r.Temperature >= 0, "rollout.temperature must be ≥ 0 (0: greedy), is %g", r.Temperature)
 	p.check(finite(r.TopP) && r.TopP >= 0 && r.TopP <= 1, "rollout.top_p must be in [0, 1] (0 or 1: off), is %g", r.TopP)
-	p.check(r.TopK >= 0, "rollout.top_k must be ≥ 0 (0: off), is %d", r.TopK)
+	p.check(r.SampleTopK >= 0, "rollout.top_k must be ≥ 0 (0: off), is %d", r.SampleTopK)
 	parses(p, "reward.metric", reward.ParseMetric, c.Reward.Metric)
 }
 

@@ -58,11 +58,15 @@ Flags:
                      all): a merged test file lists its sets one after the
                      other, so --limit alone samples only the first
   --batch-size N     questions rolled out together (default 64)
-  --topk K (3) --max-turns N (4) --max-turn-tokens N (512)
+  --retrieval-topk K (3) --max-turns N (4) --max-turn-tokens N (512)
   --max-obs-tokens N (512) --max-response-tokens N (4096)
   --max-context-tokens N  prompt + response, Search-R1's max_prompt_length
                      (default 0: no limit); a trajectory is cut there
-  --device D --threads N --ort-lib PATH
+  --rollout-micro-batch N  trajectories generated together (default 0: all)
+  --top-p P --top-k K  sampling, with --greedy=false
+                     (these flags mean the same in train; --topk and
+                     --max-new-tokens still work, deprecated)
+  --device D --threads N --ort-lib PATH --dtype fp32|fp16
 
 More than one machine:
   --shard i/n        roll out only batches b with b mod n = i (each with the
@@ -75,7 +79,7 @@ More than one machine:
 
 Example:
   igsearch eval --model out/demo/ig-grpo/checkpoint --index out/demo/index \
-    --data out/demo/world/test.jsonl --chat=false --topk 1
+    --data out/demo/world/test.jsonl --chat=false --retrieval-topk 1
 `,
 	run: runEval,
 }
@@ -89,10 +93,10 @@ func runEval(args []string) error {
 	var pf policyFlags
 	pf.register(fs)
 	data := fs.String("data", "", "QA JSONL or Parquet")
-	indexDir := fs.String("index", "", "index directory")
-	retrURL := fs.String("retriever", "", "Search-R1 /retrieve server URL")
+	var where train.RetrieverConfig
+	bindRetrieverFlags(fs, &where)
+	indexDir, retrURL := &where.Index, &where.URL
 	tokPath := fs.String("tokenizer", "", "tokenizer.json (default MODEL/tokenizer.json)")
-	proto := fs.String("protocol", "search-r1", "search-r1 or autorefine")
 	out := fs.String("out", "", "write the JSON result to FILE")
 	recordsPath := fs.String("records", "", "write the trajectories to FILE (JSONL)")
 	limit := fs.Int("limit", 0, "evaluate the first N questions (0: all)")
@@ -102,19 +106,17 @@ func runEval(args []string) error {
 	var shard shardFlag
 	fs.Var(&shard, "shard", "roll out only batches b ≡ i mod n")
 	scoreRecords := fs.String("score-records", "", "score these rollout records instead of rolling out")
-	cfg := rollout.DefaultConfig()
-	cfg.GroupSize = 1
-	fs.BoolVar(&cfg.Chat, "chat", cfg.Chat, "Qwen2.5 chat format")
-	fs.IntVar(&cfg.GroupSize, "group-size", cfg.GroupSize, "samples per question")
-	fs.IntVar(&cfg.TopK, "topk", cfg.TopK, "passages per search")
-	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "search turns before the answer turn")
-	fs.IntVar(&cfg.MaxNewTokens, "max-turn-tokens", cfg.MaxNewTokens, "tokens generated per turn")
-	fs.IntVar(&cfg.MaxNewTokens, "max-new-tokens", cfg.MaxNewTokens, "same as --max-turn-tokens")
-	fs.IntVar(&cfg.MaxContext, "max-context-tokens", cfg.MaxContext, "prompt + response tokens (0: no limit)")
-	fs.IntVar(&cfg.MaxObsTokens, "max-obs-tokens", cfg.MaxObsTokens, "observation token limit")
-	fs.IntVar(&cfg.MaxResponse, "max-response-tokens", cfg.MaxResponse, "tokens per trajectory")
-	fs.Float64Var(&cfg.Temperature, "temperature", cfg.Temperature, "sampling temperature (with --greedy=false)")
-	fs.Uint64Var(&cfg.Seed, "seed", 1, "sampling seed (with --greedy=false)")
+	// The agent's defaults are pipeline/rollout's, with one sample per
+	// question.
+	def := rollout.DefaultConfig()
+	rc := train.RolloutConfig{Protocol: def.Protocol.Name, Chat: def.Chat, GroupSize: 1, MaxTurns: def.MaxTurns,
+		MaxObsTokens: def.MaxObsTokens, MaxNewTokens: def.MaxNewTokens, MaxContext: def.MaxContext,
+		MaxResponse: def.MaxResponse, Temperature: def.Temperature, TopP: def.TopP, SampleTopK: def.SampleTopK}
+	topk := def.TopK
+	bindAgentFlags(fs, &rc)
+	bindPassageFlags(fs, &topk, &rc.MaxObsTokens)
+	bindSamplingFlags(fs, &rc.Temperature, &rc.TopP, &rc.SampleTopK)
+	seed := fs.Uint64("seed", 1, "sampling seed (with --greedy=false)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -137,18 +139,19 @@ func runEval(args []string) error {
 		return usagef("--index or --retriever is required")
 	case *indexDir != "" && *retrURL != "":
 		return usagef("--index and --retriever exclude each other")
-	case *batch <= 0 || cfg.GroupSize <= 0:
+	case *batch <= 0 || rc.GroupSize <= 0:
 		return usagef("--batch-size and --group-size must be positive")
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %v", fs.Args())
 	}
-	var err error
-	if cfg.Protocol, err = protocol.Lookup(*proto); err != nil {
+	proto, err := protocol.Lookup(rc.Protocol)
+	if err != nil {
 		return usagef("%v", err)
 	}
 	if *greedy {
-		cfg.Temperature = 0
+		rc.Temperature = 0
 	}
+	cfg := train.AgentConfig(rc, topk, proto, rc.Temperature, *seed)
 	var tok *tokenize.Tokenizer
 	if *tokPath != "" {
 		if tok, err = tokenize.Load(*tokPath); err != nil {

@@ -55,6 +55,8 @@ Flags:
   --device D           cpu, cuda or cuda:N (default cpu)
   --threads N          intra-op threads (default: ONNX Runtime's choice)
   --ort-lib PATH       the ONNX Runtime shared library (default: found by set-up)
+  --dtype T            fp32 (default) or fp16: the graphs built from a
+                       checkpoint (fp16 is CUDA's configuration)
 
 Example:
   igsearch generate --model models/Qwen2.5-0.5B-Instruct --chat \
@@ -128,9 +130,8 @@ func parseGenerateFlags(args []string) (*generateFlags, error) {
 	fs.StringVar(&f.promptsFile, "prompts", "", "file of prompts, one per line")
 	fs.BoolVar(&f.chat, "chat", false, "wrap prompts in the Qwen2.5 chat format")
 	fs.IntVar(&f.sp.MaxNewTokens, "max-new-tokens", 128, "most tokens generated per prompt")
-	fs.Float64Var(&f.sp.Temperature, "temperature", 0, "sampling temperature; 0 is greedy")
-	fs.Float64Var(&f.sp.TopP, "top-p", 1, "nucleus sampling mass; 0 or 1 keeps all")
-	fs.IntVar(&f.sp.TopK, "top-k", 0, "keep the K most probable tokens; 0 keeps all")
+	f.sp.Temperature, f.sp.TopP = 0, 1 // greedy unless told otherwise
+	bindSamplingFlags(fs, &f.sp.Temperature, &f.sp.TopP, &f.sp.TopK)
 	fs.Uint64Var(&f.seed, "seed", 0, "prompt i samples with seed S+i")
 	fs.Var(&f.stops, "stop", "stop string; repeatable")
 	fs.IntVar(&f.batch, "batch-size", 16, "prompts generated together")

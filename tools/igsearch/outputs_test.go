@@ -114,7 +114,7 @@ func TestTrainKeepsAnEarlierRun(t *testing.T) {
 	os.WriteFile(filepath.Join(out, "rollouts", "iter-00007.jsonl"), []byte("{}\n"), 0o644)
 	args := []string{"train", "--model", s.modelDir, "--train", filepath.Join(s.worldDir, "train.jsonl"),
 		"--index", s.indexDir, "--out", out, "--chat=false", "--iterations", "1", "--questions", "2",
-		"--group-size", "2", "--max-turns", "1", "--max-new-tokens", "4", "--eval-every", "0", "--kl-beta", "0"}
+		"--group-size", "2", "--max-turns", "1", "--max-turn-tokens", "4", "--eval-every", "0", "--kl-beta", "0"}
 	code, stderr := captureErr(t, args...)
 	if code != 1 || !strings.Contains(stderr, "--overwrite") || !strings.Contains(stderr, "--resume") {
 		t.Fatalf("exit %d, stderr %q; want 1 and a refusal naming --overwrite and --resume", code, stderr)

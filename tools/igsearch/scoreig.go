@@ -58,14 +58,18 @@ Flags:
   --ig-gold R        first (default) or best:K
   --ig-counterfactual S  batch (default) or corpus
   --ig-max-context N context tokens kept, from the right (default 4096)
-  --topk K --max-obs-tokens N   corpus counterfactual documents and length
-  --prefix-sharing   run every context prefix shared within a chunk once
+  --retrieval-topk K (3) --max-obs-tokens N (512)   the documents of a
+                     corpus counterfactual and their token limit, as in train
+  --ig-prefix-sharing  run every context prefix shared within a chunk once
                      (prompts, earlier steps, a step's real and
                      counterfactual contexts) and fork its KV cache
                      (default true)
-  --workers N        parts of a chunk scored at once, each with its own KV
+  --ig-workers N     parts of a chunk scored at once, each with its own KV
                      caches (default 0: 2 on the CPU, 1 on CUDA); with
                      prefix sharing the IG does not depend on it
+                     (these flags mean the same in train; the old names
+                     --topk, --prefix-sharing and --workers still work,
+                     deprecated)
   --skip-bad         skip rows that cannot be scored (no "response", or no
                      non-empty golden answer) and report how many on stderr;
                      without it such a row is an error naming its line
@@ -75,7 +79,7 @@ Flags:
   --shard i/n        score only chunks k with k mod n = i (with their seeds);
                      igsearch merge --block BATCH-SIZE of the n outputs is
                      byte-identical to the unsharded output
-  --device D --threads N --ort-lib PATH
+  --device D --threads N --ort-lib PATH --dtype fp32|fp16
 
 Example:
   igsearch score-ig --model out/demo/model-sft \
@@ -89,11 +93,9 @@ type scoreIGFlags struct {
 	pol                        policyFlags
 	in, out, indexDir, tokPath string
 	protocol                   string
-	batch, workers             int
-	random                     int
-	gold, counterfactual       string
-	maxContext, topk, maxObs   int
-	prefixSharing              bool
+	batch                      int
+	ig                         train.IGConfig
+	topk, maxObs               int
 	skipBad                    bool
 	seed                       uint64
 	shard                      shardFlag
@@ -109,15 +111,14 @@ func runScoreIG(args []string) error {
 	fs.StringVar(&f.tokPath, "tokenizer", "", "tokenizer.json (default MODEL/tokenizer.json)")
 	fs.StringVar(&f.protocol, "protocol", "search-r1", "search-r1 or autorefine")
 	fs.IntVar(&f.batch, "batch-size", 256, "trajectories per chunk")
-	def := ig.DefaultConfig()
-	fs.IntVar(&f.random, "ig-random", def.Random, "counterfactual draws per step")
-	fs.StringVar(&f.gold, "ig-gold", "first", "first or best:K")
-	fs.StringVar(&f.counterfactual, "ig-counterfactual", string(def.Counterfactual), "batch or corpus")
-	fs.IntVar(&f.maxContext, "ig-max-context", def.MaxContext, "context tokens kept")
-	fs.IntVar(&f.topk, "topk", 3, "documents of a corpus counterfactual")
-	fs.IntVar(&f.maxObs, "max-obs-tokens", 0, "corpus counterfactual token limit (0: none)")
-	fs.BoolVar(&f.prefixSharing, "prefix-sharing", true, "score shared context prefixes once")
-	fs.IntVar(&f.workers, "workers", 0, "parts of a chunk scored at once (0: 2 on the CPU, 1 on CUDA)")
+	// Training's defaults, so that a logged iteration scores as training
+	// scored it.
+	def := train.DefaultConfig()
+	f.ig, f.topk, f.maxObs = def.IG, def.Retriever.TopK, def.Rollout.MaxObsTokens
+	bindIGScoringFlags(fs, &f.ig)
+	aliasBool(fs, "prefix-sharing", "ig-prefix-sharing", &f.ig.PrefixSharing)
+	aliasInt(fs, "workers", "ig-workers", &f.ig.Workers)
+	bindPassageFlags(fs, &f.topk, &f.maxObs)
 	fs.Uint64Var(&f.seed, "seed", train.DefaultConfig().Train.Seed, "seed of the counterfactual draws")
 	fs.Var(&f.shard, "shard", shardUsage)
 	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip rows that cannot be scored (no response, no gold answer) and count them")
@@ -133,10 +134,10 @@ func runScoreIG(args []string) error {
 		return usagef("--out is required")
 	case f.batch <= 0:
 		return usagef("--batch-size must be positive")
-	case f.random <= 0:
+	case f.ig.Random <= 0:
 		return usagef("--ig-random must be positive")
-	case f.workers < 0:
-		return usagef("--workers must be ≥ 0 (0: automatic)")
+	case f.ig.Workers < 0:
+		return usagef("--ig-workers must be ≥ 0 (0: automatic)")
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %v", fs.Args())
 	}
@@ -145,18 +146,18 @@ func runScoreIG(args []string) error {
 	if opts.Protocol, err = protocol.Lookup(f.protocol); err != nil {
 		return usagef("%v", err)
 	}
-	if opts.IG.Gold, err = ig.ParseGold(f.gold); err != nil {
+	if opts.IG.Gold, err = ig.ParseGold(f.ig.Gold); err != nil {
 		return usagef("%v", err)
 	}
-	if opts.IG.Counterfactual, err = ig.ParseCounterfactual(f.counterfactual); err != nil {
+	if opts.IG.Counterfactual, err = ig.ParseCounterfactual(f.ig.Counterfactual); err != nil {
 		return usagef("%v", err)
 	}
 	if opts.IG.Counterfactual == ig.CounterfactualCorpus && f.indexDir == "" {
 		return usagef("--ig-counterfactual corpus needs --index")
 	}
-	opts.IG.Random, opts.IG.MaxContext = f.random, f.maxContext
-	opts.TopK, opts.MaxObsTokens, opts.PrefixSharing = f.topk, f.maxObs, f.prefixSharing
-	opts.Workers = f.workers
+	opts.IG.Random, opts.IG.MaxContext = f.ig.Random, f.ig.MaxContext
+	opts.TopK, opts.MaxObsTokens, opts.PrefixSharing = f.topk, f.maxObs, f.ig.PrefixSharing
+	opts.Workers = f.ig.Workers
 
 	in := io.Reader(os.Stdin)
 	name := "stdin"

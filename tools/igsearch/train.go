@@ -31,6 +31,8 @@ Inputs:
                       [reward] [ig] [loss] [optim] [train]; every key is also
                       a flag of the same name (flags override the file), e.g.
                       ig.ig_coef is --ig-coef, train.iterations --iterations
+                      (retriever.topk is --retrieval-topk, beside the
+                      sampler's --top-k; --topk still works, deprecated)
   --model DIR         the initial policy (HF Qwen2 checkpoint + tokenizer.json)
   --train FILE        QA JSONL/Parquet {"id","question","golden_answers"}
   --index DIR         a BM25 index (igsearch index build), or
@@ -56,7 +58,7 @@ Main flags (see the TOML keys for all):
   --ig-scope query|step     tokens that get the IG term (default query)
   --ig-random N             counterfactual draws per step (default 3)
   --ig-counterfactual batch|corpus
-  --group-size G --max-turns N --topk K --temperature T
+  --group-size G --max-turns N --retrieval-topk K --temperature T
   --max-turn-tokens N       tokens generated per turn (Search-R1's
                             max_response_length, 500)
   --max-context-tokens N    prompt + response (Search-R1's max_prompt_length,
@@ -93,44 +95,24 @@ Example:
 
 // bindTrainFlags registers a flag for every config key, writing into cfg.
 func bindTrainFlags(fs *flag.FlagSet, c *train.Config) {
-	fs.StringVar(&c.Model.Path, "model", c.Model.Path, "initial policy directory")
+	bindModelFlags(fs, &c.Model.Path, &c.Model.Device, &c.Model.ORTLib, &c.Model.Threads)
 	fs.StringVar(&c.Model.Tokenizer, "tokenizer", c.Model.Tokenizer, "tokenizer.json (default MODEL/tokenizer.json)")
-	fs.StringVar(&c.Model.Device, "device", c.Model.Device, "cpu, cuda or cuda:N")
-	fs.IntVar(&c.Model.Threads, "threads", c.Model.Threads, "intra-op threads")
 	fs.BoolVar(&c.Model.LowMemory, "low-memory", c.Model.LowMemory, "trainer sessions without a memory arena: less RAM, slower")
-	fs.StringVar(&c.Model.ORTLib, "ort-lib", c.Model.ORTLib, "ONNX Runtime shared library")
 	fs.StringVar(&c.Data.Train, "train", c.Data.Train, "training questions")
 	fs.StringVar(&c.Data.Dev, "dev", c.Data.Dev, "dev questions")
 	fs.IntVar(&c.Data.Limit, "limit", c.Data.Limit, "use at most N training questions")
-	fs.StringVar(&c.Retriever.Index, "index", c.Retriever.Index, "index directory")
-	fs.StringVar(&c.Retriever.URL, "retriever", c.Retriever.URL, "Search-R1 /retrieve server URL")
-	fs.IntVar(&c.Retriever.TopK, "topk", c.Retriever.TopK, "passages per search")
-	fs.StringVar(&c.Rollout.Protocol, "protocol", c.Rollout.Protocol, "search-r1 or autorefine")
-	fs.BoolVar(&c.Rollout.Chat, "chat", c.Rollout.Chat, "Qwen2.5 chat format (--chat=false: plain prompt)")
-	fs.IntVar(&c.Rollout.GroupSize, "group-size", c.Rollout.GroupSize, "samples per question")
-	fs.IntVar(&c.Rollout.MaxTurns, "max-turns", c.Rollout.MaxTurns, "search turns before the answer turn")
-	fs.IntVar(&c.Rollout.MaxObsTokens, "max-obs-tokens", c.Rollout.MaxObsTokens, "observation token limit")
-	fs.IntVar(&c.Rollout.MaxNewTokens, "max-turn-tokens", c.Rollout.MaxNewTokens, "tokens generated per turn (Search-R1's max_response_length)")
-	fs.IntVar(&c.Rollout.MaxNewTokens, "max-new-tokens", c.Rollout.MaxNewTokens, "same as --max-turn-tokens")
-	fs.IntVar(&c.Rollout.MaxContext, "max-context-tokens", c.Rollout.MaxContext, "prompt + response tokens (Search-R1's max_prompt_length; 0: no limit)")
-	fs.IntVar(&c.Rollout.MaxResponse, "max-response-tokens", c.Rollout.MaxResponse, "response tokens per trajectory")
-	fs.IntVar(&c.Rollout.MicroBatch, "rollout-micro-batch", c.Rollout.MicroBatch, "trajectories generated together (0: all)")
-	fs.Float64Var(&c.Rollout.Temperature, "temperature", c.Rollout.Temperature, "sampling temperature")
-	fs.Float64Var(&c.Rollout.TopP, "top-p", c.Rollout.TopP, "nucleus mass")
-	fs.IntVar(&c.Rollout.TopK, "top-k", c.Rollout.TopK, "top-k sampling (0: off)")
+	bindRetrieverFlags(fs, &c.Retriever)
+	bindPassageFlags(fs, &c.Retriever.TopK, &c.Rollout.MaxObsTokens)
+	bindAgentFlags(fs, &c.Rollout)
+	bindSamplingFlags(fs, &c.Rollout.Temperature, &c.Rollout.TopP, &c.Rollout.SampleTopK)
 	fs.StringVar(&c.Reward.Metric, "reward", c.Reward.Metric, "em, f1 or subem")
 	fs.BoolVar(&c.Reward.FormatReward, "format-reward", c.Reward.FormatReward, "Search-R1's format reward")
 	fs.StringVar(&c.IG.Algo, "algo", c.IG.Algo, "grpo or ig-grpo")
 	fs.Float64Var(&c.IG.Coef, "ig-coef", c.IG.Coef, "λ")
 	fs.StringVar(&c.IG.Norm, "ig-norm", c.IG.Norm, "zscore, none or clip:C")
 	fs.StringVar(&c.IG.Scope, "ig-scope", c.IG.Scope, "query or step")
-	fs.IntVar(&c.IG.Random, "ig-random", c.IG.Random, "counterfactual draws")
-	fs.StringVar(&c.IG.Gold, "ig-gold", c.IG.Gold, "first or best:K")
-	fs.StringVar(&c.IG.Counterfactual, "ig-counterfactual", c.IG.Counterfactual, "batch or corpus")
-	fs.IntVar(&c.IG.MaxContext, "ig-max-context", c.IG.MaxContext, "context tokens kept")
 	fs.StringVar(&c.IG.AdvNorm, "adv-norm", c.IG.AdvNorm, "mean or mean_std")
-	fs.BoolVar(&c.IG.PrefixSharing, "ig-prefix-sharing", c.IG.PrefixSharing, "score every shared context prefix of an iteration once")
-	fs.IntVar(&c.IG.Workers, "ig-workers", c.IG.Workers, "parts of the batch IG scores at once (0: 2 on the CPU, 1 on CUDA)")
+	bindIGScoringFlags(fs, &c.IG)
 	fs.Float64Var(&c.Loss.ClipEps, "clip-eps", c.Loss.ClipEps, "ε")
 	fs.Float64Var(&c.Loss.ClipEpsHigh, "clip-eps-high", c.Loss.ClipEpsHigh, "upper ε (0: ε)")
 	fs.Float64Var(&c.Loss.KLBeta, "kl-beta", c.Loss.KLBeta, "β (0: no KL)")
