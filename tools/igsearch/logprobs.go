@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/igsearch/igsearch/atomicfile"
+	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/policy"
 )
@@ -44,6 +45,8 @@ Flags:
   --device D       cpu, cuda or cuda:N (default cpu)
   --threads N      intra-op threads (default: ONNX Runtime's choice)
   --ort-lib PATH   the ONNX Runtime shared library (default: found by set-up)
+  --dtype T        fp32 (default) or fp16: the graphs built from a
+                   checkpoint (fp16 is CUDA's configuration)
 
 Example:
   echo '{"input_ids": [9707, 11, 1879, 0]}' > in.jsonl
@@ -54,8 +57,8 @@ Example:
 
 // policyFlags are the flags every stage that loads a policy shares.
 type policyFlags struct {
-	model, device, ortLib string
-	threads               int
+	model, device, ortLib, dtype string
+	threads                      int
 }
 
 func (f *policyFlags) register(fs interface {
@@ -66,6 +69,7 @@ func (f *policyFlags) register(fs interface {
 	fs.StringVar(&f.device, "device", "cpu", "cpu, cuda or cuda:N")
 	fs.IntVar(&f.threads, "threads", 0, "intra-op threads (0: ONNX Runtime's default)")
 	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library")
+	fs.StringVar(&f.dtype, "dtype", "fp32", "graphs built from a checkpoint: fp32, or fp16 (weights and KV cache in float16, as CUDA's GroupQueryAttention needs; norms and log-probs stay float32)")
 }
 
 // open loads the policy the flags name.
@@ -78,6 +82,13 @@ func (f *policyFlags) open(opts policy.Options) (*policy.Policy, error) {
 		return nil, usagef("%v", err)
 	}
 	opts.Device, opts.Threads, opts.ORTLib = dev, f.threads, f.ortLib
+	switch f.dtype {
+	case "fp32", "float32", "":
+	case "fp16", "float16":
+		opts.DType = onnx.Float16
+	default:
+		return nil, usagef("--dtype %q: fp32 or fp16", f.dtype)
+	}
 	return policy.Open(f.model, opts)
 }
 
