@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/sysmem"
 )
 
 // ValidateSettings checks the loss and optimiser settings before any work
@@ -50,4 +53,19 @@ func ValidateSettings(loss LossConfig, opt AdamWConfig) error {
 		bad("max_grad_norm %g: want ≥ 0 (0: no clipping)", opt.MaxGradNorm)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckMemory refuses, before anything is loaded or allocated, a training
+// whose state cannot fit in the memory available now (sysmem): full
+// fine-tuning holds the float32 weights, one gradient buffer and the two
+// AdamW moments (16 bytes a parameter), LoRA the frozen float32 base (4
+// bytes a parameter; its adapters are small). Activations come on top, so
+// passing is no promise; failing is certain.
+func CheckMemory(cfg qwen2.Config, opts Options) error {
+	n := uint64(qwen2.NumParams(cfg))
+	perParam, what := uint64(16), "full fine-tuning (weights, gradients, two AdamW moments in float32)"
+	if opts.Artifact.LoRA != nil {
+		perParam, what = 4, "LoRA training (the frozen float32 base)"
+	}
+	return sysmem.Check(fmt.Sprintf("%s of %d parameters", what, n), n*perParam)
 }

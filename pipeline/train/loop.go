@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/igsearch/igsearch/atomicfile"
+	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/advantage"
 	"github.com/igsearch/igsearch/pipeline/qa"
@@ -170,6 +171,17 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 // loop state saved there), else over the initial model.
 func openTrainer(cfg Config, topts trainer.Options) (*trainer.Trainer, resumeState, error) {
 	st := resumeState{Seed: cfg.Train.Seed}
+	dir := cfg.Model.Path
+	if cfg.Train.Resume {
+		dir = filepath.Join(cfg.Train.Out, CheckpointDir)
+	}
+	mc, err := qwen2.LoadConfig(dir)
+	if err != nil {
+		return nil, st, err
+	}
+	if err := trainer.CheckMemory(mc, topts); err != nil {
+		return nil, st, fmt.Errorf("train %s: %w", dir, err)
+	}
 	if !cfg.Train.Resume {
 		tr, err := trainer.Open(cfg.Model.Path, topts)
 		return tr, st, err

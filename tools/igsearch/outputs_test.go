@@ -323,3 +323,23 @@ func TestGenerateTopPZeroKeepsAll(t *testing.T) {
 		t.Fatalf("--top-p 0 gave %q, --top-p 1 %q", a, b)
 	}
 }
+
+// A training state that cannot fit is refused before the checkpoint is
+// read: here a ~108G-parameter config with no weights file at all.
+func TestTrainerStepChecksMemoryFirst(t *testing.T) {
+	big := qwen2.TinyConfig()
+	big.HiddenSize, big.IntermediateSize, big.NumHiddenLayers = 8192, 49152, 80
+	big.NumAttentionHeads, big.NumKeyValueHeads, big.VocabSize = 64, 8, 152064
+	if avail, ok := sysmem.Available(); !ok || avail >= 16*uint64(qwen2.NumParams(big)) {
+		t.Skip("this machine has the memory")
+	}
+	model := t.TempDir()
+	if err := qwen2.WriteConfig(filepath.Join(model, "config.json"), big); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := captureErr(t, "trainer", "step", "--model", model, "--batch", "../../testdata/models/tiny-qwen2/grpo-step/grpo_step.json",
+		"--out", filepath.Join(t.TempDir(), "out"))
+	if code != 1 || !strings.Contains(stderr, "full fine-tuning") || !strings.Contains(stderr, "refusing to start") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a memory refusal", code, stderr)
+	}
+}

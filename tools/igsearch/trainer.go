@@ -8,6 +8,7 @@ import (
 	flag "github.com/spf13/pflag"
 
 	"github.com/igsearch/igsearch/atomicfile"
+	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/trainer"
 )
@@ -128,6 +129,13 @@ func runTrainer(args []string) error {
 	lora, err := trainer.LoRAFromFlags(lf.rank, lf.alpha, lf.targets, pf.model)
 	if err != nil {
 		return usagef("%v", err)
+	}
+	mc, err := qwen2.LoadConfig(pf.model)
+	if err != nil {
+		return err
+	}
+	if err := trainer.CheckMemory(mc, trainer.Options{Artifact: trainer.ArtifactOptions{LoRA: lora}}); err != nil {
+		return fmt.Errorf("%s: %w", pf.model, err)
 	}
 	if _, err := ort.InitDefault(pf.ortLib, dev); err != nil {
 		return err
