@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 
+	flag "github.com/spf13/pflag"
+
 	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
@@ -61,14 +63,10 @@ type policyFlags struct {
 	threads                      int
 }
 
-func (f *policyFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	IntVar(*int, string, int, string)
-}) {
-	fs.StringVar(&f.model, "model", "", "model directory: HF checkpoint or exported ONNX")
-	fs.StringVar(&f.device, "device", "cpu", "cpu, cuda or cuda:N")
-	fs.IntVar(&f.threads, "threads", 0, "intra-op threads (0: ONNX Runtime's default)")
-	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime shared library")
+// register binds the flags: the model group (flaggroups.go) and --dtype.
+func (f *policyFlags) register(fs *flag.FlagSet) {
+	f.device = "cpu"
+	bindModelFlags(fs, &f.model, &f.device, &f.ortLib, &f.threads)
 	fs.StringVar(&f.dtype, "dtype", "fp32", "graphs built from a checkpoint: fp32, or fp16 (weights and KV cache in float16, as CUDA's GroupQueryAttention needs; norms and log-probs stay float32)")
 }
 
