@@ -50,6 +50,7 @@ func LoadWeightsInto(dir string, cfg Config, dt onnx.DType, alloc func(n int) ([
 		if err != nil {
 			return nil, fmt.Errorf("qwen2 %s: missing tensor %q (shape %v)", dir, p.Name, p.Shape)
 		}
+		advise(raw, unix.MADV_WILLNEED) // read ahead instead of faulting page by page
 		if !sameShape(info.Shape, p.Shape) {
 			return nil, fmt.Errorf("qwen2 %s: tensor %q has shape %v, want %v", dir, p.Name, info.Shape, p.Shape)
 		}
@@ -61,18 +62,18 @@ func LoadWeightsInto(dir string, cfg Config, dt onnx.DType, alloc func(n int) ([
 		if err := convertInto(dst, dt, info.DType, raw); err != nil {
 			return nil, fmt.Errorf("qwen2 %s: tensor %q: %w", dir, p.Name, err)
 		}
-		dropPages(raw)
+		advise(raw, unix.MADV_DONTNEED)
 		w[p.Name] = &onnx.Tensor{DType: dt, Dims: p.Shape, Raw: dst}
 	}
 	return w, nil
 }
 
-// dropPages tells the kernel that the mapped file pages wholly inside b are
-// no longer needed, so that a checkpoint being converted does not count
-// against the process's memory on top of its converted copy (a 3B bf16
-// checkpoint is 6 GB). The mapping is read-only and file-backed: pages
-// read again come back from the file.
-func dropPages(b []byte) {
+// advise passes advice on the mapped file pages wholly inside b: WILLNEED
+// before a tensor is converted, and DONTNEED after, so that a checkpoint
+// being converted does not count against the process's memory on top of its
+// converted copy (a 3B bf16 checkpoint is 6 GB). The mapping is read-only
+// and file-backed: pages read again come back from the file.
+func advise(b []byte, advice int) {
 	if len(b) == 0 {
 		return
 	}
@@ -83,7 +84,7 @@ func dropPages(b []byte) {
 	if hi <= lo {
 		return
 	}
-	_ = unix.Madvise(b[lo-start:hi-start], unix.MADV_DONTNEED)
+	_ = unix.Madvise(b[lo-start:hi-start], advice)
 }
 
 // convertInto writes raw's elements (safetensors dtype src) into dst as dt.
@@ -96,8 +97,16 @@ func convertInto(dst []byte, dt onnx.DType, src safetensors.DType, raw []byte) e
 		copy(dst, raw)
 		return nil
 	case dt == onnx.Float && src == safetensors.BF16:
-		for i := range len(raw) / 2 {
-			binary.LittleEndian.PutUint32(dst[4*i:], uint32(binary.LittleEndian.Uint16(raw[2*i:]))<<16)
+		// bf16 is the top half of a float32. Word views (the target is
+		// little-endian, as safetensors is) keep this loop at memory speed.
+		n := len(raw) / 2
+		if n == 0 {
+			return nil
+		}
+		in := unsafe.Slice((*uint16)(unsafe.Pointer(&raw[0])), n)
+		out := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[0])), n)
+		for i, h := range in {
+			out[i] = uint32(h) << 16
 		}
 		return nil
 	}

@@ -57,6 +57,10 @@ func NewHostWeights(size int64) (*HostWeights, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host weights: mapping %d bytes: %w", size, err)
 	}
+	// Huge pages, where the kernel allows them: filling gigabytes of
+	// weights then takes one fault per 2 MiB instead of per 4 KiB, and the
+	// kernels' weight reads miss the TLB less. Advice only.
+	_ = syscall.Madvise(mem, syscall.MADV_HUGEPAGE)
 	return &HostWeights{mem: mem}, nil
 }
 
