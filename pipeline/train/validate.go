@@ -82,7 +82,7 @@ func (c *Config) validateOptim(p *problems) {
 	p.check(o.Schedule == "cosine" || o.Schedule == "constant", "optim.schedule %q: want cosine or constant", o.Schedule)
 	if err := trainer.ValidateSettings(c.trainerLoss(), c.trainerOptim()); err != nil {
 		for _, e := range unjoin(err) {
-			if !(o.LR <= 0 && strings.HasPrefix(e.Error(), "lr ")) { // reported above
+			if lrOK := finite(o.LR) && o.LR > 0; lrOK || !strings.HasPrefix(e.Error(), "lr ") { // a bad lr is reported above
 				*p = append(*p, e)
 			}
 		}
