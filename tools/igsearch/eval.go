@@ -130,23 +130,21 @@ func runEval(args []string) error {
 		}
 		return printEval(res, *out)
 	}
-	switch {
-	case pf.model == "":
-		return usagef("--model is required")
-	case *data == "":
-		return usagef("--data is required")
-	case *indexDir == "" && *retrURL == "":
-		return usagef("--index or --retriever is required")
-	case *indexDir != "" && *retrURL != "":
-		return usagef("--index and --retriever exclude each other")
-	case *batch <= 0 || rc.GroupSize <= 0:
-		return usagef("--batch-size and --group-size must be positive")
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %v", fs.Args())
-	}
+	var bad usageProblems
+	bad.check(pf.model != "", "--model is required")
+	bad.check(*data != "", "--data is required")
+	bad.check(*indexDir != "" || *retrURL != "", "--index or --retriever is required")
+	bad.check(*indexDir == "" || *retrURL == "", "--index and --retriever exclude each other")
+	bad.check(*batch > 0, "--batch-size must be positive, is %d", *batch)
+	bad.check(rc.GroupSize > 0, "--group-size must be positive, is %d", rc.GroupSize)
+	bad.check(topk > 0, "--retrieval-topk must be positive, is %d", topk)
+	bad.check(rc.MaxTurns >= 0 && rc.MaxNewTokens > 0 && rc.MaxResponse > 0 && rc.MaxObsTokens >= 0 && rc.MaxContext >= 0,
+		"token budgets: --max-turns, --max-obs-tokens and --max-context-tokens must be ≥ 0, --max-turn-tokens and --max-response-tokens positive")
+	bad.check(fs.NArg() == 0, "unexpected arguments %v", fs.Args())
 	proto, err := protocol.Lookup(rc.Protocol)
-	if err != nil {
-		return usagef("%v", err)
+	bad.checkErr(err)
+	if err := bad.err(); err != nil {
+		return err
 	}
 	if *greedy {
 		rc.Temperature = 0

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	flag "github.com/spf13/pflag"
 
 	"github.com/igsearch/igsearch/pipeline/train"
@@ -82,4 +85,30 @@ func bindIGScoringFlags(fs *flag.FlagSet, g *train.IGConfig) {
 	fs.IntVar(&g.MaxContext, "ig-max-context", g.MaxContext, "context tokens kept, from the right")
 	fs.BoolVar(&g.PrefixSharing, "ig-prefix-sharing", g.PrefixSharing, "score every shared context prefix once")
 	fs.IntVar(&g.Workers, "ig-workers", g.Workers, "parts of a batch scored at once (0: 2 on the CPU, 1 on CUDA)")
+}
+
+// usageProblems collects a stage's bad flags, so that one usage error lists
+// them all instead of the first.
+type usageProblems []string
+
+// check adds the problem unless ok.
+func (u *usageProblems) check(ok bool, format string, a ...any) {
+	if !ok {
+		*u = append(*u, fmt.Sprintf(format, a...))
+	}
+}
+
+// checkErr adds err's message, if any.
+func (u *usageProblems) checkErr(err error) {
+	if err != nil {
+		*u = append(*u, err.Error())
+	}
+}
+
+// err is the usage error listing every problem, nil if none.
+func (u usageProblems) err() error {
+	if len(u) == 0 {
+		return nil
+	}
+	return usagef("%s", strings.Join(u, "\n  "))
 }

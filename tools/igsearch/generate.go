@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/tokenize"
@@ -139,24 +141,18 @@ func parseGenerateFlags(args []string) (*generateFlags, error) {
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	switch {
-	case len(f.prompts) == 0 && f.promptsFile == "":
-		return nil, usagef("give --prompt TEXT or --prompts FILE")
-	case len(f.prompts) > 0 && f.promptsFile != "":
-		return nil, usagef("give --prompt or --prompts, not both")
-	case f.batch <= 0:
-		return nil, usagef("--batch-size must be positive")
-	case fs.NArg() > 0:
-		return nil, usagef("unexpected arguments %v", fs.Args())
-	}
+	var bad usageProblems
+	bad.check(len(f.prompts) > 0 || f.promptsFile != "", "give --prompt TEXT or --prompts FILE")
+	bad.check(len(f.prompts) == 0 || f.promptsFile == "", "give --prompt or --prompts, not both")
+	bad.check(f.batch > 0, "--batch-size must be positive, is %d", f.batch)
+	bad.check(fs.NArg() == 0, "unexpected arguments %v", fs.Args())
 	f.sp.Stop = f.stops
-	if err := checkSampling(f.sp); err != nil {
-		return nil, usagef("%v", err)
+	bad.checkErr(checkSampling(f.sp))
+	bad.check(f.tokPath != "" || f.pol.model != "", "--model is required")
+	if err := bad.err(); err != nil {
+		return nil, err
 	}
 	if f.tokPath == "" {
-		if f.pol.model == "" {
-			return nil, usagef("--model is required")
-		}
 		f.tokPath = filepath.Join(f.pol.model, "tokenizer.json")
 	}
 	return f, nil
@@ -283,22 +279,18 @@ func (g *generator) run(batch []promptRow) error {
 
 // checkSampling validates the sampling flags before the model loads.
 func checkSampling(sp policy.SamplingParams) error {
-	switch {
-	case sp.MaxNewTokens <= 0:
-		return fmt.Errorf("--max-new-tokens must be positive")
-	case sp.Temperature < 0:
-		return fmt.Errorf("--temperature must be ≥ 0")
-	case sp.TopP < 0 || sp.TopP > 1:
-		return fmt.Errorf("--top-p must be in [0, 1] (0 or 1 keeps all)")
-	case sp.TopK < 0:
-		return fmt.Errorf("--top-k must be ≥ 0")
-	}
+	var bad usageProblems
+	bad.check(sp.MaxNewTokens > 0, "--max-new-tokens must be positive, is %d", sp.MaxNewTokens)
+	bad.check(finite(sp.Temperature) && sp.Temperature >= 0, "--temperature must be ≥ 0, is %g", sp.Temperature)
+	bad.check(sp.TopP >= 0 && sp.TopP <= 1, "--top-p must be in [0, 1] (0 or 1 keeps all), is %g", sp.TopP)
+	bad.check(sp.TopK >= 0, "--top-k must be ≥ 0, is %d", sp.TopK)
 	for _, s := range sp.Stop {
-		if s == "" {
-			return fmt.Errorf("--stop must not be empty")
-		}
+		bad.check(s != "", "--stop must not be empty")
 	}
-	return nil
+	if len(bad) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(bad, "\n  "))
 }
 
 // generateOut is one output row of igsearch generate.

@@ -343,3 +343,28 @@ func TestTrainerStepChecksMemoryFirst(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 1 and a memory refusal", code, stderr)
 	}
 }
+
+// A stage reports every bad flag at once, before loading anything.
+func TestUsageErrorsListEveryBadFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"score-ig", "--in", "x.jsonl", "--batch-size", "0", "--ig-random", "0", "--ig-gold", "worst"},
+			[]string{"--model is required", "--out is required", "--batch-size must be positive, is 0", "--ig-random must be positive, is 0", `"worst"`}},
+		{[]string{"eval", "--model", "m", "--group-size", "0", "--retrieval-topk", "0", "--protocol", "nope"},
+			[]string{"--data is required", "--index or --retriever is required", "--group-size must be positive, is 0", "--retrieval-topk must be positive, is 0", "nope"}},
+		{[]string{"generate", "--prompt", "hi", "--max-new-tokens", "0", "--temperature", "-1", "--top-p", "2"},
+			[]string{"--max-new-tokens must be positive, is 0", "--temperature must be ≥ 0, is -1", "--top-p must be in [0, 1]", "--model is required"}},
+	} {
+		code, stderr := captureErr(t, c.args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", c.args, code)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%v: stderr does not name %q:\n%s", c.args, w, stderr)
+			}
+		}
+	}
+}

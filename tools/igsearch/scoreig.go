@@ -125,35 +125,27 @@ func runScoreIG(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case f.pol.model == "":
-		return usagef("--model is required")
-	case f.in == "":
-		return usagef("--in is required")
-	case f.out == "":
-		return usagef("--out is required")
-	case f.batch <= 0:
-		return usagef("--batch-size must be positive")
-	case f.ig.Random <= 0:
-		return usagef("--ig-random must be positive")
-	case f.ig.Workers < 0:
-		return usagef("--ig-workers must be ≥ 0 (0: automatic)")
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %v", fs.Args())
-	}
+	var bad usageProblems
+	bad.check(f.pol.model != "", "--model is required")
+	bad.check(f.in != "", "--in is required")
+	bad.check(f.out != "", "--out is required")
+	bad.check(f.batch > 0, "--batch-size must be positive, is %d", f.batch)
+	bad.check(f.ig.Random > 0, "--ig-random must be positive, is %d", f.ig.Random)
+	bad.check(f.ig.Workers >= 0, "--ig-workers must be ≥ 0 (0: automatic), is %d", f.ig.Workers)
+	bad.check(f.topk > 0, "--retrieval-topk must be positive, is %d", f.topk)
+	bad.check(f.maxObs >= 0, "--max-obs-tokens must be ≥ 0 (0: none), is %d", f.maxObs)
+	bad.check(fs.NArg() == 0, "unexpected arguments %v", fs.Args())
 	opts := igscore.DefaultOptions()
 	var err error
-	if opts.Protocol, err = protocol.Lookup(f.protocol); err != nil {
-		return usagef("%v", err)
-	}
-	if opts.IG.Gold, err = ig.ParseGold(f.ig.Gold); err != nil {
-		return usagef("%v", err)
-	}
-	if opts.IG.Counterfactual, err = ig.ParseCounterfactual(f.ig.Counterfactual); err != nil {
-		return usagef("%v", err)
-	}
-	if opts.IG.Counterfactual == ig.CounterfactualCorpus && f.indexDir == "" {
-		return usagef("--ig-counterfactual corpus needs --index")
+	opts.Protocol, err = protocol.Lookup(f.protocol)
+	bad.checkErr(err)
+	opts.IG.Gold, err = ig.ParseGold(f.ig.Gold)
+	bad.checkErr(err)
+	opts.IG.Counterfactual, err = ig.ParseCounterfactual(f.ig.Counterfactual)
+	bad.checkErr(err)
+	bad.check(opts.IG.Counterfactual != ig.CounterfactualCorpus || f.indexDir != "", "--ig-counterfactual corpus needs --index")
+	if err := bad.err(); err != nil {
+		return err
 	}
 	opts.IG.Random, opts.IG.MaxContext = f.ig.Random, f.ig.MaxContext
 	opts.TopK, opts.MaxObsTokens, opts.PrefixSharing = f.topk, f.maxObs, f.ig.PrefixSharing
