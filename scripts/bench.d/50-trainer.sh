@@ -128,6 +128,21 @@ print(f"trainer real size: 0.5B full fine-tuning B={B} T={T}: peak RSS igsearch 
       f"loss {m['loss']:.6g} vs {t['loss']:.6g}, grad norm {m['grad_norm']:.6g} vs {t['grad_norm']:.6g}")
 PY
 
+# Activation memory: a LoRA step on a rollout-sized batch (B=8, T=384, three
+# quarters trained) at the 0.5B shape, as it comes (one gradient run over
+# the batch) and with --recompute --micro-batch-tokens 1024.
+mkbatch 151936 8 384 "$real/batch-8x384.json"
+for variant in whole lean; do
+	flags=()
+	[[ $variant == lean ]] && flags=(--recompute --micro-batch-tokens 1024)
+	rm -rf "$real/step-act"
+	/usr/bin/time -v "$out/igsearch" trainer step --model "$q05" --batch "$real/batch-8x384.json" --out "$real/step-act" \
+		--lora-rank 16 --lora-alpha 32 "${flags[@]}" >"$real/ig-act-$variant.json" 2>"$real/ig-act-$variant.time"
+done
+rm -rf "$real/step-act"
+echo "trainer real size: 0.5B LoRA step B=8 T=384: peak RSS $(($(maxrss "$real/ig-act-whole.time") / 1024)) MiB in one gradient run," \
+	"$(($(maxrss "$real/ig-act-lean.time") / 1024)) MiB with --recompute --micro-batch-tokens 1024" | tee "$real/summary-act.txt"
+
 avail=$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)
 if [[ "${TRAIN_REAL_SKIP_3B:-}" == 1 || $avail -lt 18 ]]; then
 	echo "trainer real size: 3B LoRA skipped (MemAvailable ${avail} GiB, needs 18; or TRAIN_REAL_SKIP_3B=1)"
