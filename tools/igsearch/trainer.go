@@ -98,21 +98,17 @@ func runTrainer(args []string) error {
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
-	switch {
-	case pf.model == "":
-		return usagef("--model is required")
-	case *batchPath == "":
-		return usagef("--batch is required")
-	case *out == "":
-		return usagef("--out is required")
-	case *micro < 0 || *microTokens < 0:
-		return usagef("--micro-batch and --micro-batch-tokens must not be negative")
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %v", fs.Args())
-	}
+	var bad usageProblems
+	bad.check(pf.model != "", "--model is required")
+	bad.check(*batchPath != "", "--batch is required")
+	bad.check(*out != "", "--out is required")
+	bad.check(*micro >= 0, "--micro-batch must not be negative, is %d", *micro)
+	bad.check(*microTokens >= 0, "--micro-batch-tokens must not be negative, is %d", *microTokens)
+	bad.check(fs.NArg() == 0, "unexpected arguments %v", fs.Args())
 	dev, err := ort.ParseDevice(pf.device)
-	if err != nil {
-		return usagef("%v", err)
+	bad.checkErr(err)
+	if err := bad.err(); err != nil {
+		return err
 	}
 	// Everything is checked before the step runs, so a refusal costs nothing.
 	if err := atomicfile.Guard(*out, trainer.CheckpointKind, *force, "--force"); err != nil {
