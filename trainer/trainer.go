@@ -83,6 +83,8 @@ type Trainer struct {
 	grad  *ort.Session
 	sumSq *ort.Session
 	adamw *ort.Session
+	// base scores with the frozen base (BaseLogprobs), built on first use.
+	base *ort.Session
 	// ck is the checkpoint that Open loaded, kept open while frozen
 	// weights alias its mapped files.
 	ck *qwen2.Checkpoint
@@ -216,7 +218,7 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 
 // Close releases the sessions and the checkpoint that Open loaded.
 func (t *Trainer) Close() error {
-	for _, s := range []*ort.Session{t.grad, t.sumSq, t.adamw} {
+	for _, s := range []*ort.Session{t.grad, t.sumSq, t.adamw, t.base} {
 		if s != nil {
 			s.Close()
 		}
