@@ -20,7 +20,7 @@ import (
 // iteration runs one rollout → rewards → IG → advantages → reference
 // log-probs → PPO epochs, one function per phase, and returns the
 // iteration's metrics.
-func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Trainer, ref *policy.Policy,
+func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Trainer, ref reference,
 	questions []qa.Example, iter, totalSteps int, say func(string)) (Metrics, error) {
 	m := Metrics{Iter: iter}
 	start := time.Now()
@@ -197,7 +197,7 @@ func advantages(env *environment, cfg Config, recs []trajectory.Record, rewards,
 // referenceLogprobs are the reference policy's log-probs of every token of
 // every trajectory, for the KL penalty: entry i scores token i (0 for the
 // first).
-func referenceLogprobs(ctx context.Context, ref *policy.Policy, recs []trajectory.Record) ([][]float32, error) {
+func referenceLogprobs(ctx context.Context, ref reference, recs []trajectory.Record) ([][]float32, error) {
 	seqs := make([][]int32, len(recs))
 	for i := range recs {
 		seqs[i] = recs[i].TokenIDs

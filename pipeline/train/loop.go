@@ -15,7 +15,6 @@ import (
 	"github.com/igsearch/igsearch/pipeline/advantage"
 	"github.com/igsearch/igsearch/pipeline/qa"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
-	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/trainer"
 )
 
@@ -202,20 +201,37 @@ func openTrainer(cfg Config, topts trainer.Options) (*trainer.Trainer, resumeSta
 	return tr, st, nil
 }
 
-// referencePolicy is the frozen reference policy of the KL term (nil
-// without one): the initial model; with LoRA the base with the adapters
-// off, which the trainer holds already (frozen, never updated).
-func referencePolicy(cfg Config, env *environment, tr *trainer.Trainer, topts trainer.Options) (*policy.Policy, error) {
+// reference scores whole sequences for the KL term: log p(ids[t+1] |
+// ids[..t]) at t, as policy.Policy.Score does.
+type reference interface {
+	Score(ctx context.Context, seqs [][]int32) ([][]float32, error)
+	Close() error
+}
+
+// loraReference is the KL reference of LoRA training: the frozen base with
+// the adapters off, scored by the trainer over the weights it holds, so
+// the reference costs no second copy of the model.
+type loraReference struct{ tr *trainer.Trainer }
+
+func (r loraReference) Score(ctx context.Context, seqs [][]int32) ([][]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return r.tr.BaseLogprobs(seqs)
+}
+
+func (loraReference) Close() error { return nil }
+
+// referencePolicy is the frozen reference of the KL term (nil without one):
+// the initial model, or with LoRA the trainer's frozen base.
+func referencePolicy(cfg Config, env *environment, tr *trainer.Trainer, topts trainer.Options) (reference, error) {
 	if cfg.Loss.KLBeta <= 0 {
 		return nil, nil
 	}
-	var ref *policy.Policy
-	var err error
 	if topts.Artifact.LoRA != nil {
-		ref, err = policy.FromWeights(tr.Config, tr.Weights(), env.tok, env.policyOptions())
-	} else {
-		ref, err = env.policyFromDir(cfg.Model.Path)
+		return loraReference{tr}, nil
 	}
+	ref, err := env.policyFromDir(cfg.Model.Path)
 	if err != nil {
 		return nil, fmt.Errorf("reference policy: %w", err)
 	}

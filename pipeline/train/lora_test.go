@@ -2,8 +2,12 @@ package train
 
 import (
 	"context"
+	"encoding/json"
+	"math"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/igsearch/igsearch/models/safetensors"
@@ -49,6 +53,20 @@ func TestRunLoRA(t *testing.T) {
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("base weight %s changed by LoRA training (err %v)", info.Name, err)
 		}
+	}
+	// Iteration 0 takes one optimiser step, from B = 0: the policy is then
+	// the base exactly, so the KL to the reference (the trainer's own base
+	// log-probs) is float noise; a wrong reference would show here.
+	first, err := os.ReadFile(filepath.Join(cfg.Train.Out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m0 Metrics
+	if err := json.Unmarshal([]byte(strings.SplitN(string(first), "\n", 2)[0]), &m0); err != nil {
+		t.Fatal(err)
+	}
+	if m0.Step != 1 || math.Abs(m0.KL) > 1e-6 {
+		t.Errorf("iteration 0: step %d, KL %g; want step 1 and KL ≈ 0 (adapters start at B = 0)", m0.Step, m0.KL)
 	}
 	steps := sum.Last.Step
 	if steps < 1 {
