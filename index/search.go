@@ -206,16 +206,7 @@ func (s *searcher) maxScore(ix *Index, qts []qterm, k int) ([]Hit, SearchStats, 
 		return nil, st, err
 	}
 	n := len(qts)
-	ord := s.ord
-	slices.SortFunc(ord, func(a, b *cursor) int { return cmp.Compare(a.ub, b.ub) })
-	s.prefix = s.prefix[:0]
-	sum := 0.0
-	for _, c := range ord {
-		sum += c.ub
-		s.prefix = append(s.prefix, sum)
-		st.Postings += int64(c.df)
-	}
-	prefix := s.prefix
+	ord, prefix := s.orderByBound(&st)
 	full := false
 	theta := 0.0
 	ne := 0 // lists [0, ne) are non-essential
@@ -309,14 +300,37 @@ func (s *searcher) maxScore(ix *Index, qts []qterm, k int) ([]Hit, SearchStats, 
 			}
 		}
 	}
+	err := s.finishStats(&st)
+	return s.ranked(), st, err
+}
+
+// orderByBound sorts the query's cursors by their score upper bound,
+// ascending, and returns them with the prefix sums of the bounds (prefix[i]
+// bounds what lists 0..i can add to any passage); it counts the postings
+// in st.
+func (s *searcher) orderByBound(st *SearchStats) ([]*cursor, []float64) {
+	slices.SortFunc(s.ord, func(a, b *cursor) int { return cmp.Compare(a.ub, b.ub) })
+	s.prefix = s.prefix[:0]
+	sum := 0.0
+	for _, c := range s.ord {
+		sum += c.ub
+		s.prefix = append(s.prefix, sum)
+		st.Postings += int64(c.df)
+	}
+	return s.ord, s.prefix
+}
+
+// finishStats adds the postings the cursors scored to st and returns the
+// first error a cursor met.
+func (s *searcher) finishStats(st *SearchStats) error {
 	var err error
-	for _, c := range ord {
+	for _, c := range s.ord {
 		st.Scored += int64(c.scored)
 		if c.err != nil && err == nil {
 			err = c.err
 		}
 	}
-	return s.ranked(), st, err
+	return err
 }
 
 // exhaustive scores every posting of every query term; it is the reference
