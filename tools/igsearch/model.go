@@ -47,15 +47,20 @@ model export --model HFDIR --out DIR [--graph inference|scoring] [--dtype fp32|f
           transformers.js 3.x).
   Example: igsearch model export --model ckpt/Qwen2.5-0.5B-Instruct --out out/qwen-onnx
 
-model init --config FILE.json --out DIR [--seed 1]
-  Input:  a Qwen2 config.json.
-  Output: DIR/config.json and DIR/model.safetensors (F32, HF names) with
-          HF's initialisation: weights normal(0, initializer_range), biases 0,
-          norms 1. The same seed gives the same weights.
+model init (--config FILE.json | --preset NAME) --out DIR [--seed 1] [--dtype float32|bfloat16] [--max-shard-mb N]
+  Input:  a Qwen2 config.json, or --preset: a published Qwen2.5 shape
+          (qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b), for dry runs
+          and benchmarks at real size.
+  Output: DIR/config.json and DIR/model.safetensors (HF names; F32, or BF16
+          as on the Hub with --dtype bfloat16), or shards of at most N MB
+          with model.safetensors.index.json, with HF's initialisation:
+          weights normal(0, initializer_range), biases 0, norms 1. The same
+          seed gives the same weights (bf16: the same draws, rounded).
           An --out holding a checkpoint is replaced only with --force; one
           holding any other file is refused; a config whose weights do not
           fit in the available memory is refused before allocating.
   Example: igsearch model init --config testdata/models/tiny-qwen2/config.json --out out/tiny --seed 7
+           igsearch model init --preset qwen2.5-3b --dtype bfloat16 --max-shard-mb 4000 --out out/qwen3b
 `,
 	run: runModel,
 }
@@ -131,25 +136,42 @@ func modelExport(args []string) error {
 func modelInit(args []string) error {
 	fs := newFlags("model init")
 	config := fs.String("config", "", "Qwen2 config.json")
+	preset := fs.String("preset", "", "a published Qwen2.5 shape instead of --config: qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b or qwen2.5-7b")
 	out := fs.String("out", "", "output checkpoint directory")
 	seed := fs.Uint64("seed", 1, "random seed")
 	force := fs.Bool("force", false, "replace a checkpoint that --out already holds")
+	dtype := fs.String("dtype", "float32", "stored weight type: float32 or bfloat16 (as the Hub's Qwen2.5 checkpoints)")
+	maxShard := fs.Int64("max-shard-mb", 0, "split the weights into shards of at most this many MB with model.safetensors.index.json (0: one file)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *config == "" || *out == "" {
-		return usagef("--config and --out are required")
+	if (*config == "") == (*preset == "") || *out == "" {
+		return usagef("--out and one of --config or --preset are required")
 	}
-	cfg, err := qwen2.LoadConfig(*config)
+	dt := onnx.Float
+	switch *dtype {
+	case "float32", "fp32":
+	case "bfloat16", "bf16":
+		dt = onnx.BFloat16
+	default:
+		return usagef("--dtype %q: float32 or bfloat16", *dtype)
+	}
+	var cfg qwen2.Config
+	var err error
+	if *preset != "" {
+		cfg, err = qwen2.Preset(*preset)
+	} else {
+		cfg, err = qwen2.LoadConfig(*config)
+	}
 	if err != nil {
 		return err
 	}
-	if err := checkModelInit(*out, cfg, onnx.Float, *force); err != nil {
+	if err := checkModelInit(*out, cfg, dt, *force); err != nil {
 		return err
 	}
-	if err := qwen2.Save(*out, cfg, qwen2.Init(cfg, *seed), 0); err != nil {
+	if err := qwen2.Save(*out, cfg, qwen2.InitAs(cfg, *seed, dt), *maxShard<<20); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: %d parameters, seed %d\n", *out, qwen2.NumParams(cfg), *seed)
+	fmt.Fprintf(os.Stderr, "wrote %s: %d parameters (%s), seed %d\n", *out, qwen2.NumParams(cfg), *dtype, *seed)
 	return nil
 }
