@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/igsearch/igsearch/atomicfile"
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
 )
@@ -107,6 +108,11 @@ func modelExport(args []string) error {
 	attn, err := qwen2.ParseAttention(*attention)
 	if err != nil {
 		return usagef("--attention: %v", err)
+	}
+	// An export adds graphs to its own folder; it never writes into one
+	// that holds anything else (a checkpoint's weights, a user's files).
+	if err := atomicfile.Guard(*out, exportKind, true, ""); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	ck, err := qwen2.LoadCheckpoint(*model, dt)
 	if err != nil {

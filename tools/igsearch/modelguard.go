@@ -26,6 +26,18 @@ var checkpointKind = atomicfile.Kind{
 	},
 }
 
+// exportKind is what `model export` writes: onnx-community's folder.
+var exportKind = atomicfile.Kind{
+	Name: "an ONNX export",
+	Owns: func(name string) bool {
+		switch name {
+		case qwen2.OnnxDir, "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json":
+			return true
+		}
+		return false
+	},
+}
+
 // checkModelInit checks, before anything is allocated or written, that
 // `model init` may write cfg's weights (stored as dt) to out: the folder is
 // free or an earlier checkpoint with force, and the weights fit in memory.
