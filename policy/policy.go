@@ -548,10 +548,62 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	n, S := past.rows, past.cols+w
+	mask, pos := joinMask(past, newMask, w)
+	present := &kvCache{kvShape: p.shape, rows: n, cols: S, kv: make([][]float32, 2*p.shape.layers), mask: mask}
+	r := &forwardRun{inputs: map[string]*ort.Tensor{}, outputs: ort.Outputs{}}
+	defer r.destroy()
+	r.add(r.inputs, qwen2.InputIDs)(ort.NewTensor([]int64{int64(n), int64(w)}, ids))
+	r.add(r.inputs, qwen2.AttentionMask)(ort.NewTensor([]int64{int64(n), int64(S)}, mask))
+	if p.hasPos {
+		r.add(r.inputs, qwen2.PositionIDs)(ort.NewTensor([]int64{int64(n), int64(w)}, pos))
+	}
+	p.bindKV(r, past, present)
+	res := &forwardResult{present: present}
+	v := p.vocab
+	var logits []float32
+	switch {
+	case p.lastOnly && want == logitsAll:
+		return nil, fmt.Errorf("policy: the inference graph returns last-position log-probs only")
+	case p.lastOnly && want == logitsLast:
+		// Both outputs are computed anyway; bind them when wanted.
+		res.logits, res.cdf = make([]float32, n*v), make([]float32, n*v)
+		res.normalized = true
+		r.add(r.outputs, outLogprobs)(ort.NewTensor([]int64{int64(n), 1, int64(v)}, res.logits))
+		r.add(r.outputs, outCDF)(ort.NewTensor([]int64{int64(n), 1, int64(v)}, res.cdf))
+	case !p.lastOnly && want != logitsNone:
+		logits = make([]float32, n*w*v)
+		r.add(r.outputs, qwen2.Logits)(ort.NewTensor([]int64{int64(n), int64(w), int64(v)}, logits))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if err := p.infer.RunWith(r.inputs, r.outputs); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if err := p.widenKV(r.outputs, present); err != nil {
+		return nil, err
+	}
+	switch {
+	case p.lastOnly:
+	case want == logitsAll:
+		res.logits = logits
+	case want == logitsLast:
+		res.logits = make([]float32, n*v)
+		for row := range n {
+			copy(res.logits[row*v:(row+1)*v], logits[(row*w+w-1)*v:(row*w+w)*v])
+		}
+	}
+	return res, nil
+}
+
+// joinMask appends w new mask columns to past's for each row and derives
+// the new columns' positions: cumsum(mask) − 1, clamped at 0.
+func joinMask(past *kvCache, newMask []int64, w int) (mask, pos []int64) {
 	n, P := past.rows, past.cols
 	S := P + w
-	mask := make([]int64, n*S)
-	pos := make([]int64, n*w)
+	mask = make([]int64, n*S)
+	pos = make([]int64, n*w)
 	for r := range n {
 		copy(mask[r*S:r*S+P], past.mask[r*P:(r+1)*P])
 		copy(mask[r*S+P:(r+1)*S], newMask[r*w:(r+1)*w])
@@ -563,138 +615,89 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 			}
 		}
 	}
-	present := &kvCache{kvShape: p.shape, rows: n, cols: S, kv: make([][]float32, 2*p.shape.layers), mask: mask}
-	inputs := map[string]*ort.Tensor{}
-	outputs := ort.Outputs{}
-	defer func() {
-		for _, t := range inputs {
-			t.Destroy()
-		}
-		outputs.Destroy()
-	}()
-	add := func(m map[string]*ort.Tensor, name string, t *ort.Tensor, err error) error {
-		if err != nil {
-			return fmt.Errorf("policy: %s: %w", name, err)
-		}
-		m[name] = t
-		return nil
-	}
-	t, err := ort.NewTensor([]int64{int64(n), int64(w)}, ids)
-	if err := add(inputs, qwen2.InputIDs, t, err); err != nil {
-		return nil, err
-	}
-	t, err = ort.NewTensor([]int64{int64(n), int64(S)}, mask)
-	if err := add(inputs, qwen2.AttentionMask, t, err); err != nil {
-		return nil, err
-	}
-	if p.hasPos {
-		t, err = ort.NewTensor([]int64{int64(n), int64(w)}, pos)
-		if err := add(inputs, qwen2.PositionIDs, t, err); err != nil {
-			return nil, err
+	return mask, pos
+}
+
+// forwardRun holds one run's bound tensors; the first binding error is
+// kept in err.
+type forwardRun struct {
+	inputs  map[string]*ort.Tensor
+	outputs ort.Outputs
+	err     error
+}
+
+// add returns a function that binds a newly made tensor under name in m,
+// or records the error that making it gave.
+func (r *forwardRun) add(m map[string]*ort.Tensor, name string) func(*ort.Tensor, error) {
+	return func(t *ort.Tensor, err error) {
+		switch {
+		case err != nil && r.err == nil:
+			r.err = fmt.Errorf("policy: %s: %w", name, err)
+		case err == nil:
+			m[name] = t
 		}
 	}
+}
+
+func (r *forwardRun) destroy() {
+	for _, t := range r.inputs {
+		t.Destroy()
+	}
+	r.outputs.Destroy()
+}
+
+// bindKV binds past's keys and values as inputs and present's, freshly
+// allocated, as outputs; a float16 graph gets narrowed copies of the past
+// and float16 present buffers, which widenKV copies back after the run.
+func (p *Policy) bindKV(r *forwardRun, past, present *kvCache) {
 	s := p.shape
+	n, P, S := past.rows, past.cols, present.cols
 	pastShape := []int64{int64(n), int64(s.heads), int64(P), int64(s.dim)}
 	presShape := []int64{int64(n), int64(s.heads), int64(S), int64(s.dim)}
 	half := p.kvDType == onnx.Float16
 	for i := range s.layers {
 		for j, name := range []string{qwen2.PastKey(i), qwen2.PastValue(i)} {
 			kv := past.kv[2*i+j][:n*s.heads*P*s.dim]
-			var t *ort.Tensor
-			var err error
 			if half {
-				t, err = ort.NewFloat16Tensor(pastShape, toFloat16(kv))
+				r.add(r.inputs, name)(ort.NewFloat16Tensor(pastShape, toFloat16(kv)))
 			} else {
-				t, err = ort.NewTensor(pastShape, kv)
-			}
-			if err := add(inputs, name, t, err); err != nil {
-				return nil, err
+				r.add(r.inputs, name)(ort.NewTensor(pastShape, kv))
 			}
 		}
 		for j, name := range []string{qwen2.PresentKey(i), qwen2.PresentValue(i)} {
 			buf := getKV(n * s.heads * S * s.dim)
 			present.kv[2*i+j] = buf
-			var t *ort.Tensor
-			var err error
 			if half {
-				t, err = ort.NewFloat16Tensor(presShape, make([]uint16, len(buf))) // widened into buf after the run
+				r.add(r.outputs, name)(ort.NewFloat16Tensor(presShape, make([]uint16, len(buf))))
 			} else {
-				t, err = ort.NewTensor(presShape, buf)
-			}
-			if err := add(outputs, name, t, err); err != nil {
-				return nil, err
+				r.add(r.outputs, name)(ort.NewTensor(presShape, buf))
 			}
 		}
 	}
-	// run runs the inference graph and, for a float16 KV cache, widens the
-	// present keys and values into the host cache.
-	run := func() error {
-		if err := p.infer.RunWith(inputs, outputs); err != nil {
-			return fmt.Errorf("policy: %w", err)
-		}
-		if !half {
-			return nil
-		}
-		for i := range s.layers {
-			for j, name := range []string{qwen2.PresentKey(i), qwen2.PresentValue(i)} {
-				bits, err := outputs[name].Float16s()
-				if err != nil {
-					return fmt.Errorf("policy: %s: %w", name, err)
-				}
-				buf := present.kv[2*i+j]
-				if len(bits) != len(buf) {
-					return fmt.Errorf("policy: %s has %d values, want %d", name, len(bits), len(buf))
-				}
-				for k, h := range bits {
-					buf[k] = onnx.Float16ToFloat32(h)
-				}
-			}
-		}
+}
+
+// widenKV copies a float16 graph's present keys and values into the float32
+// host cache (a float32 graph wrote them there itself).
+func (p *Policy) widenKV(outputs ort.Outputs, present *kvCache) error {
+	if p.kvDType != onnx.Float16 {
 		return nil
 	}
-	res := &forwardResult{present: present}
-	v := p.vocab
-	if p.lastOnly {
-		if want == logitsAll {
-			return nil, fmt.Errorf("policy: the inference graph returns last-position log-probs only")
-		}
-		// Both outputs are computed anyway; bind them when wanted.
-		if want == logitsLast {
-			res.logits, res.cdf = make([]float32, n*v), make([]float32, n*v)
-			res.normalized = true
-			for name, buf := range map[string][]float32{outLogprobs: res.logits, outCDF: res.cdf} {
-				t, err := ort.NewTensor([]int64{int64(n), 1, int64(v)}, buf)
-				if err := add(outputs, name, t, err); err != nil {
-					return nil, err
-				}
+	for i := range p.shape.layers {
+		for j, name := range []string{qwen2.PresentKey(i), qwen2.PresentValue(i)} {
+			bits, err := outputs[name].Float16s()
+			if err != nil {
+				return fmt.Errorf("policy: %s: %w", name, err)
+			}
+			buf := present.kv[2*i+j]
+			if len(bits) != len(buf) {
+				return fmt.Errorf("policy: %s has %d values, want %d", name, len(bits), len(buf))
+			}
+			for k, h := range bits {
+				buf[k] = onnx.Float16ToFloat32(h)
 			}
 		}
-		if err := run(); err != nil {
-			return nil, err
-		}
-		return res, nil
 	}
-	var logits []float32
-	if want != logitsNone {
-		logits = make([]float32, n*w*v)
-		t, err := ort.NewTensor([]int64{int64(n), int64(w), int64(v)}, logits)
-		if err := add(outputs, qwen2.Logits, t, err); err != nil {
-			return nil, err
-		}
-	}
-	if err := run(); err != nil {
-		return nil, err
-	}
-	switch want {
-	case logitsAll:
-		res.logits = logits
-	case logitsLast:
-		res.logits = make([]float32, n*v)
-		for r := range n {
-			copy(res.logits[r*v:(r+1)*v], logits[(r*w+w-1)*v:(r*w+w)*v])
-		}
-	}
-	return res, nil
+	return nil
 }
 
 // scoreGraph runs the scoring graph on right-padded sequences.
