@@ -36,9 +36,6 @@ type Options struct {
 	// Format forces how dir is read: "checkpoint" or "onnx". The default
 	// reads a checkpoint when dir holds *.safetensors, else model.onnx.
 	Format string
-	// NoGraphCache is ignored: graphs of a checkpoint are always built in
-	// memory over its weights (see Open). Deprecated.
-	NoGraphCache bool
 	// DType is the weight and KV-cache type of graphs built from weights:
 	// onnx.Float (the zero value), or onnx.Float16, what CUDA's
 	// GroupQueryAttention needs; norms, softmax and log-probs stay float32.

@@ -13,7 +13,7 @@ import (
 // exactly like the one opened from the same checkpoint on disk.
 func TestFromWeightsMatchesOpen(t *testing.T) {
 	const dir = "../testdata/models/tiny-qwen2"
-	disk, err := Open(dir, Options{NoGraphCache: true})
+	disk, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -295,7 +295,7 @@ func qwenTokenizer(t *testing.T) *tokenize.Tokenizer {
 func TestRunQwenTokenizer(t *testing.T) {
 	tn := setup(t)
 	tok := qwenTokenizer(t)
-	pol, err := policy.Open("../../testdata/models/tiny-qwen2-tied-fullvocab", policy.Options{Threads: 2, Tokenizer: tok, NoGraphCache: true})
+	pol, err := policy.Open("../../testdata/models/tiny-qwen2-tied-fullvocab", policy.Options{Threads: 2, Tokenizer: tok})
 	if err != nil {
 		t.Fatal(err)
 	}

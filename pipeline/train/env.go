@@ -121,9 +121,7 @@ func (e *environment) policyFromWeights(tr *trainer.Trainer) (*policy.Policy, er
 // policyFromDir opens a checkpoint directory as a policy (the frozen
 // reference, or the initial model for evaluation).
 func (e *environment) policyFromDir(dir string) (*policy.Policy, error) {
-	opts := e.policyOptions()
-	opts.NoGraphCache = true
-	return policy.Open(dir, opts)
+	return policy.Open(dir, e.policyOptions())
 }
 
 // openRetriever opens the in-process index, or a client of a

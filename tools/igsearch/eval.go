@@ -172,7 +172,7 @@ func runEval(args []string) error {
 		return err
 	}
 	defer qr.Close()
-	pol, err := pf.open(policy.Options{Tokenizer: tok, NoGraphCache: true})
+	pol, err := pf.open(policy.Options{Tokenizer: tok})
 	if err != nil {
 		return err
 	}

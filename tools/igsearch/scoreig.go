@@ -174,7 +174,7 @@ func runScoreIG(args []string) error {
 		}
 		defer ix.Close()
 	}
-	pol, err := f.pol.open(policy.Options{Tokenizer: tok, NoGraphCache: true})
+	pol, err := f.pol.open(policy.Options{Tokenizer: tok})
 	if err != nil {
 		return err
 	}

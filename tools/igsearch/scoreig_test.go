@@ -88,7 +88,7 @@ func TestScoreIGStage(t *testing.T) {
 		t.Fatalf("%d rows, want %d", len(got), len(rows))
 	}
 	// The same batch through the scorer, with chunk 0's seed.
-	pol, err := policy.Open(s.modelDir, policy.Options{Threads: 2, NoGraphCache: true})
+	pol, err := policy.Open(s.modelDir, policy.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
