@@ -239,6 +239,31 @@ func (t *Trainer) MergedWeights() qwen2.Weights {
 	return w
 }
 
+// PolicyWeights are the weights for a policy over the trainer's host-weight
+// block (policy.Options.SharedWeights = HostWeights, LoRAScale = scale):
+// the model's weights in place and, with LoRA, the adapters under the keys
+// of qwen2's factored linear layer (MODULE.lora_A.weight,
+// MODULE.lora_B.weight), so that generation uses x·Wᵀ + s·(x·Aᵀ)·Bᵀ over
+// the one copy of the base. scale is 0 without LoRA. The tensors alias the
+// trainer's state: close the policy before the next Step.
+func (t *Trainer) PolicyWeights() (w qwen2.Weights, scale float64) {
+	w = t.Weights()
+	lc := t.opts.Artifact.LoRA
+	if lc == nil {
+		return w, 0
+	}
+	adapters, err := loraAdapters(t.Config, *lc)
+	if err != nil {
+		panic(fmt.Sprintf("trainer: %v", err)) // validated when the trainer was built
+	}
+	for _, ad := range adapters {
+		module := strings.TrimSuffix(ad.Weight, ".weight")
+		w[module+".lora_A.weight"] = &onnx.Tensor{DType: onnx.Float, Dims: ad.A.Shape, Raw: onnx.FloatBytes(t.state.Params[ad.A.Name])}
+		w[module+".lora_B.weight"] = &onnx.Tensor{DType: onnx.Float, Dims: ad.B.Shape, Raw: onnx.FloatBytes(t.state.Params[ad.B.Name])}
+	}
+	return w, lc.Scale()
+}
+
 // MergeLoRA loads the PEFT LoRA adapter in dir (adapter_config.json +
 // adapter_model.safetensors, as Trainer.Save writes them) and returns base
 // with the adapters merged in, for a policy that generates with the adapted

@@ -246,8 +246,8 @@ func TestLoRASaveResume(t *testing.T) {
 	if err := first.Save(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	merged := first.MergedWeights()
-	first.Close()
+	merged := first.MergedWeights() // views of first's weights: close it at the end
+	defer first.Close()
 
 	// adapter_config.json: PEFT's fields.
 	data, err := os.ReadFile(filepath.Join(dir, LoRAConfigFile))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/igsearch/igsearch/models/qwen2"
-	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
 )
@@ -55,9 +54,9 @@ type Metrics struct {
 	OptimSeconds float64 `json:"optim_s"`
 }
 
-// State is the trainer's mutable state: fp32 weights and AdamW moments, in
-// Go memory between steps (handed to ONNX Runtime without copies). Frozen
-// weights alias the data New was given.
+// State is the trainer's mutable state: fp32 weights (in the host-weight
+// block, see HostWeights) and adapters and AdamW moments (Go memory), all
+// handed to ONNX Runtime without copies.
 type State struct {
 	Step   int64
 	Params map[string][]float32 // every weight, trained or frozen
@@ -85,46 +84,59 @@ type Trainer struct {
 	adamw *ort.Session
 	// base scores with the frozen base (BaseLogprobs), built on first use.
 	base *ort.Session
-	// ck is the checkpoint that Open loaded, kept open while frozen
-	// weights alias its mapped files.
-	ck *qwen2.Checkpoint
+	// host holds the model weights (HostWeights); state.Params views it.
+	host *ort.HostWeights
 }
 
-// New builds the training artifacts for cfg and starts from weights.
-// Trainable weights are copied into the trainer's state; frozen weights
-// (every model weight with LoRA, the embedding with FreezeEmbeddings) are
-// used in place, so weights must stay valid and unmodified while the
-// trainer is in use (Open keeps a loaded checkpoint open for that). ONNX
-// Runtime must be initialised (ort.Init).
+// New builds the training artifacts for cfg and starts from weights,
+// which it copies into its host-weight block (HostWeights). ONNX Runtime
+// must be initialised (ort.Init).
 func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error) {
-	t, err := newTrainer(cfg, opts)
+	block, views, err := newHostParams(cfg)
 	if err != nil {
 		return nil, err
 	}
-	st := &State{Params: map[string][]float32{}, M: map[string][]float32{}, V: map[string][]float32{}}
-	frozen := map[string]bool{}
-	for _, p := range t.art.Frozen {
-		frozen[p.Name] = true
-	}
-	for _, p := range t.art.Inputs() {
-		if init, ok := t.art.Init[p.Name]; ok {
-			st.Params[p.Name] = init
-			continue
-		}
+	for _, p := range qwen2.Params(cfg) {
 		w := weights[p.Name]
-		if w == nil {
-			t.Close()
+		switch {
+		case w == nil:
+			block.Close()
 			return nil, fmt.Errorf("trainer: missing weight %q", p.Name)
-		}
-		if w.DType != onnx.Float {
-			t.Close()
+		case w.DType != onnx.Float:
+			block.Close()
 			return nil, fmt.Errorf("trainer: weight %q is %s; training needs float32", p.Name, w.DType)
+		case len(w.Raw) != 4*len(views[p.Name]):
+			block.Close()
+			return nil, fmt.Errorf("trainer: weight %q has %d bytes, want %d (shape %v)", p.Name, len(w.Raw), 4*len(views[p.Name]), p.Shape)
 		}
-		if frozen[p.Name] {
-			st.Params[p.Name] = onnx.FloatView(w.Raw)
-		} else {
-			st.Params[p.Name] = w.Floats()
-		}
+		copy(onnx.FloatBytes(views[p.Name]), w.Raw)
+	}
+	return start(cfg, block, views, opts)
+}
+
+// Open starts a trainer from the Hugging Face checkpoint in dir (F32, BF16
+// or F16 files), read tensor by tensor straight into the trainer's
+// host-weight block, so that loading holds no second copy of the model.
+func Open(dir string, opts Options) (*Trainer, error) {
+	cfg, block, views, err := loadHostParams(dir)
+	if err != nil {
+		return nil, err
+	}
+	return start(cfg, block, views, opts)
+}
+
+// start builds the trainer over model weights already in block (views by
+// HF name): the sessions, the adapters' initial values and the moments.
+func start(cfg qwen2.Config, block *ort.HostWeights, views map[string][]float32, opts Options) (*Trainer, error) {
+	t, err := newTrainer(cfg, opts)
+	if err != nil {
+		block.Close()
+		return nil, err
+	}
+	t.host = block
+	st := &State{Params: views, M: map[string][]float32{}, V: map[string][]float32{}}
+	for name, init := range t.art.Init {
+		st.Params[name] = init
 	}
 	for _, p := range t.art.Trainable {
 		n := numElements(p.Shape)
@@ -133,58 +145,6 @@ func New(cfg qwen2.Config, weights qwen2.Weights, opts Options) (*Trainer, error
 	}
 	t.state = st
 	return t, nil
-}
-
-// Open loads the Hugging Face checkpoint in dir as float32 and starts a
-// trainer from it (New). Frozen weights stored as F32 are read from the
-// memory-mapped files in place (one copy, in the page cache), and the
-// checkpoint then stays open until Close; otherwise (full fine-tuning, or
-// BF16/F16 files, whose float32 conversion the trainer keeps) it is closed
-// at once, so that the file pages do not stay resident beside the copies.
-func Open(dir string, opts Options) (*Trainer, error) {
-	ck, err := qwen2.LoadCheckpoint(dir, onnx.Float)
-	if err != nil {
-		return nil, err
-	}
-	t, err := New(ck.Config, ck.Weights, opts)
-	if err != nil {
-		ck.Close()
-		return nil, err
-	}
-	mapped, err := storedAsF32(dir, t.art.Frozen)
-	if err != nil {
-		t.Close()
-		ck.Close()
-		return nil, err
-	}
-	for _, p := range t.art.Trainable {
-		delete(ck.Weights, p.Name) // copied: let the loaded tensor go
-	}
-	if mapped {
-		t.ck = ck
-	} else {
-		ck.Close()
-	}
-	return t, nil
-}
-
-// storedAsF32 reports whether any of params is stored as F32 in the
-// checkpoint in dir (and so loaded as a view of the mapped file).
-func storedAsF32(dir string, params []Param) (bool, error) {
-	if len(params) == 0 {
-		return false, nil
-	}
-	files, err := safetensors.OpenCheckpoint(dir)
-	if err != nil {
-		return false, fmt.Errorf("trainer: %s: %w", dir, err)
-	}
-	defer files.Close()
-	for _, p := range params {
-		if info, ok := files.Info(p.Name); ok && info.DType == safetensors.F32 {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
@@ -216,16 +176,16 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	return t, nil
 }
 
-// Close releases the sessions and the checkpoint that Open loaded.
+// Close releases the sessions and the weights' block.
 func (t *Trainer) Close() error {
 	for _, s := range []*ort.Session{t.grad, t.sumSq, t.adamw, t.base} {
 		if s != nil {
 			s.Close()
 		}
 	}
-	if t.ck != nil {
-		err := t.ck.Close()
-		t.ck = nil
+	if t.host != nil {
+		err := t.host.Close()
+		t.host = nil
 		return err
 	}
 	return nil

@@ -79,7 +79,7 @@ func TestGRPOStepParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr.Close()
+		defer tr.Close() // its weights are read below
 		ref := readFixtureFloat(t, fixtureDir+"/grpo-step/grpo_step.json")
 		relClose(t, "loss", m.Loss, ref["loss"], 2e-5)
 		relClose(t, "grad_norm", m.GradNorm, ref["grad_norm_before_clip"], 2e-5)

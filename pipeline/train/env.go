@@ -112,10 +112,14 @@ func (e *environment) policyOptions() policy.Options {
 }
 
 // policyFromWeights is the policy for the next rollout: the trainer's
-// current weights (with LoRA, the adapters merged into the base), built in
-// memory.
+// current weights, taken in place from the trainer's host-weight block (no
+// copy; with LoRA, the adapters ride along in factored form). Close it
+// before the trainer's next step.
 func (e *environment) policyFromWeights(tr *trainer.Trainer) (*policy.Policy, error) {
-	return policy.FromWeights(tr.Config, tr.MergedWeights(), e.tok, e.policyOptions())
+	opts := e.policyOptions()
+	w, scale := tr.PolicyWeights()
+	opts.SharedWeights, opts.LoRAScale = tr.HostWeights(), scale
+	return policy.FromWeights(tr.Config, w, e.tok, opts)
 }
 
 // policyFromDir opens a checkpoint directory as a policy (the frozen

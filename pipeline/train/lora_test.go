@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/igsearch/igsearch/models/safetensors"
+	"github.com/igsearch/igsearch/onnx/ort"
+	"github.com/igsearch/igsearch/policy"
 	"github.com/igsearch/igsearch/trainer"
 )
 
@@ -80,5 +83,64 @@ func TestRunLoRA(t *testing.T) {
 	}
 	if sum.Iterations != 3 || sum.Last.Step <= steps {
 		t.Errorf("resumed to iteration %d, step %d; want 3 and more than %d", sum.Iterations, sum.Last.Step, steps)
+	}
+}
+
+// TestLoRAPolicySharesWeights checks the rollout policy of LoRA training:
+// built over the trainer's host-weight block with the adapters in factored
+// form (no copy of the base), it scores like a policy built from the
+// merged weights W + s·B·A (a separate copy), with B random so that the
+// adapters matter.
+func TestLoRAPolicySharesWeights(t *testing.T) {
+	cfg, _, _ := tinySetup(t)
+	cfg.Train.LoRARank, cfg.Train.LoRATargets = 4, "q_proj,down_proj"
+	tr, err := trainer.Open(cfg.Model.Path, trainerOptions(cfg, ort.CPU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for name, v := range tr.State().Params {
+		if strings.Contains(name, "lora_B") {
+			for i := range v {
+				v[i] = float32(rng.NormFloat64() * 0.2)
+			}
+		}
+	}
+	env := &environment{cfg: cfg, device: ort.CPU}
+	shared, err := env.policyFromWeights(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	merged, err := policy.FromWeights(tr.Config, tr.MergedWeights(), nil, env.policyOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer merged.Close()
+	seqs := [][]int32{{1, 5, 9, 2, 7, 7, 3}, {4, 8, 15, 16, 23, 42 % int32(tr.Config.VocabSize)}}
+	a, err := shared.Score(context.Background(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := merged.Score(context.Background(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := tr.BaseLogprobs(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0.0
+	for i := range a {
+		for j := range a[i] {
+			if d := math.Abs(float64(a[i][j] - b[i][j])); d > 1e-4 {
+				t.Errorf("sequence %d, token %d: shared-weights policy %.6f, merged weights %.6f", i, j, a[i][j], b[i][j])
+			}
+			moved = math.Max(moved, math.Abs(float64(a[i][j]-base[i][j])))
+		}
+	}
+	if moved < 1e-3 {
+		t.Errorf("the adapters moved no log-prob by more than %g: the test would not see them", moved)
 	}
 }
