@@ -299,17 +299,31 @@ func TestEvalAndScoreIGShardsAsProcesses(t *testing.T) {
 		t.Errorf("eval summary of the merged records %q, unsharded %q", summary, outs[0])
 	}
 
-	// score-ig over those records: chunks of 3 rows, 3 shards.
+	// score-ig over logged trajectories with search steps (the random
+	// policy's own records rarely search): 12 rows in chunks of 3, 3 shards;
+	// the counterfactuals are drawn from the chunk with the chunk's seed.
+	var traj []map[string]any
+	for r := 0; r < 3; r++ {
+		for _, row := range loggedTrajectories() {
+			row["id"] = fmt.Sprint(row["id"], r)
+			traj = append(traj, row)
+		}
+	}
+	trajPath := filepath.Join(tmp, "traj.jsonl")
+	writeJSONL(t, trajPath, traj)
 	scored := filepath.Join(tmp, "scored.jsonl")
-	args = [][]string{{"score-ig", "--model", s.modelDir, "--in", whole, "--out", scored, "--batch-size", "3", "--threads", "1"}}
+	args = [][]string{{"score-ig", "--model", s.modelDir, "--in", trajPath, "--out", scored, "--batch-size", "3", "--threads", "1"}}
 	parts = nil
 	for i := 0; i < 3; i++ {
 		p := filepath.Join(tmp, fmt.Sprintf("scored-%d.jsonl", i))
 		parts = append(parts, p)
-		args = append(args, []string{"score-ig", "--model", s.modelDir, "--in", whole, "--out", p, "--batch-size", "3", "--threads", "1", "--shard", fmt.Sprintf("%d/3", i)})
+		args = append(args, []string{"score-ig", "--model", s.modelDir, "--in", trajPath, "--out", p, "--batch-size", "3", "--threads", "1", "--shard", fmt.Sprintf("%d/3", i)})
 	}
 	runProcs(t, args...)
 	merged = filepath.Join(tmp, "scored-merged.jsonl")
-	runProcs(t, append([]string{"merge", "--block", "3", "--out", merged}, parts...))
+	runProcs(t, append([]string{"merge", "--block", "3", "--rows", "12", "--out", merged}, parts...))
 	sameBytes(t, "score-ig", scored, merged)
+	if b, _ := os.ReadFile(scored); strings.Count(string(b), `"logp_random_mean"`) < 9 {
+		t.Errorf("score-ig scored too few search steps:\n%s", b)
+	}
 }
