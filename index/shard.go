@@ -60,16 +60,6 @@ func readShardInfo(dir string) (si shardInfo, ok bool, err error) {
 	return si, true, nil
 }
 
-// ShardOf reports which shard of how many the index in dir is; shards is 0
-// for an unsharded index.
-func ShardOf(dir string) (shard, shards int, err error) {
-	si, ok, err := readShardInfo(dir)
-	if err != nil || !ok {
-		return 0, 0, err
-	}
-	return si.Shard, si.Shards, nil
-}
-
 // Sharded is a set of index shards searched as one index with global BM25
 // statistics. Doc ids are global (local·n + shard). It has the read methods
 // of *Index that the search, serve and rollout code use, and is safe for
