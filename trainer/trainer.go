@@ -501,11 +501,11 @@ func (t *Trainer) applyOptimizer(grads map[string][]float32) (float64, error) {
 			return err
 		}
 		defer out.Destroy()
-		v, err := ort.Values[float32](out[optSumSq])
+		v, err := ort.Values[float64](out[optSumSq])
 		if err != nil {
 			return err
 		}
-		sumSq += float64(v[0])
+		sumSq += v[0]
 		return nil
 	})
 	if err != nil {

@@ -4,7 +4,8 @@ A Qwen2 forward as Hugging Face modeling_qwen2.py computes it (RMSNorm,
 rotary with rotate_half, GQA by repeating KV heads, q/k/v biases, SiLU-gated
 MLP, tied or untied lm_head, positions cumsum(mask)-1 for left padding),
 trained with autograd, clip_grad_norm_ and torch.optim.AdamW on the GRPO
-clipped surrogate with the k3 KL penalty of issue 5, on the checkpoint and
+clipped surrogate with the k3 KL penalty of issue 5 (clamped to ±10 per
+token, as veRL's low_var_kl and igsearch's trainer), on the checkpoint and
 batch file (grpo_step.json layout) that `trainbench prepare` writes.
 
 usage: /usr/bin/python3 train.py MODEL_DIR BATCH.json [--steps 3]
@@ -86,7 +87,7 @@ def main():
         lp = token_logprobs(c, w, ids, mask)
         ratio = torch.exp(lp - old)
         pg = -torch.min(ratio * adv, ratio.clamp(1 - eps, 1 + eps_high) * adv)
-        kl = torch.exp(ref - lp) - (ref - lp) - 1
+        kl = (torch.exp(ref - lp) - (ref - lp) - 1).clamp(-10, 10)  # veRL's low_var_kl, as trainer.KLClamp
         loss = ((pg + beta * kl) * lm).sum() / lm.sum()
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, bf["max_grad_norm"])
