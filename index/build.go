@@ -564,8 +564,59 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 	if b.opt.LuceneNorms {
 		m.flags |= flagLuceneNorms
 	}
-	// Scoring lengths (in place: the exact lengths are needed only here)
-	// and collection statistics.
+	avgdl, dlFile, err := b.writeDocLens(col, m)
+	if err != nil {
+		return err
+	}
+	runs, err := b.openRuns(segs)
+	defer func() {
+		for _, r := range runs {
+			r.close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	merger, err := newTermMerger(runs)
+	if err != nil {
+		return err
+	}
+	sink, err := b.newPostingSink(m)
+	if err != nil {
+		return err
+	}
+	defer sink.abort()
+	enc := postingEncoder{k1: b.opt.K1, b: b.opt.B, avgdl: avgdl, lens: col.dls, base: col.base}
+	if err := b.mergePostings(ctx, merger, enc, sink); err != nil {
+		return err
+	}
+	postFile, err := sink.postW.close()
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		r.close()
+	}
+	runs = nil
+	for _, p := range b.runs {
+		os.Remove(p) // early, to give the disk space back; Build removes the directory anyway
+	}
+	termFile, err := b.writeTerms(sink, m)
+	if err != nil {
+		return err
+	}
+	m.files = []fileSum{termFile, postFile, dlFile, col.docs, col.blocks}
+	if err := writeFileSync(filepath.Join(b.dir, "meta.bin"), m.encode()); err != nil {
+		return err
+	}
+	st.Terms, st.Postings = m.numTerms, m.numPostings
+	return nil
+}
+
+// writeDocLens turns col's exact lengths into scoring lengths (in place: the
+// exact ones are needed only here), adds the collection statistics to m,
+// writes doclens.bin and returns the mean length.
+func (b *builder) writeDocLens(col *collected, m *meta) (float64, fileSum, error) {
 	lens := col.dls
 	for i, dl := range lens {
 		m.sumTF += uint64(dl)
@@ -582,7 +633,7 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 	}
 	dlW, err := newCompFile(b.dir, "doclens.bin", "DLEN")
 	if err != nil {
-		return err
+		return 0, fileSum{}, err
 	}
 	defer dlW.abort()
 	buf := make([]byte, 0, 1<<16)
@@ -595,114 +646,127 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 	}
 	dlW.Write(buf)
 	dlFile, err := dlW.close()
-	if err != nil {
-		return err
-	}
+	return avgdl, dlFile, err
+}
 
+// openRuns opens the spilled run files, then the segments still in memory,
+// in the order the merge expects. The runs opened so far are returned with
+// an error too, for the caller to close.
+func (b *builder) openRuns(segs []*segment) ([]run, error) {
 	runs := make([]run, 0, len(b.runs)+len(segs))
-	defer func() {
-		for _, r := range runs {
-			r.close()
-		}
-	}()
 	for _, p := range b.runs {
 		r, err := openFileRun(p)
 		if err != nil {
-			return err
+			return runs, err
 		}
 		runs = append(runs, r)
 	}
 	for _, s := range segs {
 		runs = append(runs, newMemRun(s))
 	}
-	merger, err := newTermMerger(runs)
-	if err != nil {
-		return err
-	}
+	return runs, nil
+}
 
-	postW, err := newCompFile(b.dir, "postings.bin", "POST")
-	if err != nil {
-		return err
-	}
-	defer postW.abort()
-	// The dictionary's entries and strings go to scratch files while the
-	// postings stream out, so that memory does not grow with the vocabulary
-	// (beyond 4 bytes a term for the string offsets).
-	entW, err := newScratch(filepath.Join(b.dir, spillDir, "terms.entries"))
-	if err != nil {
-		return err
-	}
-	defer entW.abort()
-	blobW, err := newScratch(filepath.Join(b.dir, spillDir, "terms.blob"))
-	if err != nil {
-		return err
-	}
-	defer blobW.abort()
-	offs := make([]byte, 0, 4096)
-	var blobLen uint64
+// postingSink receives the encoded chunks in term order: the postings go to
+// postings.bin, while the dictionary's entries and strings go to scratch
+// files, so that memory does not grow with the vocabulary (beyond 4 bytes a
+// term for the string offsets).
+type postingSink struct {
+	m           *meta
+	postW       *compFile
+	entW, blobW *scratch
+	offs        []byte
+	blobLen     uint64
+}
 
-	// A producer merges the runs into chunks of terms, workers encode the
-	// chunks, and this goroutine writes them in order.
-	type chunk struct {
-		terms   []mergedTerm
-		data    []byte
-		entries []byte
-		done    chan struct{}
+func (b *builder) newPostingSink(m *meta) (*postingSink, error) {
+	k := &postingSink{m: m, offs: make([]byte, 0, 4096)}
+	var err error
+	if k.postW, err = newCompFile(b.dir, "postings.bin", "POST"); err != nil {
+		return nil, err
 	}
-	const chunkTerms, chunkBytes = 2048, 8 << 20
+	if k.entW, err = newScratch(filepath.Join(b.dir, spillDir, "terms.entries")); err != nil {
+		k.abort()
+		return nil, err
+	}
+	if k.blobW, err = newScratch(filepath.Join(b.dir, spillDir, "terms.blob")); err != nil {
+		k.abort()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *postingSink) abort() {
+	if k.postW != nil {
+		k.postW.abort()
+	}
+	if k.entW != nil {
+		k.entW.abort()
+	}
+	if k.blobW != nil {
+		k.blobW.abort()
+	}
+}
+
+// postingChunk is a run of merged terms on its way through the encoders.
+type postingChunk struct {
+	terms   []mergedTerm
+	data    []byte
+	entries []byte
+	done    chan struct{}
+}
+
+// write appends an encoded chunk: its entries' offsets become absolute in
+// postings.bin.
+func (k *postingSink) write(c *postingChunk) error {
+	off := uint64(k.postW.n - headerSize)
+	for e := 0; e < len(c.entries); e += termEntrySz {
+		rel := binary.LittleEndian.Uint64(c.entries[e:])
+		binary.LittleEndian.PutUint64(c.entries[e:], rel+off)
+		k.m.numPostings += uint64(binary.LittleEndian.Uint32(c.entries[e+16:]))
+	}
+	if _, err := k.postW.Write(c.data); err != nil {
+		return err
+	}
+	if _, err := k.entW.Write(c.entries); err != nil {
+		return err
+	}
+	for _, t := range c.terms {
+		k.offs = binary.LittleEndian.AppendUint32(k.offs, uint32(k.blobLen))
+		k.blobLen += uint64(len(t.term))
+		if k.blobLen > math.MaxUint32 {
+			return errors.New("term dictionary larger than 4 GiB")
+		}
+		if _, err := k.blobW.WriteString(t.term); err != nil {
+			return err
+		}
+	}
+	k.m.numTerms += uint64(len(c.terms))
+	return nil
+}
+
+// mergePostings runs the merge: a producer cuts the merged terms into
+// chunks, b.opt.Workers goroutines encode them, and this goroutine hands
+// them to the sink in order.
+func (b *builder) mergePostings(ctx context.Context, merger *termMerger, enc postingEncoder, sink *postingSink) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Few chunks in flight: one of a very frequent term holds its whole
 	// list (2-3 bytes a passage) from every run.
-	jobs := make(chan *chunk, b.opt.Workers)
-	order := make(chan *chunk, b.opt.Workers)
+	jobs := make(chan *postingChunk, b.opt.Workers)
+	order := make(chan *postingChunk, b.opt.Workers)
 	var mergeErr error
 	go func() {
 		defer close(order)
 		defer close(jobs)
-		cur, size := &chunk{done: make(chan struct{})}, 0
-		send := func() bool {
-			c := cur
-			cur, size = &chunk{done: make(chan struct{})}, 0
-			select {
-			case jobs <- c:
-			case <-ctx.Done():
-				return false
-			}
-			select {
-			case order <- c:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		for {
-			mt, ok, err := merger.next()
-			if err != nil {
-				mergeErr = err
-				return
-			}
-			if !ok {
-				break
-			}
-			cur.terms = append(cur.terms, mt)
-			for _, l := range mt.lists {
-				size += len(l)
-			}
-			if (len(cur.terms) == chunkTerms || size >= chunkBytes) && !send() {
-				return
-			}
-		}
-		if len(cur.terms) > 0 {
-			send()
-		}
+		mergeErr = produceChunks(ctx, merger, jobs, order)
 	}()
 	var wg sync.WaitGroup
 	for w := 0; w < b.opt.Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			enc := postingEncoder{k1: b.opt.K1, b: b.opt.B, avgdl: avgdl, lens: lens, base: col.base}
+			enc := enc
 			for c := range jobs {
 				for i := range c.terms {
 					c.entries = enc.encode(c.terms[i].lists, &c.data, c.entries)
@@ -712,43 +776,19 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 			}
 		}()
 	}
-	write := func(c *chunk) error {
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		off := uint64(postW.n - headerSize)
-		for e := 0; e < len(c.entries); e += termEntrySz {
-			rel := binary.LittleEndian.Uint64(c.entries[e:])
-			binary.LittleEndian.PutUint64(c.entries[e:], rel+off)
-			m.numPostings += uint64(binary.LittleEndian.Uint32(c.entries[e+16:]))
-		}
-		if _, err := postW.Write(c.data); err != nil {
-			return err
-		}
-		if _, err := entW.Write(c.entries); err != nil {
-			return err
-		}
-		for _, t := range c.terms {
-			offs = binary.LittleEndian.AppendUint32(offs, uint32(blobLen))
-			blobLen += uint64(len(t.term))
-			if blobLen > math.MaxUint32 {
-				return errors.New("term dictionary larger than 4 GiB")
-			}
-			if _, err := blobW.WriteString(t.term); err != nil {
-				return err
-			}
-		}
-		m.numTerms += uint64(len(c.terms))
-		return nil
-	}
 	var werr error
 	for c := range order {
-		if werr == nil {
-			if werr = write(c); werr != nil {
-				cancel()
-			}
+		if werr != nil {
+			continue
+		}
+		select {
+		case <-c.done:
+			werr = sink.write(c)
+		case <-ctx.Done():
+			werr = ctx.Err()
+		}
+		if werr != nil {
+			cancel()
 		}
 	}
 	wg.Wait()
@@ -761,46 +801,71 @@ func (b *builder) finish(ctx context.Context, segs []*segment, col *collected, s
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	offs = binary.LittleEndian.AppendUint32(offs, uint32(blobLen))
-	postFile, err := postW.close()
-	if err != nil {
-		return err
-	}
-	for _, r := range runs {
-		r.close()
-	}
-	runs = nil
-	for _, p := range b.runs {
-		os.Remove(p) // early, to give the disk space back; Build removes the directory anyway
-	}
+	sink.offs = binary.LittleEndian.AppendUint32(sink.offs, uint32(sink.blobLen))
+	return nil
+}
 
-	// Term dictionary: count, entries, string offsets, string blob.
+// produceChunks cuts the merger's terms into chunks of at most 2,048 terms
+// or 8 MiB of lists, each sent to jobs (to encode) and to order (to write).
+func produceChunks(ctx context.Context, merger *termMerger, jobs, order chan<- *postingChunk) error {
+	const chunkTerms, chunkBytes = 2048, 8 << 20
+	cur, size := &postingChunk{done: make(chan struct{})}, 0
+	send := func() bool {
+		c := cur
+		cur, size = &postingChunk{done: make(chan struct{})}, 0
+		select {
+		case jobs <- c:
+		case <-ctx.Done():
+			return false
+		}
+		select {
+		case order <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		mt, ok, err := merger.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		cur.terms = append(cur.terms, mt)
+		for _, l := range mt.lists {
+			size += len(l)
+		}
+		if (len(cur.terms) == chunkTerms || size >= chunkBytes) && !send() {
+			return nil
+		}
+	}
+	if len(cur.terms) > 0 {
+		send()
+	}
+	return nil
+}
+
+// writeTerms writes the term dictionary: count, entries, string offsets,
+// string blob.
+func (b *builder) writeTerms(sink *postingSink, m *meta) (fileSum, error) {
 	termW, err := newCompFile(b.dir, "terms.bin", "TERM")
 	if err != nil {
-		return err
+		return fileSum{}, err
 	}
 	defer termW.abort()
 	var hdr [8]byte
 	binary.LittleEndian.PutUint64(hdr[:], m.numTerms)
 	termW.Write(hdr[:])
-	if err := entW.copyTo(termW); err != nil {
-		return err
+	if err := sink.entW.copyTo(termW); err != nil {
+		return fileSum{}, err
 	}
-	termW.Write(offs)
-	if err := blobW.copyTo(termW); err != nil {
-		return err
+	termW.Write(sink.offs)
+	if err := sink.blobW.copyTo(termW); err != nil {
+		return fileSum{}, err
 	}
-	termFile, err := termW.close()
-	if err != nil {
-		return err
-	}
-
-	m.files = []fileSum{termFile, postFile, dlFile, col.docs, col.blocks}
-	if err := writeFileSync(filepath.Join(b.dir, "meta.bin"), m.encode()); err != nil {
-		return err
-	}
-	st.Terms, st.Postings = m.numTerms, m.numPostings
-	return nil
+	return termW.close()
 }
 
 // scratch is a buffered temporary file that is written once and then
