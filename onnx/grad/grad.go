@@ -95,22 +95,8 @@ type Options struct {
 // not safe to call concurrently on one graph; calling it twice on one graph
 // appends two independent backward passes.
 func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Options) (grads []*onnx.Value, err error) {
-	if loss == nil {
-		return nil, fmt.Errorf("grad: nil loss")
-	}
-	if !loss.Type.IsFloat() {
-		return nil, fmt.Errorf("grad: loss %v is not floating point", loss)
-	}
-	for i, p := range params {
-		if p == nil {
-			return nil, fmt.Errorf("grad: parameter %d is nil", i)
-		}
-		if !p.Type.IsFloat() {
-			return nil, fmt.Errorf("grad: parameter %v is not floating point", p)
-		}
-	}
-	if v := g.Opsets[""]; v != 0 && v < minOpset {
-		return nil, fmt.Errorf("grad: graph %s is at ONNX opset %d; backward passes need opset %d or later (axes as inputs, scatter reductions, Pad axes)", g.Name, v, minOpset)
+	if err := checkBackward(g, loss, params); err != nil {
+		return nil, err
 	}
 	b := &builder{
 		g:      g,
@@ -138,52 +124,8 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 		return nil, err
 	}
 
-	// Forward: values that depend on a parameter through differentiable ops.
 	nodes := g.Nodes[:len(g.Nodes):len(g.Nodes)]
-	requires := map[*onnx.Value]bool{}
-	for _, p := range params {
-		requires[p] = true
-	}
-	for _, n := range nodes {
-		if nonDifferentiable[n.Op] && n.Domain == "" {
-			continue
-		}
-		dep := false
-		for _, in := range n.Inputs {
-			if in != nil && requires[in] {
-				dep = true
-				break
-			}
-		}
-		if !dep {
-			continue
-		}
-		for _, o := range n.Outputs {
-			if o.Type.IsFloat() {
-				requires[o] = true
-			}
-		}
-	}
-	// Backward: values the loss depends on.
-	reaches := map[*onnx.Value]bool{loss: true}
-	for i := len(nodes) - 1; i >= 0; i-- {
-		n := nodes[i]
-		hit := false
-		for _, o := range n.Outputs {
-			if reaches[o] {
-				hit = true
-				break
-			}
-		}
-		if !hit {
-			continue
-		}
-		for _, in := range n.Inputs {
-			if in != nil {
-				reaches[in] = true
-			}
-		}
-	}
+	requires, reaches := requiresGrad(nodes, params), reachesLoss(nodes, loss)
 	onPath := func(v *onnx.Value) bool {
 		v = b.canonical(v)
 		return v != nil && requires[v] && reaches[v]
@@ -235,6 +177,82 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 	}
 	b.pruneRecomputed(grads)
 	return grads, nil
+}
+
+// checkBackward checks Backward's arguments.
+func checkBackward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value) error {
+	if loss == nil {
+		return fmt.Errorf("grad: nil loss")
+	}
+	if !loss.Type.IsFloat() {
+		return fmt.Errorf("grad: loss %v is not floating point", loss)
+	}
+	for i, p := range params {
+		if p == nil {
+			return fmt.Errorf("grad: parameter %d is nil", i)
+		}
+		if !p.Type.IsFloat() {
+			return fmt.Errorf("grad: parameter %v is not floating point", p)
+		}
+	}
+	if v := g.Opsets[""]; v != 0 && v < minOpset {
+		return fmt.Errorf("grad: graph %s is at ONNX opset %d; backward passes need opset %d or later (axes as inputs, scatter reductions, Pad axes)", g.Name, v, minOpset)
+	}
+	return nil
+}
+
+// requiresGrad marks, walking forward, the values that depend on a
+// parameter through differentiable ops.
+func requiresGrad(nodes []*onnx.Node, params []*onnx.Value) map[*onnx.Value]bool {
+	requires := map[*onnx.Value]bool{}
+	for _, p := range params {
+		requires[p] = true
+	}
+	for _, n := range nodes {
+		if nonDifferentiable[n.Op] && n.Domain == "" {
+			continue
+		}
+		dep := false
+		for _, in := range n.Inputs {
+			if in != nil && requires[in] {
+				dep = true
+				break
+			}
+		}
+		if !dep {
+			continue
+		}
+		for _, o := range n.Outputs {
+			if o.Type.IsFloat() {
+				requires[o] = true
+			}
+		}
+	}
+	return requires
+}
+
+// reachesLoss marks, walking backward, the values the loss depends on.
+func reachesLoss(nodes []*onnx.Node, loss *onnx.Value) map[*onnx.Value]bool {
+	reaches := map[*onnx.Value]bool{loss: true}
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
+		hit := false
+		for _, o := range n.Outputs {
+			if reaches[o] {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			continue
+		}
+		for _, in := range n.Inputs {
+			if in != nil {
+				reaches[in] = true
+			}
+		}
+	}
+	return reaches
 }
 
 // backNode runs the rule of one node on the path and records the input
