@@ -125,7 +125,7 @@ func Backward(g *onnx.Graph, loss *onnx.Value, params []*onnx.Value, opts Option
 	}
 
 	nodes := g.Nodes[:len(g.Nodes):len(g.Nodes)]
-	requires, reaches := requiresGrad(nodes, params), reachesLoss(nodes, loss)
+	requires, reaches := requiresGrad(nodes, params), upstream(nodes, loss)
 	onPath := func(v *onnx.Value) bool {
 		v = b.canonical(v)
 		return v != nil && requires[v] && reaches[v]
@@ -231,9 +231,11 @@ func requiresGrad(nodes []*onnx.Node, params []*onnx.Value) map[*onnx.Value]bool
 	return requires
 }
 
-// reachesLoss marks, walking backward, the values the loss depends on.
-func reachesLoss(nodes []*onnx.Node, loss *onnx.Value) map[*onnx.Value]bool {
-	reaches := map[*onnx.Value]bool{loss: true}
+// upstream marks, walking backward, v and the values it depends on (a
+// node's outputs are final when it is reached, since its consumers come
+// after it).
+func upstream(nodes []*onnx.Node, v *onnx.Value) map[*onnx.Value]bool {
+	reaches := map[*onnx.Value]bool{v: true}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		hit := false

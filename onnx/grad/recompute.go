@@ -2,6 +2,7 @@ package grad
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/igsearch/igsearch/onnx"
 )
@@ -72,26 +73,10 @@ func (b *builder) segments(nodes []*onnx.Node, segs []Segment) (map[*onnx.Node]i
 			}
 		}
 		// Nodes upstream of Output, that are also downstream of Input.
-		up := map[*onnx.Value]bool{s.Output: true}
+		up := upstream(nodes, s.Output)
 		var seg []*onnx.Node
 		for i := len(nodes) - 1; i >= 0; i-- {
-			n := nodes[i]
-			hit := false
-			for _, o := range n.Outputs {
-				if up[o] {
-					hit = true
-					break
-				}
-			}
-			if !hit {
-				continue
-			}
-			for _, in := range n.Inputs {
-				if in != nil {
-					up[in] = true
-				}
-			}
-			if below[n] {
+			if n := nodes[i]; below[n] && slices.ContainsFunc(n.Outputs, func(o *onnx.Value) bool { return up[o] }) {
 				seg = append(seg, n)
 			}
 		}
