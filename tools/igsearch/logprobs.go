@@ -87,6 +87,9 @@ func (f *policyFlags) open(opts policy.Options) (*policy.Policy, error) {
 	default:
 		return nil, usagef("--dtype %q: fp32 or fp16", f.dtype)
 	}
+	if hasAdapters(f.model) {
+		return openAdapted(f.model, opts)
+	}
 	return policy.Open(f.model, opts)
 }
 
