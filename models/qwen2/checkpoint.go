@@ -130,18 +130,11 @@ func loadTensor(files *safetensors.Checkpoint, p Param, dt onnx.DType) (*onnx.Te
 	case dt == onnx.Float && info.DType == safetensors.F32, dt == onnx.Float16 && info.DType == safetensors.F16:
 		return &onnx.Tensor{DType: dt, Dims: p.Shape, Raw: raw}, nil
 	}
-	f, err := safetensors.ToFloat32(info.DType, raw)
-	if err != nil {
+	out := make([]byte, info.NumElements()*int64(dt.Size()))
+	if err := convertInto(out, dt, info.DType, raw); err != nil {
 		return nil, fmt.Errorf("tensor %q: %w", p.Name, err)
 	}
-	if dt == onnx.Float {
-		return onnx.FloatTensor(p.Shape, f), nil
-	}
-	out := make([]byte, 2*len(f))
-	for i, x := range f {
-		binary.LittleEndian.PutUint16(out[2*i:], onnx.Float32ToFloat16(x))
-	}
-	return &onnx.Tensor{DType: onnx.Float16, Dims: p.Shape, Raw: out}, nil
+	return &onnx.Tensor{DType: dt, Dims: p.Shape, Raw: out}, nil
 }
 
 func sameShape(a, b []int64) bool {

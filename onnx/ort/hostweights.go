@@ -82,9 +82,6 @@ func (h *HostWeights) Alloc(n int) ([]byte, error) {
 	return h.mem[start : start+n : start+n], nil
 }
 
-// Size is the mapped size in bytes.
-func (h *HostWeights) Size() int { return len(h.mem) }
-
 // contains reports whether b lies wholly inside the block.
 func (h *HostWeights) contains(b []byte) bool {
 	if h == nil || len(b) == 0 || len(h.mem) == 0 {
