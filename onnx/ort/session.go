@@ -1,6 +1,7 @@
 package ort
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -78,6 +79,7 @@ type Session struct {
 	inIdx   map[string]int
 	outIdx  map[string]int
 	host    *hostValues // the host-weight initializers, released on Close
+	place   placement   // where inputs and outputs live, for Alloc and Binding
 }
 
 // NewSession loads the model at path (its external data, if any, is found
@@ -342,6 +344,7 @@ func (s *Session) Close() error {
 	if s == nil || s.s == nil {
 		return nil
 	}
+	s.releasePlacement()
 	err := s.s.Destroy()
 	s.s = nil
 	s.host.free()
@@ -365,6 +368,13 @@ func (s *Session) Run(inputs map[string]*Tensor) (Outputs, error) {
 // the caller's; every other output is allocated and added to the map, owned by
 // the caller. On error, nothing is added.
 func (s *Session) RunWith(inputs map[string]*Tensor, outputs Outputs) error {
+	return s.RunContext(context.Background(), inputs, outputs)
+}
+
+// RunContext is RunWith with ctx's meter phase (WithPhase) charged with
+// every tensor bound to the run: its inputs and outputs are all in Go
+// memory, so on a device they all cross the boundary.
+func (s *Session) RunContext(ctx context.Context, inputs map[string]*Tensor, outputs Outputs) error {
 	if s.s == nil {
 		return fmt.Errorf("ort: %s: session is closed", s.name)
 	}
@@ -373,6 +383,9 @@ func (s *Session) RunWith(inputs map[string]*Tensor, outputs Outputs) error {
 		i, ok := s.inIdx[name]
 		if !ok {
 			return fmt.Errorf("ort: %s: unknown input %q (inputs: %s)", s.name, name, ioNames(s.inputs))
+		}
+		if t.ORTOwned() {
+			return fmt.Errorf("ort: %s: input %q is ORT-owned: run it through a Binding", s.name, name)
 		}
 		if t == nil || t.value == nil {
 			return fmt.Errorf("ort: %s: input %q is nil or destroyed", s.name, name)
@@ -395,6 +408,9 @@ func (s *Session) RunWith(inputs map[string]*Tensor, outputs Outputs) error {
 	var scratch []*Tensor // outputs we pre-allocate because onnxruntime_go cannot
 	for i, o := range s.outputs {
 		if t, ok := outputs[o.Name]; ok {
+			if t.ORTOwned() {
+				return fmt.Errorf("ort: %s: output %q is ORT-owned: run it through a Binding", s.name, o.Name)
+			}
 			if t == nil || t.value == nil {
 				return fmt.Errorf("ort: %s: pre-bound output %q is nil or destroyed", s.name, o.Name)
 			}
@@ -425,7 +441,19 @@ func (s *Session) RunWith(inputs map[string]*Tensor, outputs Outputs) error {
 		}
 		return fmt.Errorf("ort: %s: run: %w", s.name, err)
 	}
+	var to, from int64
+	for _, t := range inputs {
+		to += t.dataBytes()
+	}
 	var errs []error
+	defer func() {
+		for _, o := range s.outputs {
+			if t := outputs[o.Name]; t != nil {
+				from += t.dataBytes()
+			}
+		}
+		count(Phase(ctx), 1, to, from)
+	}()
 	for i, o := range s.outputs {
 		if _, bound := outputs[o.Name]; bound {
 			continue

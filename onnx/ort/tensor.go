@@ -39,16 +39,18 @@ func dtypeOf[T Elem]() onnx.DType {
 }
 
 // Tensor is a tensor handed to or returned by a Session. It is opaque: build
-// one with NewTensor, NewFloat16Tensor or FromONNX, and read one with Values,
-// Float16s, Bytes or ToONNX, which copy. Today every tensor lives in host
-// memory; a device-resident tensor (IoBinding) will fit the same API.
+// one with NewTensor, NewFloat16Tensor or FromONNX (over Go memory), or with
+// Session.Alloc or Session.Upload (ORT-owned, on the session's device), and
+// read one with Values, Float16s, Bytes or ToONNX, which copy (and, for an
+// ORT-owned tensor, count as crossing the boundary: see MeteredTransfers).
 //
 // A Tensor holds ONNX Runtime memory: call Destroy when done. It is safe to
 // read from several goroutines, but not to Destroy while in use.
 type Tensor struct {
 	dtype onnx.DType
 	shape []int64
-	value ortgo.Value
+	value ortgo.Value // a tensor over Go memory
+	owned *ortValue   // or an ORT-owned one
 }
 
 // NewTensor makes a tensor of the given shape over data, which it uses in
@@ -193,7 +195,14 @@ func (t *Tensor) NumElements() int64 {
 // Destroy releases the tensor's ONNX Runtime memory. Calling it twice, or on
 // nil, is harmless.
 func (t *Tensor) Destroy() {
-	if t == nil || t.value == nil {
+	if t == nil {
+		return
+	}
+	if t.owned != nil {
+		t.owned.release()
+		return
+	}
+	if t.value == nil {
 		return
 	}
 	t.value.Destroy()
@@ -202,6 +211,9 @@ func (t *Tensor) Destroy() {
 
 // hostBytes is a view of the tensor's host memory (not a copy).
 func (t *Tensor) hostBytes() ([]byte, error) {
+	if t.owned != nil {
+		return t.owned.read(t)
+	}
 	if t.value == nil {
 		return nil, fmt.Errorf("ort: tensor used after Destroy")
 	}
