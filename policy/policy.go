@@ -94,6 +94,8 @@ type Policy struct {
 	w           qwen2.Weights // the tensors in weights, by HF name
 	loraScale   float64
 	dtype       onnx.DType // of the built graphs' weights
+	// tree is the tree-scoring session of ScorePacked (tree.go).
+	tree treeScoring
 }
 
 // Open loads the policy in dir, which is either

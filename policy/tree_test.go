@@ -1,0 +1,202 @@
+package policy
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/igsearch/igsearch/models/qwen2"
+)
+
+// treeSequences makes sequences shaped like IG's: a shared prompt, samples
+// that extend it step by step, each step scored with its real and several
+// counterfactual middles, then an answer prefix and an answer; plus two
+// golds on one context, a context that is a prefix of another, a duplicate,
+// and a sequence with nothing to score.
+func treeSequences(vocab int, seed uint64) []Sequence {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	toks := func(n int) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = int32(rng.IntN(vocab))
+		}
+		return out
+	}
+	cat := func(parts ...[]int32) []int32 { return slices.Concat(parts...) }
+	prompt, ansPrefix := toks(23), toks(3)
+	var seqs []Sequence
+	for range 3 { // samples
+		hist := cat(prompt, toks(1+rng.IntN(5)))
+		for range 1 + rng.IntN(3) { // steps
+			query := cat(hist, toks(2+rng.IntN(6)))
+			for range 4 { // the real and three counterfactual observations
+				ctx := cat(query, toks(5+rng.IntN(10)), ansPrefix)
+				seqs = append(seqs, Sequence{IDs: cat(ctx, toks(1+rng.IntN(6))), Start: len(ctx)})
+			}
+			hist = cat(query, toks(8))
+		}
+	}
+	ctx := seqs[0].IDs[:seqs[0].Start]
+	seqs = append(seqs,
+		Sequence{IDs: cat(ctx, toks(4)), Start: len(ctx)}, // a second gold
+		Sequence{IDs: cat(ctx[:17], toks(3)), Start: 17},  // a prefix of a context
+		seqs[5], // a duplicate
+		Sequence{IDs: slices.Clone(ctx), Start: len(ctx)}, // nothing to score
+		Sequence{IDs: cat(toks(30), toks(2)), Start: 30},  // a separate tree
+	)
+	return seqs
+}
+
+// checkPacked scores seqs packed at several capacities and compares each
+// continuation's log-probs with Score of the whole sequence.
+func checkPacked(t *testing.T, p *Policy, seqs []Sequence, tol float64) {
+	t.Helper()
+	whole := make([][]int32, len(seqs))
+	for i, s := range seqs {
+		whole[i] = s.IDs
+	}
+	want, err := p.Score(context.Background(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, capacity := range []int{1, 40, 120, 10000} {
+		rows, at := PackSequences(seqs, capacity)
+		tokens := 0
+		for _, r := range rows {
+			tokens += len(r.IDs)
+		}
+		got, err := p.ScorePacked(context.Background(), rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i, s := range seqs {
+			n := len(s.IDs) - s.Start
+			if s.Start == len(s.IDs) {
+				if at[i].Row != -1 {
+					t.Fatalf("capacity %d: sequence %d has nothing to score but was packed", capacity, i)
+				}
+				continue
+			}
+			lp := got[at[i].Row][at[i].First : at[i].First+n]
+			for k, x := range lp {
+				d := math.Abs(float64(x - want[i][s.Start-1+k]))
+				worst = max(worst, d)
+				if d > tol {
+					t.Fatalf("capacity %d: sequence %d token %d: packed %v, whole %v (|Δ| %.2g)", capacity, i, k, x, want[i][s.Start-1+k], d)
+				}
+			}
+		}
+		t.Logf("capacity %d: %d rows, %d tokens, max |Δ| %.2g", capacity, len(rows), tokens, worst)
+	}
+}
+
+// sharpPolicy is a random tiny Qwen2 whose log-probs depend on the context
+// (initializer range 0.3), with the given heads and head size.
+func sharpPolicy(t *testing.T, heads, kvHeads, headDim int, attention string) *Policy {
+	t.Helper()
+	needORT(t)
+	cfg := qwen2.TinyConfig()
+	cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HiddenSize = heads, kvHeads, heads*headDim
+	cfg.InitializerRange = 0.3
+	p, err := FromWeights(cfg, qwen2.Init(cfg, 5), nil, Options{Threads: 2, Attention: attention})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// TestScorePackedEqualsScore checks packed-tree scoring against Score of
+// each whole sequence (itself checked against PyTorch in
+// TestReferenceForcedDecode), with both attention variants, on the test
+// checkpoint and on random models whose contexts matter, one with a head
+// size that GroupQueryAttention's CPU kernel does not take (12).
+func TestScorePackedEqualsScore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pol  func(t *testing.T) *Policy
+	}{
+		{"tiny-qwen2 contrib", func(t *testing.T) *Policy { return openModel(t, "checkpoint") }},
+		{"tiny-qwen2 standard", func(t *testing.T) *Policy { return openModel(t, "standard") }},
+		{"sharp head 16 contrib", func(t *testing.T) *Policy { return sharpPolicy(t, 4, 2, 16, "contrib") }},
+		{"sharp head 16 standard", func(t *testing.T) *Policy { return sharpPolicy(t, 4, 2, 16, "standard") }},
+		{"sharp head 12 (preferred: standard)", func(t *testing.T) *Policy { return sharpPolicy(t, 6, 3, 12, "") }},
+		{"sharp head 12, no grouping", func(t *testing.T) *Policy { return sharpPolicy(t, 4, 4, 12, "") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.pol(t)
+			checkPacked(t, p, treeSequences(p.vocab, 1), 2e-5)
+		})
+	}
+}
+
+// TestScorePackedMaskMatters checks that the tree mask keeps branches
+// apart: the same sequences scored as one chain (each column seeing every
+// column before it) differ from the tree's scores.
+func TestScorePackedMaskMatters(t *testing.T) {
+	p := sharpPolicy(t, 4, 2, 16, "contrib")
+	seqs := treeSequences(p.vocab, 2)
+	rows, _ := PackSequences(seqs, 10000)
+	tree, err := p.ScorePacked(context.Background(), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := rows[0]
+	chain.End = slices.Clone(chain.End)
+	for j := range chain.End {
+		chain.End[j] = int32(len(chain.IDs))
+	}
+	flat, err := p.ScorePacked(context.Background(), []PackedRow{chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff := 0.0
+	for k := range tree[0] {
+		diff = max(diff, math.Abs(float64(tree[0][k]-flat[0][k])))
+	}
+	if diff < 1e-2 {
+		t.Fatalf("the tree mask changes no log-prob by more than %.2g: branches see each other", diff)
+	}
+}
+
+// TestPackSequencesLayout checks the depth-first layout on a hand-made
+// tree: contexts [1 2 3] and [1 2 4] with continuations [7 8] and [9], and
+// [1 2 3] again with [5].
+func TestPackSequencesLayout(t *testing.T) {
+	seqs := []Sequence{
+		{IDs: []int32{1, 2, 4, 9}, Start: 3},
+		{IDs: []int32{1, 2, 3, 7, 8}, Start: 3},
+		{IDs: []int32{1, 2, 3, 5}, Start: 3},
+	}
+	rows, at := PackSequences(seqs, 100)
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	// Sorted contexts: [1 2 3] (twice, stable), then [1 2 4]. Columns:
+	// 0:1 1:2 2:3 3:7 (continuation of seq 1) 4:4.
+	want := PackedRow{
+		IDs:    []int32{1, 2, 3, 7, 4},
+		Pos:    []int32{0, 1, 2, 3, 2},
+		End:    []int32{5, 5, 4, 4, 5},
+		Score:  []int32{2, 3, 2, 4},
+		Target: []int32{7, 8, 5, 9},
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []int32
+	}{{"ids", r.IDs, want.IDs}, {"pos", r.Pos, want.Pos}, {"end", r.End, want.End}, {"score", r.Score, want.Score}, {"target", r.Target, want.Target}} {
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if want := []PackedAt{{0, 3}, {0, 0}, {0, 2}}; !slices.Equal(at, want) {
+		t.Errorf("at = %v, want %v", at, want)
+	}
+	if err := r.Check(10); err != nil {
+		t.Error(err)
+	}
+}
