@@ -58,6 +58,14 @@ type Options struct {
 	// NoSpinning stops intra-op threads from busy-waiting between ops, for
 	// machines shared with other work.
 	NoSpinning bool
+	// RecordPlacement makes ONNX Runtime record which execution provider
+	// each node got, for Session.Placement; sessions on a device always
+	// record it (see placement.go).
+	RecordPlacement bool
+	// StrictPlacement makes creating a device session fail when an
+	// attention or MatMul node (DeviceOps) lands on the CPU execution
+	// provider; without it such a session warns on stderr with the count.
+	StrictPlacement bool
 }
 
 // IO describes one session input or output.
@@ -103,7 +111,7 @@ func NewSession(path string, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ort: session %s: %w", path, err)
 	}
-	return newSession(path, s, ins, outs), nil
+	return checked(newSession(path, s, ins, outs), nil, opts)
 }
 
 // NewSessionFromBytes loads a serialised ModelProto (e.g. from
@@ -127,7 +135,7 @@ func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ort: session from bytes: %w", err)
 	}
-	return newSession("<bytes>", s, ins, outs), nil
+	return checked(newSession("<bytes>", s, ins, outs), nil, opts)
 }
 
 // NewSessionFromGraph marshals g and loads it. Initializers whose data lies
@@ -135,7 +143,8 @@ func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
 // their size; the rest are inline and must stay under protobuf's 2 GiB.
 func NewSessionFromGraph(g *onnx.Graph, opts Options) (*Session, error) {
 	if opts.Weights != nil {
-		return newSessionWithHostWeights(g, opts.Weights, opts)
+		s, err := newSessionWithHostWeights(g, opts.Weights, opts)
+		return checked(s, err, opts)
 	}
 	b, err := g.Marshal()
 	if err != nil {
@@ -234,6 +243,11 @@ func sessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 	if opts.NoSpinning {
 		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
 			return fail(fmt.Errorf("spinning: %w", err))
+		}
+	}
+	if opts.recordPlacement() {
+		if err := so.AddSessionConfigEntry(placementConfigKey, "1"); err != nil {
+			return fail(fmt.Errorf("placement: %w", err))
 		}
 	}
 	if opts.ExternalDataDir != "" {
