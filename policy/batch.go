@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"github.com/igsearch/igsearch/onnx/ort"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -180,20 +181,26 @@ func (b *Batch) unref(row *batchRow) {
 // removable padding. Rows that shared a cache with them but are not among
 // them are gathered into a compact cache of their own, so that stale caches
 // do not pile up.
-func (b *Batch) place(rows []int) *kvCache {
+func (b *Batch) place(ctx context.Context, rows []int) (*kvCache, error) {
 	src := make([]slot, len(rows))
 	for i, r := range rows {
 		src[i] = slot{b.rows[r].cache, b.rows[r].slot}
 	}
 	if isIdentity(src) && !src[0].c.wasteful() {
-		return src[0].c
+		return src[0].c, nil
 	}
 	if len(rows) > 0 && b.rows[rows[0]].cached == 0 && allEmpty(src) {
-		c := newKVCache(b.p.shape, len(rows))
+		c, err := b.p.newCache(len(rows))
+		if err != nil {
+			return nil, err
+		}
 		b.adopt(rows, c)
-		return c
+		return c, nil
 	}
-	c := gatherKV(b.p.shape, src)
+	c, err := b.p.gather(ctx, src)
+	if err != nil {
+		return nil, err
+	}
 	old := map[*kvCache]bool{}
 	for _, s := range src {
 		if s.c != nil {
@@ -216,9 +223,13 @@ func (b *Batch) place(rows []int) *kvCache {
 		for i, r := range rest {
 			rs[i] = slot{oc, b.rows[r].slot}
 		}
-		b.adopt(rest, gatherKV(b.p.shape, rs))
+		compact, err := b.p.gather(ctx, rs)
+		if err != nil {
+			return nil, err
+		}
+		b.adopt(rest, compact)
 	}
-	return c
+	return c, nil
 }
 
 func allEmpty(src []slot) bool {
@@ -311,11 +322,16 @@ func (b *Batch) Generate(ctx context.Context, rows []int, sp SamplingParams) ([]
 		for i, a := range active {
 			run[i] = rows[a]
 		}
-		res, err := b.prefill(ctx, run)
+		err := b.prefill(ctx, run, func(ctx context.Context, res *forwardResult, idx []int) error {
+			sub := make([]int, len(idx))
+			for j, i := range idx {
+				sub[j] = active[i]
+			}
+			return b.sampleAll(ctx, res, sub, rows, st, sp)
+		})
 		if err != nil {
 			return nil, err
 		}
-		b.sampleAll(res, active, rows, st, sp)
 		next := active[:0]
 		for _, a := range active {
 			s, row := st[a], b.rows[rows[a]]
@@ -354,8 +370,23 @@ func (b *Batch) Generate(ctx context.Context, rows []int, sp SamplingParams) ([]
 	return out, nil
 }
 
-// sampleAll samples the next token of every active row, in parallel.
-func (b *Batch) sampleAll(res *forwardResult, active, rows []int, st []*genState, sp SamplingParams) {
+// sampleAll samples the next token of every active row (row i of res is
+// active[i]), on the device for a resident policy, else here in parallel.
+func (b *Batch) sampleAll(ctx context.Context, res *forwardResult, active, rows []int, st []*genState, sp SamplingParams) error {
+	if res.devLogprobs != nil {
+		rngs := make([]*rand.Rand, len(active))
+		for i, a := range active {
+			rngs[i] = b.rows[rows[a]].rng
+		}
+		toks, lps, err := b.p.sampleResident(ctx, res, rngs, sp)
+		if err != nil {
+			return err
+		}
+		for i, a := range active {
+			st[a].sample, st[a].lp = toks[i], lps[i]
+		}
+		return nil
+	}
 	v := b.p.vocab
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -374,24 +405,32 @@ func (b *Batch) sampleAll(res *forwardResult, active, rows []int, st []*genState
 			return nil
 		})
 	}
-	g.Wait()
+	return g.Wait()
 }
 
+// pickFunc reads what its caller wants from one run's last position: res
+// holds the run's rows, which are rows[idx[j]] of the prefill call.
+type pickFunc func(ctx context.Context, res *forwardResult, idx []int) error
+
 // prefill runs every pending token of the given rows through the model and
-// returns the logits at each row's last token, [len(rows), vocab]. Every row
-// must have a pending token. Rows run together, right-aligned so that each
-// row's last pending token is in the last column, except where the graph
-// cannot take several new tokens on top of a past for several rows at once
+// hands each run's last-position outputs to pick. Every row must have a
+// pending token. Rows run together, right-aligned so that each row's last
+// pending token is in the last column, except where the graph cannot take
+// several new tokens on top of a past for several rows at once
 // (GroupQueryAttention): there, rows with a past and more than one pending
 // token run one by one, and the others together.
-func (b *Batch) prefill(ctx context.Context, rows []int) (*forwardResult, error) {
+func (b *Batch) prefill(ctx context.Context, rows []int, pick pickFunc) error {
 	for _, r := range rows {
 		if len(b.rows[r].seq) <= b.rows[r].cached {
-			return nil, fmt.Errorf("policy: row %d has no pending token", r)
+			return fmt.Errorf("policy: row %d has no pending token", r)
 		}
 	}
+	all := make([]int, len(rows))
+	for i := range all {
+		all[i] = i
+	}
 	if b.p.batchAppend || len(rows) == 1 {
-		return b.prefillRun(ctx, rows)
+		return b.prefillPick(ctx, rows, all, pick)
 	}
 	var alone, fresh, single []int // indices into rows
 	freshT := 0
@@ -412,13 +451,13 @@ func (b *Batch) prefill(ctx context.Context, rows []int) (*forwardResult, error)
 		alone, fresh = append(alone, fresh...), nil
 	}
 	if len(alone) == 0 && (len(fresh) == 0 || len(single) == 0) {
-		return b.prefillRun(ctx, rows)
+		return b.prefillPick(ctx, rows, all, pick)
 	}
-	v := b.p.vocab
-	out := &forwardResult{logits: make([]float32, len(rows)*v)}
 	// Give each lone row a cache of its own first, one copy per row.
 	for _, i := range alone {
-		b.isolate(rows[i])
+		if err := b.isolate(ctx, rows[i]); err != nil {
+			return err
+		}
 	}
 	groups := [][]int{single, fresh}
 	for _, i := range alone {
@@ -432,31 +471,43 @@ func (b *Batch) prefill(ctx context.Context, rows []int) (*forwardResult, error)
 		for j, i := range g {
 			sub[j] = rows[i]
 		}
-		res, err := b.prefillRun(ctx, sub)
-		if err != nil {
-			return nil, err
-		}
-		out.normalized = res.normalized
-		if res.cdf != nil && out.cdf == nil {
-			out.cdf = make([]float32, len(rows)*v)
-		}
-		for j, i := range g {
-			copy(out.logits[i*v:(i+1)*v], res.logits[j*v:(j+1)*v])
-			if res.cdf != nil {
-				copy(out.cdf[i*v:(i+1)*v], res.cdf[j*v:(j+1)*v])
-			}
+		if err := b.prefillPick(ctx, sub, g, pick); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// prefillPick is prefillRun on rows, which are the prefill's rows idx,
+// followed by pick on its last run.
+func (b *Batch) prefillPick(ctx context.Context, rows, idx []int, pick pickFunc) error {
+	phase := "decode"
+	for _, r := range rows {
+		if row := b.rows[r]; row.cached == 0 || len(row.seq)-row.cached > 1 {
+			phase = "prefill"
+		}
+	}
+	ctx = ort.WithPhase(ctx, phase)
+	res, err := b.prefillRun(ctx, rows)
+	if err != nil {
+		return err
+	}
+	defer res.release()
+	return pick(ctx, res, idx)
 }
 
 // isolate moves row r into a compact cache of its own, unless it has one.
-func (b *Batch) isolate(r int) {
+func (b *Batch) isolate(ctx context.Context, r int) error {
 	row := b.rows[r]
 	if row.cache == nil || row.cache.rows == 1 {
-		return
+		return nil
 	}
-	b.adopt([]int{r}, gatherKV(b.p.shape, []slot{{row.cache, row.slot}}))
+	c, err := b.p.gather(ctx, []slot{{row.cache, row.slot}})
+	if err != nil {
+		return err
+	}
+	b.adopt([]int{r}, c)
+	return nil
 }
 
 // prefillRun runs the pending tokens of rows in one batch (in chunks of
@@ -468,7 +519,10 @@ func (b *Batch) prefillRun(ctx context.Context, rows []int) (*forwardResult, err
 	for _, r := range rows {
 		T = max(T, len(b.rows[r].seq)-b.rows[r].cached)
 	}
-	c := b.place(rows)
+	c, err := b.place(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
 	chunk := p.chunkColumns(n)
 	var last *forwardResult
 	for off := 0; off < T; off += chunk {
@@ -500,6 +554,7 @@ func (b *Batch) prefillRun(ctx context.Context, rows []int) (*forwardResult, err
 		// The new cache replaces the old one for these rows.
 		b.adopt(rows, res.present)
 		c = res.present
+		last.release()
 		last = res
 	}
 	for _, r := range rows {

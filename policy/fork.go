@@ -29,7 +29,11 @@ func (b *Batch) Fork(r, n int) ([]int, error) {
 		for i := range slots {
 			slots[i] = slot{src.cache, src.slot}
 		}
-		b.adopt(out, gatherKV(b.p.shape, slots))
+		c, err := b.p.gather(context.Background(), slots)
+		if err != nil {
+			return nil, fmt.Errorf("policy: fork: %w", err)
+		}
+		b.adopt(out, c)
 	}
 	return out, nil
 }
@@ -69,19 +73,38 @@ func (b *Batch) Force(ctx context.Context, rows []int, tokens [][]int32) ([][]fl
 		for j, a := range active {
 			run[j] = rows[a]
 		}
-		res, err := b.prefill(ctx, run)
+		err := b.prefill(ctx, run, func(ctx context.Context, res *forwardResult, idx []int) error {
+			if res.devLogprobs != nil {
+				toks := make([]int64, len(idx))
+				for j, i := range idx {
+					toks[j] = int64(tokens[active[i]][k])
+				}
+				lps, err := b.p.ops.pickLogprobs(ctx, res.devLogprobs, toks)
+				if err != nil {
+					return err
+				}
+				for j, i := range idx {
+					out[active[i]] = append(out[active[i]], lps[j])
+				}
+				return nil
+			}
+			for j, i := range idx {
+				a := active[i]
+				logits := res.logits[j*v : (j+1)*v]
+				lp := logits[tokens[a][k]]
+				if !res.normalized {
+					lp = float32(float64(lp) - logSumExp(logits))
+				}
+				out[a] = append(out[a], lp)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
 		next := active[:0]
-		for j, a := range active {
-			logits := res.logits[j*v : (j+1)*v]
+		for _, a := range active {
 			tok := tokens[a][k]
-			lp := logits[tok]
-			if !res.normalized {
-				lp = float32(float64(lp) - logSumExp(logits))
-			}
-			out[a] = append(out[a], lp)
 			row := b.rows[rows[a]]
 			row.seq = append(row.seq, tok)
 			if k+1 < len(tokens[a]) {

@@ -55,6 +55,11 @@ type Options struct {
 	// MatMul weights, which doubles the weights' memory (see
 	// ort.Options.DisablePrepacking; docs/results.md has the figures).
 	Prepack bool
+	// HostKV keeps the KV caches in Go memory and samples there, as before
+	// device residency (see resident.go): every run then moves the whole
+	// cache across the boundary. For comparisons; exported ONNX folders
+	// whose graphs return every position's logits always run this way.
+	HostKV bool
 }
 
 // Policy is a Qwen2 policy loaded for generation and scoring: an inference
@@ -96,6 +101,13 @@ type Policy struct {
 	dtype       onnx.DType // of the built graphs' weights
 	// tree is the tree-scoring session of ScorePacked (tree.go).
 	tree treeScoring
+	// resident: KV caches, masks and the sampling head's outputs stay in
+	// ORT-owned memory (resident.go), with ops running the graphs that
+	// gather, extend and read them there.
+	resident bool
+	hostKV   bool
+	ops      *kvOps
+	opsOpts  ort.Options
 }
 
 // Open loads the policy in dir, which is either
@@ -198,6 +210,9 @@ func newPolicy(dir string, cfg qwen2.Config, opts Options) *Policy {
 		cfg:    cfg,
 		shape:  kvShape{layers: cfg.NumHiddenLayers, heads: cfg.NumKeyValueHeads, dim: cfg.HeadDim()},
 		vocab:  cfg.VocabSize,
+		hostKV: opts.HostKV,
+		opsOpts: ort.Options{Device: opts.Device, IntraOpThreads: opts.Threads, InterOpThreads: 1,
+			LowMemory: dir == inMemory && !opts.Device.CUDA},
 	}
 }
 
@@ -222,6 +237,9 @@ func (p *Policy) finish(tok *tokenize.Tokenizer) error {
 	if err := p.checkInference(); err != nil {
 		return fmt.Errorf("%s: %w", p.source, err)
 	}
+	if p.resident = p.lastOnly && !p.hostKV; p.resident {
+		p.ops = newKVOps(p.opsOpts, p.shape, p.kvDType)
+	}
 	p.tok = tok
 	if p.tok == nil && p.dir != inMemory {
 		path := filepath.Join(p.dir, "tokenizer.json")
@@ -245,6 +263,8 @@ func (p *Policy) Close() error {
 		errs = append(errs, p.scoring.Close())
 	}
 	p.infer, p.scoring = nil, nil
+	p.ops.close()
+	p.ops = nil
 	// The block is unmapped once both sessions are closed.
 	if p.ownsWeights {
 		errs = append(errs, p.weights.Close())
@@ -403,6 +423,7 @@ func (p *Policy) build(opts Options, source string) error {
 	p.batchAppend = a != qwen2.ContribAttention
 	infer := gopts
 	infer.SamplingHead = true
+	infer.PositionsFromMask = true
 	ig, err := qwen2.BuildInference(p.cfg, p.w, infer)
 	if err != nil {
 		return fmt.Errorf("inference graph: %w", err)
@@ -530,6 +551,19 @@ type forwardResult struct {
 	// (normalized logits only).
 	cdf     []float32
 	present *kvCache
+	// devLogprobs and devCDF are a resident policy's sampling-head outputs
+	// [n, 1, V], left where the session made them.
+	devLogprobs, devCDF *ort.Tensor
+}
+
+// release frees the resident outputs (not the present cache).
+func (r *forwardResult) release() {
+	if r == nil {
+		return
+	}
+	r.devLogprobs.Destroy()
+	r.devCDF.Destroy()
+	r.devLogprobs, r.devCDF = nil, nil
 }
 
 // chunkColumns is how many new columns one run may take for n rows: about
@@ -559,6 +593,9 @@ func (p *Policy) scoreTokens() int {
 func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int64, w int, want logitsWant) (*forwardResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if p.resident {
+		return p.forwardResident(ctx, past, ids, newMask, w, want)
 	}
 	n, S := past.rows, past.cols+w
 	mask, pos := joinMask(past, newMask, w)
@@ -590,7 +627,7 @@ func (p *Policy) forward(ctx context.Context, past *kvCache, ids, newMask []int6
 	if r.err != nil {
 		return nil, r.err
 	}
-	if err := p.infer.RunWith(r.inputs, r.outputs); err != nil {
+	if err := p.infer.RunContext(ctx, r.inputs, r.outputs); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	if err := p.widenKV(r.outputs, present); err != nil {

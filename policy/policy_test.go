@@ -208,7 +208,7 @@ func TestReferenceForcedDecode(t *testing.T) {
 			defer b.Close()
 			rows := []int{0, 1, 2}
 			ctx := context.Background()
-			res, err := b.prefill(ctx, rows)
+			res, err := prefillLogits(ctx, b, rows)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +238,7 @@ func TestReferenceForcedDecode(t *testing.T) {
 				if err := b.Append(rows, toks); err != nil {
 					t.Fatal(err)
 				}
-				if res, err = b.prefill(ctx, rows); err != nil {
+				if res, err = prefillLogits(ctx, b, rows); err != nil {
 					t.Fatal(err)
 				}
 				for r := range rows {
@@ -581,4 +581,29 @@ func TestBucketsAndBadInput(t *testing.T) {
 	if _, err := Open(t.TempDir(), Options{}); err == nil {
 		t.Error("empty directory: no error")
 	}
+}
+
+// prefillLogits prefills rows and returns the last-position logits (or
+// log-probs and CDF) of each, [len(rows), V], read into Go memory.
+func prefillLogits(ctx context.Context, b *Batch, rows []int) (*forwardResult, error) {
+	V := b.p.vocab
+	out := &forwardResult{logits: make([]float32, len(rows)*V)}
+	err := b.prefill(ctx, rows, func(ctx context.Context, res *forwardResult, idx []int) error {
+		logits, cdf, err := res.hostLogits(V)
+		if err != nil {
+			return err
+		}
+		out.normalized = res.normalized
+		if cdf != nil && out.cdf == nil {
+			out.cdf = make([]float32, len(rows)*V)
+		}
+		for j, i := range idx {
+			copy(out.logits[i*V:(i+1)*V], logits[j*V:(j+1)*V])
+			if cdf != nil {
+				copy(out.cdf[i*V:(i+1)*V], cdf[j*V:(j+1)*V])
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -38,7 +38,10 @@ func (p *Policy) ForwardRate(ctx context.Context, s RateShape, workers, tokens i
 		}
 		return ids, mask
 	}
-	past := newKVCache(p.shape, s.Rows)
+	past, err := p.newCache(s.Rows)
+	if err != nil {
+		return 0, fmt.Errorf("policy: forward rate: %w", err)
+	}
 	if s.Past > 0 {
 		ids, mask := fill(s.Past)
 		res, err := p.forward(ctx, past, ids, mask, s.Past, logitsNone)
@@ -60,10 +63,11 @@ func (p *Policy) ForwardRate(ctx context.Context, s RateShape, workers, tokens i
 				return err
 			}
 			res.present.release()
+			res.release()
 			return nil
 		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, fmt.Errorf("policy: forward rate: %w", err)

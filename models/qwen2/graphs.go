@@ -53,7 +53,14 @@ func BuildInference(cfg Config, w Weights, opts Options) (*onnx.Graph, error) {
 	nKV, d := int64(cfg.NumKeyValueHeads), int64(cfg.HeadDim())
 	ids := g.Input(InputIDs, onnx.Int64, dimBatch, dimSeq)
 	mask := g.Input(AttentionMask, onnx.Int64, dimBatch, dimTotal)
-	pos := g.Input(PositionIDs, onnx.Int64, dimBatch, dimSeq)
+	var pos *onnx.Value
+	if opts.PositionsFromMask {
+		all := g.Max(g.Sub(g.CumSum(mask, 1), g.Scalar(onnx.Int64, 1)), g.Scalar(onnx.Int64, 0))
+		t := g.Slice(g.Shape(ids), []int64{0}, []int64{1}, []int64{2})
+		pos = g.SliceDynamic(all, g.Neg(t), g.Ints(math.MaxInt64), g.Ints(1), onnx.Shape{dimBatch, dimSeq})
+	} else {
+		pos = g.Input(PositionIDs, onnx.Int64, dimBatch, dimSeq)
+	}
 	past := make([]kvCache, cfg.NumHiddenLayers)
 	for i := range past {
 		past[i].key = g.Input(PastKey(i), m.dt, dimBatch, onnx.D(nKV), dimPast, onnx.D(d))

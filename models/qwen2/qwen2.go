@@ -97,6 +97,11 @@ type Options struct {
 	// temperature 1 is then a binary search. Not part of the onnx-community
 	// I/O; it implies LastLogits.
 	SamplingHead bool
+	// PositionsFromMask makes the inference graph derive the new tokens'
+	// positions from attention_mask (cumsum − 1, clamped at 0), as the
+	// scoring graph does, instead of taking position_ids: a decode step
+	// then needs no positions from the host.
+	PositionsFromMask bool
 	// FusedLinear computes x·Wᵀ as ONNX Runtime's FusedMatMul (transB) over
 	// W as stored, instead of MatMul over Transpose(W). For inference and
 	// scoring graphs whose weights stay in memory shared with the caller
