@@ -61,6 +61,7 @@ Example:
 type policyFlags struct {
 	model, device, ortLib, dtype string
 	threads                      int
+	hostKV                       bool
 }
 
 // register binds the flags: the model group (flaggroups.go) and --dtype.
@@ -68,6 +69,7 @@ func (f *policyFlags) register(fs *flag.FlagSet) {
 	f.device = "cpu"
 	bindModelFlags(fs, &f.model, &f.device, &f.ortLib, &f.threads)
 	fs.StringVar(&f.dtype, "dtype", "fp32", "graphs built from a checkpoint: fp32, or fp16 (weights and KV cache in float16, as CUDA's GroupQueryAttention needs; norms and log-probs stay float32)")
+	fs.BoolVar(&f.hostKV, "host-kv", false, "keep the KV cache in host memory and sample there, moving the cache across the device boundary every run (the path before device residency, for comparison)")
 }
 
 // open loads the policy the flags name.
@@ -79,7 +81,7 @@ func (f *policyFlags) open(opts policy.Options) (*policy.Policy, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	opts.Device, opts.Threads, opts.ORTLib = dev, f.threads, f.ortLib
+	opts.Device, opts.Threads, opts.ORTLib, opts.HostKV = dev, f.threads, f.ortLib, f.hostKV
 	switch f.dtype {
 	case "fp32", "float32", "":
 	case "fp16", "float16":
