@@ -289,6 +289,51 @@ func TestGraphSamplerTopKTies(t *testing.T) {
 	}
 }
 
+// TestGraphSamplerEdges feeds extreme uniforms (0, and the largest below 1,
+// where rounding can leave no running sum above u times the total) and rows
+// whose tail has probability 0 (log-prob −∞, as a masked vocabulary gives),
+// and compares each kind with the Go functions it reproduces, called with the
+// same u.
+func TestGraphSamplerEdges(t *testing.T) {
+	const v = 300
+	gs := newTestGraphSampler(t, v)
+	rng := rand.New(rand.NewPCG(9, 10))
+	us := []float64{0, 0.5, 0.999999, math.Nextafter(1, 0)}
+	r := randomRows(t, rng, len(us), v, rowsNormal)
+	for i := range r.n {
+		row, cdf := r.lp[i*v:(i+1)*v], r.cdf[i*v:(i+1)*v]
+		for j := v - 40*(i+1); j < v; j++ {
+			row[j] = float32(math.Inf(-1))
+			cdf[j] = cdf[j-1]
+		}
+	}
+	for _, sp := range []SamplingParams{
+		{Temperature: 1},
+		{Temperature: 0.7},
+		{Temperature: 0.7, TopK: 280},
+		{Temperature: 1.3, TopK: 50, TopP: 0.9},
+		{Temperature: 1.3, TopP: 0.999999},
+	} {
+		toks, lps, err := gs.sample(r.lpT, r.cdT, us, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s sampler
+		for i, u := range us {
+			row, cdf := r.lp[i*v:(i+1)*v], r.cdf[i*v:(i+1)*v]
+			var want int
+			if samplerKindFor(sp, true, v) == samplerCDF {
+				want = searchCDF(cdf, u)
+			} else {
+				want = s.draw(row, sp, u)
+			}
+			if int(toks[i]) != want || lps[i] != row[want] {
+				t.Errorf("%+v, u=%v: token %d (log-prob %v), want %d (%v)", sp, u, toks[i], lps[i], want, row[want])
+			}
+		}
+	}
+}
+
 // TestGraphSamplerTopPHead checks top-p without top-k on rows whose head is
 // short: the TopK of the topp graph then ranks fewer than V tokens, and the
 // tokens still are the Go sampler's.
