@@ -64,6 +64,7 @@ const (
 	numSamplerKinds
 )
 
+// String names the kind in graph names and errors.
 func (k samplerKind) String() string {
 	switch k {
 	case samplerGreedy:

@@ -101,6 +101,7 @@ type agreement struct {
 	firstDiff                 string
 }
 
+// rate is the share of draws whose tokens agree.
 func (a agreement) rate() float64 { return float64(a.tokens) / float64(a.draws) }
 
 // compareSamplers samples every row with the Go sampler (each row its own
