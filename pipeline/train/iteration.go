@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/advantage"
 	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/qa"
@@ -24,6 +25,7 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 	questions []qa.Example, iter, totalSteps int, say func(string)) (Metrics, error) {
 	m := Metrics{Iter: iter}
 	start := time.Now()
+	moved := ort.MeteredTransfers()
 	seed := IterationSeed(cfg.Train.Seed, iter)
 
 	say("rollout")
@@ -44,7 +46,7 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 	var igRes []ig.Result
 	if cfg.IG.Algo == "ig-grpo" {
 		say("ig")
-		if igRes, err = informationGain(ctx, env, pol, recs, seed, &m); err != nil {
+		if igRes, err = informationGain(ort.WithPhase(ctx, "ig"), env, pol, recs, seed, &m); err != nil {
 			return m, fmt.Errorf("ig: %w", err)
 		}
 	}
@@ -78,6 +80,8 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 	m.Step = tr.State().Step
 	m.TimeTrain = time.Since(t).Seconds()
 	m.TimeTotal = time.Since(start).Seconds()
+	m.Transfers = ort.MeteredTransfers().Sub(moved)
+	m.TransferBytes = m.Transfers.Total().Bytes()
 	if m.TimeTotal > 0 {
 		m.IGShare = m.TimeIG / m.TimeTotal
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/world"
 	"github.com/igsearch/igsearch/pipeline/world/worldtest"
+	"github.com/igsearch/igsearch/trainer"
 )
 
 // tinySetup writes a small world, its index and a random tiny policy over
@@ -57,4 +59,20 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", sum.Last)
+	// The iteration's boundary bytes, by meter phase, are in its metrics:
+	// the rollout's, the train step's and, when a step was scored, IG
+	// scoring's (under "ig").
+	tr := sum.Last.Transfers
+	if sum.Last.TransferBytes <= 0 || sum.Last.TransferBytes != tr.Total().Bytes() {
+		t.Errorf("transfer_bytes %d, transfers %v", sum.Last.TransferBytes, tr)
+	}
+	var ig int64
+	for _, p := range tr.Phases() {
+		if p == "ig" || strings.HasPrefix(p, "ig/") {
+			ig += tr[p].Bytes()
+		}
+	}
+	if (ig == 0) != (sum.Last.IGSteps == 0) || tr[trainer.PhaseTrain].Bytes() == 0 || tr["decode"].Bytes() == 0 {
+		t.Errorf("%d IG steps, but these transfers: %v", sum.Last.IGSteps, tr)
+	}
 }

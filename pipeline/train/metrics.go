@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/igsearch/igsearch/atomicfile"
+	"github.com/igsearch/igsearch/onnx/ort"
 )
 
 // Metrics is one line of metrics.jsonl: one training iteration. Field names
@@ -47,6 +48,12 @@ type Metrics struct {
 	TimeTrain   float64 `json:"time_train"`
 	TimeTotal   float64 `json:"time_total"`
 	IGShare     float64 `json:"ig_share"`
+	// Transfers is what crossed between Go memory and ONNX Runtime during
+	// the iteration (the boundary meter, ort.MeteredTransfers), by phase:
+	// "prefill", "decode", "ig/…", "train", …; TransferBytes is its total,
+	// both ways. On a device these bytes cross PCIe.
+	Transfers     ort.Transfers `json:"transfers,omitempty"`
+	TransferBytes int64         `json:"transfer_bytes"`
 	// Dev evaluation, when run at this iteration: EM over all questions,
 	// and n, EM and F1 per data_source.
 	DevEM       *float64         `json:"dev_em,omitempty"`

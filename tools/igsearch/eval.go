@@ -67,6 +67,7 @@ Flags:
                      (these flags mean the same in train; --topk and
                      --max-new-tokens still work, deprecated)
   --device D --threads N --ort-lib PATH --dtype fp32|fp16
+  --report-transfers --strict-placement   device checks, as in logprobs
 
 More than one machine:
   --shard i/n        roll out only batches b with b mod n = i (each with the
@@ -177,6 +178,7 @@ func runEval(args []string) error {
 		return err
 	}
 	defer pol.Close()
+	defer pf.check.report()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := evaluate(ctx, pol, retr, qr, cfg, *limit, *perSource, *batch, *recordsPath, shard)

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	flag "github.com/spf13/pflag"
 
+	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/train"
 )
 
@@ -111,4 +114,59 @@ func (u usageProblems) err() error {
 		return nil
 	}
 	return usagef("%s", strings.Join(u, "\n  "))
+}
+
+// checkFlags are the device-check flags of every stage that runs a model:
+// --report-transfers prints, when the stage ends, what crossed between Go
+// memory and ONNX Runtime (the boundary meter) by phase; --strict-placement
+// makes opening a CUDA session fail when its attention or MatMul nodes land
+// on the CPU execution provider (without it, a warning).
+type checkFlags struct {
+	reportTransfers bool
+	strictPlacement bool
+	start           ort.Transfers
+}
+
+// bindCheckFlags binds --report-transfers and --strict-placement.
+func bindCheckFlags(fs *flag.FlagSet, c *checkFlags) {
+	fs.BoolVar(&c.reportTransfers, "report-transfers", c.reportTransfers, "print the bytes moved between Go memory and ONNX Runtime, by phase, to stderr at the end")
+	fs.BoolVar(&c.strictPlacement, "strict-placement", c.strictPlacement, "fail when a CUDA session places attention or MatMul nodes on the CPU (default: warn)")
+}
+
+// begin applies the flags before the stage opens its sessions, and takes
+// the meter's starting snapshot.
+func (c *checkFlags) begin() {
+	if c.strictPlacement {
+		ort.SetStrictPlacement(true)
+	}
+	c.start = ort.MeteredTransfers()
+}
+
+// report prints the transfers since begin to stderr, if asked for.
+func (c *checkFlags) report() {
+	if c.reportTransfers {
+		writeTransfers(os.Stderr, ort.MeteredTransfers().Sub(c.start))
+	}
+}
+
+// writeTransfers prints t as a table, one line per phase and a total, each
+// starting "transfers" (for grep): the session runs, the bytes to and from
+// ONNX Runtime, and the bytes per run.
+func writeTransfers(w io.Writer, t ort.Transfers) {
+	width := len("total")
+	for p := range t {
+		width = max(width, len(p))
+	}
+	fmt.Fprintf(w, "transfers %-*s %8s %14s %14s %14s\n", width, "phase", "runs", "to_ort_bytes", "from_ort_bytes", "bytes_per_run")
+	row := func(phase string, x ort.Transfer) {
+		per := int64(0)
+		if x.Runs > 0 {
+			per = x.Bytes() / x.Runs
+		}
+		fmt.Fprintf(w, "transfers %-*s %8d %14d %14d %14d\n", width, phase, x.Runs, x.ToORT, x.FromORT, per)
+	}
+	for _, p := range t.Phases() {
+		row(p, t[p])
+	}
+	row("total", t.Total())
 }

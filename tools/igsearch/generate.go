@@ -59,6 +59,8 @@ Flags:
   --ort-lib PATH       the ONNX Runtime shared library (default: found by set-up)
   --dtype T            fp32 (default) or fp16: the graphs built from a
                        checkpoint (fp16 is CUDA's configuration)
+  --report-transfers --strict-placement
+                       device checks, as in logprobs
 
 Example:
   igsearch generate --model models/Qwen2.5-0.5B-Instruct --chat \
@@ -95,6 +97,7 @@ func runGenerate(args []string) error {
 		return err
 	}
 	defer p.Close()
+	defer f.pol.check.report()
 	w, err := createOutput(f.out)
 	if err != nil {
 		return err

@@ -49,6 +49,10 @@ Flags:
   --ort-lib PATH   the ONNX Runtime shared library (default: found by set-up)
   --dtype T        fp32 (default) or fp16: the graphs built from a
                    checkpoint (fp16 is CUDA's configuration)
+  --report-transfers  print the bytes moved between Go memory and ONNX
+                   Runtime, by phase, to stderr at the end
+  --strict-placement  fail when a CUDA session leaves attention or MatMul
+                   nodes on the CPU (default: a warning)
 
 Example:
   echo '{"input_ids": [9707, 11, 1879, 0]}' > in.jsonl
@@ -62,12 +66,15 @@ type policyFlags struct {
 	model, device, ortLib, dtype string
 	threads                      int
 	hostKV                       bool
+	check                        checkFlags
 }
 
-// register binds the flags: the model group (flaggroups.go) and --dtype.
+// register binds the flags: the model and check groups (flaggroups.go),
+// --dtype and --host-kv.
 func (f *policyFlags) register(fs *flag.FlagSet) {
 	f.device = "cpu"
 	bindModelFlags(fs, &f.model, &f.device, &f.ortLib, &f.threads)
+	bindCheckFlags(fs, &f.check)
 	fs.StringVar(&f.dtype, "dtype", "fp32", "graphs built from a checkpoint: fp32, or fp16 (weights and KV cache in float16, as CUDA's GroupQueryAttention needs; norms and log-probs stay float32)")
 	fs.BoolVar(&f.hostKV, "host-kv", false, "keep the KV cache in host memory and sample there, moving the cache across the device boundary every run (the path before device residency, for comparison)")
 }
@@ -82,6 +89,7 @@ func (f *policyFlags) open(opts policy.Options) (*policy.Policy, error) {
 		return nil, usagef("%v", err)
 	}
 	opts.Device, opts.Threads, opts.ORTLib, opts.HostKV = dev, f.threads, f.ortLib, f.hostKV
+	f.check.begin()
 	switch f.dtype {
 	case "fp32", "float32", "":
 	case "fp16", "float16":
@@ -125,6 +133,7 @@ func runLogprobs(args []string) error {
 		return err
 	}
 	defer p.Close()
+	defer pf.check.report()
 	w, err := createOutput(*out)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/igsearch/igsearch/index"
+	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/ig"
 	"github.com/igsearch/igsearch/pipeline/igscore"
 	"github.com/igsearch/igsearch/pipeline/protocol"
@@ -80,6 +81,7 @@ Flags:
                      igsearch merge --block BATCH-SIZE of the n outputs is
                      byte-identical to the unsharded output
   --device D --threads N --ort-lib PATH --dtype fp32|fp16
+  --report-transfers --strict-placement   device checks, as in logprobs
 
 Example:
   igsearch score-ig --model out/demo/model-sft \
@@ -179,13 +181,14 @@ func runScoreIG(args []string) error {
 		return err
 	}
 	defer pol.Close()
+	defer f.pol.check.report()
 	sc, err := igscore.New(pol, tok, ix, opts)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	st, err := scoreIGStream(ctx, sc, in, name, f.out, f.batch, f.seed, scoreIGChecks{skipBad: f.skipBad, model: f.pol.model}, f.shard)
+	st, err := scoreIGStream(ort.WithPhase(ctx, "ig"), sc, in, name, f.out, f.batch, f.seed, scoreIGChecks{skipBad: f.skipBad, model: f.pol.model}, f.shard)
 	if err != nil {
 		return err
 	}

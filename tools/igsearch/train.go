@@ -75,6 +75,9 @@ Main flags (see the TOML keys for all):
                             does not write is always refused)
   --threads N --low-memory   intra-op threads; trainer sessions without an
                             arena (less RAM on CPU, about half the speed)
+  --report-transfers --strict-placement
+                            device checks, as in logprobs (metrics.jsonl
+                            has each iteration's transfers either way)
   --lora-rank R --lora-alpha A --lora-targets LIST
                             train PEFT LoRA adapters (rank R, scale A/R,
                             default A = 2R and q,k,v,o) on the frozen base,
@@ -149,6 +152,8 @@ func runTrain(args []string) error {
 	fs := newFlags("train")
 	configPath := fs.String("config", "", "TOML config")
 	bindTrainFlags(fs, &cfg)
+	var check checkFlags // not config keys: they check a run, not shape it
+	bindCheckFlags(fs, &check)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -177,6 +182,8 @@ func runTrain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	check.begin()
+	defer check.report()
 	prog := newProgress("train", "iterations", 0)
 	start := time.Now()
 	sum, err := train.Run(ctx, cfg, func(iter, total int, phase string) {

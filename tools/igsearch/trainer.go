@@ -66,6 +66,8 @@ Flags:
   --device D           cpu, cuda or cuda:N (default cpu)
   --threads N          intra-op threads (default: ONNX Runtime's choice)
   --ort-lib PATH       the ONNX Runtime shared library (default: found by set-up)
+  --report-transfers --strict-placement
+                       device checks, as in logprobs
 
 The loss (GRPO, as in the reference fixture):
   r = exp(logp − old_logprobs)
@@ -136,6 +138,8 @@ func runTrainer(args []string) error {
 	if _, err := ort.InitDefault(pf.ortLib, dev); err != nil {
 		return err
 	}
+	pf.check.begin()
+	defer pf.check.report()
 	tr, err := trainer.Open(pf.model, trainer.Options{
 		Artifact:         trainer.ArtifactOptions{Loss: lossCfg, FreezeEmbeddings: *freeze, LoRA: lora, Recompute: *recompute},
 		Optim:            optCfg,
