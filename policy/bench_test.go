@@ -15,6 +15,7 @@ import (
 
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/ort"
 )
 
 // TestPolicyBench measures prefill, decode and scoring throughput on the
@@ -32,6 +33,10 @@ import (
 // Runtime prepack the MatMul weights). It also reports this machine's
 // memory read bandwidth ("membw"), measured in the same run, and the
 // weights' fp32 bytes, which a B=1 decode step reads once per token.
+// IGSEARCH_POLICY_BENCH_KV=both runs everything twice in the same process,
+// with the host KV cache (Options.HostKV, the path before device residency)
+// and with the resident one, reporting "kv" and the bytes that crossed the
+// boundary per token; "host" or "resident" runs one (default: resident).
 func TestPolicyBench(t *testing.T) {
 	dir := os.Getenv("IGSEARCH_POLICY_BENCH")
 	if dir == "" {
@@ -69,13 +74,26 @@ func TestPolicyBench(t *testing.T) {
 	bw := memoryReadBandwidth()
 	line, _ := json.Marshal(map[string]any{"impl": "igsearch", "what": "membw", "batch": 0, "bytes_per_s": bw, "threads": threads})
 	fmt.Printf("BENCH %s\n", line)
+	kvModes := []string{"resident"}
+	switch m := os.Getenv("IGSEARCH_POLICY_BENCH_KV"); m {
+	case "both":
+		kvModes = []string{"host", "resident"}
+	case "host", "resident":
+		kvModes = []string{m}
+	}
+	for _, kv := range kvModes {
+		benchPolicy(t, dir, cfg, kv, threads, attn, prepack, promptLen, steps, weightBytes)
+	}
+}
+
+func benchPolicy(t *testing.T, dir string, cfg qwen2.Config, kv string, threads int, attn string, prepack bool, promptLen, steps int, weightBytes int64) {
 	start := time.Now()
-	p, err := Open(dir, Options{Threads: threads, Attention: attn, Prepack: prepack})
+	p, err := Open(dir, Options{Threads: threads, Attention: attn, Prepack: prepack, HostKV: kv == "host"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	t.Logf("opened %s in %v (%s)", dir, time.Since(start), p.Source())
+	t.Logf("opened %s in %v (%s, kv %s)", dir, time.Since(start), p.Source(), kv)
 	ctx := context.Background()
 	prompts := func(b int) []Request {
 		r := rand.New(rand.NewPCG(9, 9))
@@ -89,12 +107,13 @@ func TestPolicyBench(t *testing.T) {
 		}
 		return reqs
 	}
-	report := func(what string, batch, tokens int, d time.Duration) {
+	report := func(what string, batch, tokens int, d time.Duration, moved ort.Transfer) {
 		line, _ := json.Marshal(map[string]any{
 			"impl": "igsearch", "what": what, "batch": batch, "tokens": tokens,
 			"seconds": d.Seconds(), "tokens_per_s": float64(tokens) / d.Seconds(),
 			"threads": threads, "attention": attn, "prompt": promptLen,
-			"prepack": prepack, "weight_bytes": weightBytes,
+			"prepack": prepack, "weight_bytes": weightBytes, "kv": kv,
+			"boundary_bytes_per_token": float64(moved.Bytes()) / float64(tokens),
 		})
 		fmt.Printf("BENCH %s\n", line)
 	}
@@ -109,6 +128,7 @@ func TestPolicyBench(t *testing.T) {
 			return b
 		}
 		var decode time.Duration
+		var preMoved, decMoved ort.Transfer
 		prefill := best(3, func() time.Duration {
 			b, err := p.NewBatch(prompts(batch))
 			if err != nil {
@@ -119,11 +139,13 @@ func TestPolicyBench(t *testing.T) {
 			for i := range rows {
 				rows[i] = i
 			}
+			m0 := ort.MeteredTransfers()
 			t0 := time.Now()
 			if _, err := b.Generate(ctx, rows, greedy); err != nil {
 				t.Fatal(err)
 			}
 			pre := time.Since(t0)
+			m1 := ort.MeteredTransfers()
 			t0 = time.Now()
 			sp := greedy
 			sp.MaxNewTokens = steps
@@ -131,25 +153,30 @@ func TestPolicyBench(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := time.Since(t0)
+			preMoved, decMoved = m1.Sub(m0).Total(), ort.MeteredTransfers().Sub(m1).Total()
 			if decode == 0 || d < decode {
 				decode = d
 			}
 			return pre
 		})
-		report("prefill", batch, batch*promptLen, prefill)
-		report("decode", batch, batch*steps, decode)
+		report("prefill", batch, batch*promptLen, prefill, preMoved)
+		report("decode", batch, batch*steps, decode, decMoved)
 		seqs := make([][]int32, batch)
 		for i, r := range prompts(batch) {
 			seqs[i] = r.Prompt
 		}
+		var scoreMoved ort.Transfer
 		score := best(3, func() time.Duration {
+			m0 := ort.MeteredTransfers()
 			t0 := time.Now()
 			if _, err := p.Score(ctx, seqs); err != nil {
 				t.Fatal(err)
 			}
-			return time.Since(t0)
+			d := time.Since(t0)
+			scoreMoved = ort.MeteredTransfers().Sub(m0).Total()
+			return d
 		})
-		report("score", batch, batch*promptLen, score)
+		report("score", batch, batch*promptLen, score, scoreMoved)
 	}
 }
 

@@ -107,6 +107,7 @@ type Policy struct {
 	resident bool
 	hostKV   bool
 	ops      *kvOps
+	sampler  *graphSampler
 	opsOpts  ort.Options
 }
 
@@ -239,6 +240,10 @@ func (p *Policy) finish(tok *tokenize.Tokenizer) error {
 	}
 	if p.resident = p.lastOnly && !p.hostKV; p.resident {
 		p.ops = newKVOps(p.opsOpts, p.shape, p.kvDType)
+		var err error
+		if p.sampler, err = newGraphSampler(p.vocab, p.ops.so); err != nil {
+			return err
+		}
 	}
 	p.tok = tok
 	if p.tok == nil && p.dir != inMemory {
@@ -265,6 +270,10 @@ func (p *Policy) Close() error {
 	p.infer, p.scoring = nil, nil
 	p.ops.close()
 	p.ops = nil
+	if p.sampler != nil {
+		errs = append(errs, p.sampler.Close())
+		p.sampler = nil
+	}
 	// The block is unmapped once both sessions are closed.
 	if p.ownsWeights {
 		errs = append(errs, p.weights.Close())
@@ -775,7 +784,7 @@ func (p *Policy) scoreGraph(ctx context.Context, seqs [][]int32) ([][]float32, e
 	if out[qwen2.TokenLogprobs], err = ort.NewTensor([]int64{int64(n), int64(T - 1)}, lp); err != nil {
 		return nil, err
 	}
-	if err := p.scoring.RunWith(in, out); err != nil {
+	if err := p.scoring.RunContext(ort.WithPhase(ctx, "score"), in, out); err != nil {
 		return nil, err
 	}
 	res := make([][]float32, n)

@@ -146,21 +146,18 @@ func (p *Policy) forwardResident(ctx context.Context, past *kvCache, ids, newMas
 }
 
 // sampleResident samples one token per row of res (a resident run's
-// sampling head) with each row's generator, and returns the tokens and
-// their log-probs.
+// sampling head) with each row's generator, on the device (graphSampler):
+// one uniform number per row goes in, the tokens and log-probs come out.
 func (p *Policy) sampleResident(ctx context.Context, res *forwardResult, rngs []*rand.Rand, sp SamplingParams) ([]int32, []float32, error) {
-	v := p.vocab
-	lp, cdf, err := res.hostLogits(v)
-	if err != nil {
-		return nil, nil, err
+	var u []float64
+	if !sp.greedy() {
+		// Exactly one draw per row, as sampler.sample takes.
+		u = make([]float64, len(rngs))
+		for i, rng := range rngs {
+			u[i] = rng.Float64()
+		}
 	}
-	toks, lps := make([]int32, len(rngs)), make([]float32, len(rngs))
-	var s sampler
-	for i, rng := range rngs {
-		tok, l := s.sample(lp[i*v:(i+1)*v], true, cdf[i*v:(i+1)*v], sp, rng)
-		toks[i], lps[i] = int32(tok), l
-	}
-	return toks, lps, nil
+	return p.sampler.sample(ctx, res.devLogprobs, res.devCDF, u, sp)
 }
 
 // hostLogits returns the run's last-position logits (or log-probs) and CDF,

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx"
@@ -263,11 +265,12 @@ func iota32(n int) []float32 {
 
 // graphSampler samples with the sampler graphs, one ONNX Runtime session per
 // kind, built on first use. It takes its inputs as ort tensors, so that the
-// forward's outputs can be passed as they are, wherever they live. It is not
-// safe for concurrent use.
+// forward's outputs can be passed as they are, wherever they live. It is
+// safe for concurrent use, but not Close.
 type graphSampler struct {
 	vocab int
 	so    ort.Options
+	mu    sync.Mutex // guards sess
 	sess  [numSamplerKinds]*ort.Session
 }
 
@@ -282,6 +285,8 @@ func newGraphSampler(vocab int, so ort.Options) (*graphSampler, error) {
 
 // session returns the session of kind, building it on first use.
 func (gs *graphSampler) session(kind samplerKind) (*ort.Session, error) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
 	if s := gs.sess[kind]; s != nil {
 		return s, nil
 	}
@@ -298,7 +303,11 @@ func (gs *graphSampler) session(kind samplerKind) (*ort.Session, error) {
 // row by row with normalized logits. cdf is the forward's cumulative sum, or
 // nil. u holds each row's rng.Float64(), the one number sampler.sample takes
 // per non-greedy draw; greedy sampling ignores it (it may be nil).
-func (gs *graphSampler) sample(logprobs, cdf *ort.Tensor, u []float64, sp SamplingParams) ([]int32, []float32, error) {
+//
+// The inputs may be ORT-owned (a resident forward's outputs) or in Go
+// memory; the run goes through an ort.Binding and only the tokens and
+// log-probs come back, charged to ctx's meter phase.
+func (gs *graphSampler) sample(ctx context.Context, logprobs, cdf *ort.Tensor, u []float64, sp SamplingParams) ([]int32, []float32, error) {
 	shape := logprobs.Shape()
 	if len(shape) != 3 || shape[1] != 1 || shape[2] != int64(gs.vocab) {
 		return nil, nil, fmt.Errorf("policy: graph sampler: logprobs %v, want [n,1,%d]", shape, gs.vocab)
@@ -357,17 +366,11 @@ func (gs *graphSampler) sample(logprobs, cdf *ort.Tensor, u []float64, sp Sampli
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := s.Run(in)
-	if err != nil {
-		return nil, nil, fmt.Errorf("policy: %s sampler: %w", kind, err)
-	}
-	defer out.Destroy()
-	toks, err := ort.Values[int64](out[sampleToken])
-	if err != nil {
-		return nil, nil, fmt.Errorf("policy: %s sampler: %w", kind, err)
-	}
-	lps, err := ort.Values[float32](out[sampleTokenLP])
-	if err != nil {
+	toks, lps := make([]int64, n), make([]float32, n)
+	if err := runBound(ctx, s, in, map[string]func() (*ort.Tensor, error){
+		sampleToken:   func() (*ort.Tensor, error) { return ort.NewTensor([]int64{int64(n)}, toks) },
+		sampleTokenLP: func() (*ort.Tensor, error) { return ort.NewTensor([]int64{int64(n)}, lps) },
+	}); err != nil {
 		return nil, nil, fmt.Errorf("policy: %s sampler: %w", kind, err)
 	}
 	tokens := make([]int32, len(toks))
@@ -375,6 +378,34 @@ func (gs *graphSampler) sample(logprobs, cdf *ort.Tensor, u []float64, sp Sampli
 		tokens[i] = int32(t)
 	}
 	return tokens, lps, nil
+}
+
+// runBound runs s through an ort.Binding on the inputs (Go-memory or
+// ORT-owned), writing each output into the Go-memory tensor its function
+// makes.
+func runBound(ctx context.Context, s *ort.Session, in map[string]*ort.Tensor, out map[string]func() (*ort.Tensor, error)) error {
+	b, err := s.NewBinding()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for name, t := range in {
+		if err := b.Input(name, t); err != nil {
+			return err
+		}
+	}
+	for name, make := range out {
+		t, err := make()
+		if err != nil {
+			return err
+		}
+		defer t.Destroy()
+		if err := b.Output(name, t); err != nil {
+			return err
+		}
+	}
+	_, err = b.Run(ctx)
+	return err
 }
 
 // samplerFloats makes a samplerFloat tensor of x.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -120,7 +121,7 @@ func compareSamplers(t testing.TB, gs *graphSampler, r *sampleRows, sp SamplingP
 	if !withCDF {
 		cdfT = nil
 	}
-	toks, lps, err := gs.sample(r.lpT, cdfT, u, sp)
+	toks, lps, err := gs.sample(context.Background(), r.lpT, cdfT, u, sp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +316,7 @@ func TestGraphSamplerEdges(t *testing.T) {
 		{Temperature: 1.3, TopK: 50, TopP: 0.9},
 		{Temperature: 1.3, TopP: 0.999999},
 	} {
-		toks, lps, err := gs.sample(r.lpT, r.cdT, us, sp)
+		toks, lps, err := gs.sample(context.Background(), r.lpT, r.cdT, us, sp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +421,7 @@ func BenchmarkGraphSampler(b *testing.B) {
 		} {
 			b.Run(rows+"/graph/"+c.name, func(b *testing.B) {
 				for b.Loop() {
-					if _, _, err := gs.sample(r.lpT, r.cdT, u, c.sp); err != nil {
+					if _, _, err := gs.sample(context.Background(), r.lpT, r.cdT, u, c.sp); err != nil {
 						b.Fatal(err)
 					}
 				}
