@@ -113,6 +113,24 @@ func (p Placement) String() string {
 	return b.String()
 }
 
+// line is the placement in one line: each provider's node count, with the
+// CPU provider's op types (on a device, the nodes that it keeps).
+func (p Placement) line() string {
+	eps := make([]string, 0, len(p.Nodes))
+	for ep := range p.Nodes {
+		eps = append(eps, ep)
+	}
+	sort.Strings(eps)
+	parts := make([]string, len(eps))
+	for i, ep := range eps {
+		parts[i] = fmt.Sprintf("%s %d nodes", ep, p.Count(ep))
+		if ep == cpuEP && len(eps) > 1 {
+			parts[i] += " (" + formatCounts(p.Nodes[ep]) + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // formatCounts is "op n, op n, …", the largest count first.
 func formatCounts(m map[string]int) string {
 	ops := make([]string, 0, len(m))
@@ -195,8 +213,10 @@ var placementWarnings io.Writer = os.Stderr
 
 // checkPlacement checks a new device session: its DeviceOps nodes must not
 // be on the CPU execution provider. It warns on stderr with their count, or
-// fails when opts.StrictPlacement (or SetStrictPlacement) is set. CPU
-// sessions pass unchecked.
+// fails when opts.StrictPlacement (or SetStrictPlacement) is set; strict
+// checks also print each session's placement in one line on stderr
+// ("placement SESSION on cuda:0: CPUExecutionProvider 37 nodes (…),
+// CUDAExecutionProvider 412 nodes"). CPU sessions pass unchecked.
 func (s *Session) checkPlacement(opts Options) error {
 	if !opts.Device.CUDA {
 		return nil
@@ -209,6 +229,10 @@ func (s *Session) checkPlacement(opts Options) error {
 		}
 		fmt.Fprintf(placementWarnings, "igsearch: warning: %v\n", err)
 		return nil
+	}
+	if strict {
+		// A check run reports every device session's placement.
+		fmt.Fprintf(placementWarnings, "placement %s on %s: %s\n", s.name, opts.Device, p.line())
 	}
 	bad := p.Misplaced()
 	if len(bad) == 0 {

@@ -142,7 +142,11 @@ func TestCheckPlacement(t *testing.T) {
 		t.Errorf("warning %q", w)
 	}
 	cuda.StrictPlacement = true
+	warn.Reset()
 	err = s.checkPlacement(cuda)
+	if w := warn.String(); !strings.HasPrefix(w, "placement "+tinyQwen2Model+" on cuda:0: CPUExecutionProvider 192 nodes\n") {
+		t.Errorf("strict check's placement line %q", w)
+	}
 	if err == nil || !strings.Contains(err.Error(), "MatMul 19, Softmax 2") || !strings.Contains(err.Error(), "CPUExecutionProvider: ") {
 		t.Fatalf("strict check: err = %v", err)
 	}
