@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/igsearch/igsearch/models/qwen2"
@@ -99,38 +100,53 @@ func (t *Trainer) runBase(seqs [][]int32, cols int, out [][]float32) error {
 			rows = append(rows, int64(r*(cols-1)+c))
 		}
 	}
-	in := map[string]*ort.Tensor{}
+	// The weights are the resident ones; only the sequences and the
+	// log-probs cross the boundary (PhaseReference).
+	ctx := ort.WithPhase(context.Background(), PhaseReference)
+	var in []*ort.Tensor
 	defer func() {
 		for _, x := range in {
 			x.Destroy()
 		}
 	}()
-	add := func(name string, x *ort.Tensor, err error) error {
+	bd, err := t.base.NewBinding()
+	if err != nil {
+		return fmt.Errorf("trainer: base log-probs: %w", err)
+	}
+	defer bd.Close()
+	bind := func(name string, x *ort.Tensor, err error) error {
+		if err == nil {
+			err = bd.Input(name, x)
+		}
+		if x != nil && !x.ORTOwned() {
+			in = append(in, x)
+		}
 		if err != nil {
 			return fmt.Errorf("trainer: base log-probs: input %s: %w", name, err)
 		}
-		in[name] = x
 		return nil
 	}
 	for _, p := range qwen2.Params(t.Config) {
-		x, err := ort.NewTensor(p.Shape, t.state.Params[p.Name])
-		if err := add(p.Name, x, err); err != nil {
+		if err := bind(p.Name, t.res.params[p.Name], nil); err != nil {
 			return err
 		}
 	}
 	x, err := ort.NewTensor([]int64{int64(n), int64(cols)}, ids)
-	if err := add(qwen2.InputIDs, x, err); err != nil {
+	if err := bind(qwen2.InputIDs, x, err); err != nil {
 		return err
 	}
 	x, err = ort.NewTensor([]int64{int64(n), int64(cols)}, mask)
-	if err := add(qwen2.AttentionMask, x, err); err != nil {
+	if err := bind(qwen2.AttentionMask, x, err); err != nil {
 		return err
 	}
 	x, err = ort.NewTensor([]int64{int64(len(rows))}, rows)
-	if err := add(inRows, x, err); err != nil {
+	if err := bind(inRows, x, err); err != nil {
 		return err
 	}
-	res, err := t.base.Run(in)
+	if err := bd.OutputInPlace(qwen2.TokenLogprobs); err != nil {
+		return fmt.Errorf("trainer: base log-probs: %w", err)
+	}
+	res, err := bd.Run(ctx)
 	if err != nil {
 		return fmt.Errorf("trainer: base log-probs: %w", err)
 	}

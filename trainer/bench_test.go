@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx/ort"
 )
 
 // benchBatch is a GRPO batch of rows sequences of cols tokens for cfg: a
@@ -50,10 +50,11 @@ func benchBatch(cfg qwen2.Config, rows, cols int, seed uint64) *Batch {
 }
 
 // BenchmarkGRPOStep times one GRPO train step on qwen2.TrainBenchConfig
-// (issue 5's benchmark shape) and splits it into the gradient-graph run and
-// the optimiser-graph run (grad_s, optim_s per step), with the process's
-// peak RSS. IGSEARCH_BENCH_B and IGSEARCH_BENCH_T override B=8, T=256.
-// scripts/bench.d/50-trainer.sh runs the same step against PyTorch.
+// (issue 5's benchmark shape) and splits it into the gradient-graph runs and
+// the optimiser-graph runs (grad_s, optim_s per step), with the bytes that
+// cross the boundary per step (boundary_B, ort.MeteredTransfers) and the
+// process's peak RSS. IGSEARCH_BENCH_B and IGSEARCH_BENCH_T override B=8,
+// T=256. scripts/bench.d/50-trainer.sh runs the same step against PyTorch.
 func BenchmarkGRPOStep(b *testing.B) {
 	initORT(b)
 	rows, cols := envInt("IGSEARCH_BENCH_B", 8), envInt("IGSEARCH_BENCH_T", 256)
@@ -64,37 +65,24 @@ func BenchmarkGRPOStep(b *testing.B) {
 	}
 	defer tr.Close()
 	batch := benchBatch(cfg, rows, cols, 1)
-	tokens := 0.0
-	for _, row := range batch.LossMask {
-		for _, m := range row {
-			tokens += float64(m)
-		}
-	}
-	var gradT, optT time.Duration
+	var gradS, optS float64
+	before := ort.MeteredTransfers()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		grads := map[string][]float32{}
-		for _, p := range tr.art.Trainable {
-			grads[p.Name] = make([]float32, numElements(p.Shape))
-		}
-		out, err := tr.runGrad(batch, microBatch{0, rows, 0}, float32(1/tokens), grads)
+		m, err := tr.Step(batch)
 		if err != nil {
 			b.Fatal(err)
 		}
-		t1 := time.Now()
-		if _, err := tr.applyOptimizer(grads); err != nil {
-			b.Fatal(err)
-		}
-		out.Destroy()
-		gradT += t1.Sub(t0)
-		optT += time.Since(t1)
+		gradS += m.GradSeconds
+		optS += m.OptimSeconds
 	}
 	b.StopTimer()
+	crossed := ort.MeteredTransfers().Sub(before).Total().Bytes()
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	b.ReportMetric(gradT.Seconds()/float64(b.N), "grad_s")
-	b.ReportMetric(optT.Seconds()/float64(b.N), "optim_s")
+	b.ReportMetric(gradS/float64(b.N), "grad_s")
+	b.ReportMetric(optS/float64(b.N), "optim_s")
+	b.ReportMetric(float64(crossed)/float64(b.N), "boundary_B")
 	b.ReportMetric(float64(ru.Maxrss)/1024, "peak_rss_MB")
 }
 

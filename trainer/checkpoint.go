@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/ort"
 )
 
 // Checkpoint files beside the Hugging Face layout (config.json +
@@ -51,7 +53,18 @@ func (t *Trainer) Save(dir string, extra json.RawMessage) error {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := qwen2.Save(tmp, t.Config, t.Weights(), 0); err != nil {
+	// The resident state reaches the host here, metered: on the CPU the
+	// reads are views of it, from a device they are copies.
+	ctx := ort.WithPhase(context.Background(), PhaseCheckpoint)
+	w := qwen2.Weights{}
+	for _, p := range qwen2.Params(t.Config) {
+		data, err := ort.Read(ctx, t.res.params[p.Name])
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %s: %w", dir, p.Name, err)
+		}
+		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: data}
+	}
+	if err := qwen2.Save(tmp, t.Config, w, 0); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if err := t.saveAdapters(tmp); err != nil {
@@ -59,9 +72,14 @@ func (t *Trainer) Save(dir string, extra json.RawMessage) error {
 	}
 	var moments []safetensors.Tensor
 	for _, p := range t.art.Trainable {
+		m, errM := ort.Read(ctx, t.res.m[p.Name])
+		v, errV := ort.Read(ctx, t.res.v[p.Name])
+		if err := errors.Join(errM, errV); err != nil {
+			return fmt.Errorf("checkpoint %s: moments of %s: %w", dir, p.Name, err)
+		}
 		moments = append(moments,
-			safetensors.Tensor{Name: "exp_avg." + p.Name, DType: safetensors.F32, Shape: p.Shape, Data: onnx.FloatBytes(t.state.M[p.Name])},
-			safetensors.Tensor{Name: "exp_avg_sq." + p.Name, DType: safetensors.F32, Shape: p.Shape, Data: onnx.FloatBytes(t.state.V[p.Name])})
+			safetensors.Tensor{Name: "exp_avg." + p.Name, DType: safetensors.F32, Shape: p.Shape, Data: m},
+			safetensors.Tensor{Name: "exp_avg_sq." + p.Name, DType: safetensors.F32, Shape: p.Shape, Data: v})
 	}
 	meta := map[string]string{"step": strconv.FormatInt(t.state.Step, 10), "format": "igsearch-adamw"}
 	if err := safetensors.Write(filepath.Join(tmp, OptimizerFile), moments, meta); err != nil {
@@ -141,6 +159,7 @@ func Resume(dir string, opts Options) (*Trainer, json.RawMessage, error) {
 		return nil, nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
 	t.state.Step = st.Step
+	t.res.stateStale = t.res.device
 	return t, st.Extra, nil
 }
 
@@ -153,6 +172,7 @@ func (t *Trainer) loadMoments(path string, step int64) error {
 		return err
 	}
 	defer f.Close()
+	ctx := ort.WithPhase(context.Background(), PhaseCheckpoint)
 	if s := f.Metadata()["step"]; s != strconv.FormatInt(step, 10) {
 		return fmt.Errorf("%s: step %q does not match %s (step %d)", path, s, StateFile, step)
 	}
@@ -165,11 +185,13 @@ func (t *Trainer) loadMoments(path string, step int64) error {
 			if !sameShape(info.Shape, p.Shape) {
 				return fmt.Errorf("%s: %s%s has shape %v, want %v", path, kind, p.Name, info.Shape, p.Shape)
 			}
-			dst := t.state.M
+			dst := t.res.m
 			if kind == "exp_avg_sq." {
-				dst = t.state.V
+				dst = t.res.v
 			}
-			dst[p.Name] = append([]float32(nil), data...)
+			if err := copyIn(ctx, dst[p.Name], data); err != nil {
+				return fmt.Errorf("%s: %s%s: %w", path, kind, p.Name, err)
+			}
 		}
 	}
 	return nil

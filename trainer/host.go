@@ -12,8 +12,10 @@ import (
 // block (HostWeights), the memory that ONNX Runtime sessions take in place:
 // a policy built with policy.Options.SharedWeights over the trainer's
 // weights (rollouts, the LoRA base) then adds no second copy. The optimiser
-// updates trainable weights in the block between such uses. Adapters and
-// moments stay in Go memory.
+// updates trainable weights in the block between such uses: on the CPU the
+// gradient and optimiser runs bind the block's tensors in place (resident.go);
+// on a device they train a device copy, and the block is brought up to date
+// when read.
 
 // newHostParams maps a block for the model weights of cfg and returns a
 // float32 view of each weight's place in it.
@@ -64,5 +66,13 @@ func loadHostParams(dir string) (qwen2.Config, *ort.HostWeights, map[string][]fl
 
 // HostWeights is the block that holds the model's weights (see
 // policy.Options.SharedWeights); Weights' tensors lie in it. It belongs to
-// the trainer and is unmapped by Close once no session uses it.
-func (t *Trainer) HostWeights() *ort.HostWeights { return t.host }
+// the trainer and is unmapped by Close once no session uses it. Where the
+// trained weights live on a device, the block is first brought up to date
+// (the trainable weights, metered under PhaseWeights; a failed copy
+// panics).
+func (t *Trainer) HostWeights() *ort.HostWeights {
+	if err := t.syncBlock(); err != nil {
+		panic(err)
+	}
+	return t.host
+}

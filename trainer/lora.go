@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/models/safetensors"
 	"github.com/igsearch/igsearch/onnx"
+	"github.com/igsearch/igsearch/onnx/ort"
 )
 
 // LoRA adapters (Hu et al. 2021) as Hugging Face PEFT defines them: a
@@ -233,8 +235,14 @@ func (t *Trainer) MergedWeights() qwen2.Weights {
 	if err != nil {
 		panic(fmt.Sprintf("trainer: %v", err)) // validated when the trainer was built
 	}
+	ctx := ort.WithPhase(context.Background(), PhaseWeights)
 	for _, ad := range adapters {
-		w[ad.Weight] = mergeAdapter(w[ad.Weight], ad, lc.Scale(), t.state.Params[ad.A.Name], t.state.Params[ad.B.Name])
+		a, errA := readFloats(ctx, t.res.params[ad.A.Name])
+		b, errB := readFloats(ctx, t.res.params[ad.B.Name])
+		if err := errors.Join(errA, errB); err != nil {
+			panic(fmt.Sprintf("trainer: reading adapter %s: %v", ad.Weight, err))
+		}
+		w[ad.Weight] = mergeAdapter(w[ad.Weight], ad, lc.Scale(), a, b)
 	}
 	return w
 }
@@ -245,7 +253,9 @@ func (t *Trainer) MergedWeights() qwen2.Weights {
 // of qwen2's factored linear layer (MODULE.lora_A.weight,
 // MODULE.lora_B.weight), so that generation uses x·Wᵀ + s·(x·Aᵀ)·Bᵀ over
 // the one copy of the base. scale is 0 without LoRA. The tensors alias the
-// trainer's state: close the policy before the next Step.
+// trainer's state: close the policy before the next Step. The adapters are
+// read from the resident state (metered under PhaseWeights; on the CPU a
+// view, a failed copy from a device panics).
 func (t *Trainer) PolicyWeights() (w qwen2.Weights, scale float64) {
 	w = t.Weights()
 	lc := t.opts.Artifact.LoRA
@@ -256,10 +266,16 @@ func (t *Trainer) PolicyWeights() (w qwen2.Weights, scale float64) {
 	if err != nil {
 		panic(fmt.Sprintf("trainer: %v", err)) // validated when the trainer was built
 	}
+	ctx := ort.WithPhase(context.Background(), PhaseWeights)
 	for _, ad := range adapters {
 		module := strings.TrimSuffix(ad.Weight, ".weight")
-		w[module+".lora_A.weight"] = &onnx.Tensor{DType: onnx.Float, Dims: ad.A.Shape, Raw: onnx.FloatBytes(t.state.Params[ad.A.Name])}
-		w[module+".lora_B.weight"] = &onnx.Tensor{DType: onnx.Float, Dims: ad.B.Shape, Raw: onnx.FloatBytes(t.state.Params[ad.B.Name])}
+		a, errA := ort.Read(ctx, t.res.params[ad.A.Name])
+		b, errB := ort.Read(ctx, t.res.params[ad.B.Name])
+		if err := errors.Join(errA, errB); err != nil {
+			panic(fmt.Sprintf("trainer: reading adapter %s: %v", ad.Weight, err))
+		}
+		w[module+".lora_A.weight"] = &onnx.Tensor{DType: onnx.Float, Dims: ad.A.Shape, Raw: a}
+		w[module+".lora_B.weight"] = &onnx.Tensor{DType: onnx.Float, Dims: ad.B.Shape, Raw: b}
 	}
 	return w, lc.Scale()
 }
@@ -388,9 +404,14 @@ func (t *Trainer) saveAdapters(dir string) error {
 		return fmt.Errorf("lora: %w", err)
 	}
 	var ts []safetensors.Tensor
+	ctx := ort.WithPhase(context.Background(), PhaseCheckpoint)
 	for _, ad := range adapters {
 		for _, p := range []Param{ad.A, ad.B} {
-			ts = append(ts, safetensors.Tensor{Name: p.Name, DType: safetensors.F32, Shape: p.Shape, Data: onnx.FloatBytes(t.state.Params[p.Name])})
+			data, err := ort.Read(ctx, t.res.params[p.Name])
+			if err != nil {
+				return fmt.Errorf("lora: %s: %w", p.Name, err)
+			}
+			ts = append(ts, safetensors.Tensor{Name: p.Name, DType: safetensors.F32, Shape: p.Shape, Data: data})
 		}
 	}
 	if err := safetensors.Write(filepath.Join(dir, LoRAWeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
@@ -426,8 +447,11 @@ func (t *Trainer) loadAdapters(dir string) error {
 	if err != nil {
 		return err
 	}
+	ctx := ort.WithPhase(context.Background(), PhaseCheckpoint)
 	for name, v := range vals {
-		t.state.Params[name] = v
+		if err := copyIn(ctx, t.res.params[name], v); err != nil {
+			return fmt.Errorf("lora: %s: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -163,7 +163,7 @@ func TestLoRAGradient(t *testing.T) {
 		for _, p := range tr.art.Trainable {
 			g[p.Name] = make([]float32, numElements(p.Shape))
 		}
-		out, err := tr.runGrad(b, microBatch{0, len(b.InputIDs), 0}, scale, g)
+		out, err := tr.runGradInto(b, microBatch{0, len(b.InputIDs), 0}, scale, g)
 		if err != nil {
 			t.Fatal(err)
 		}

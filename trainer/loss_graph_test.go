@@ -132,7 +132,7 @@ func TestEntropyBonusGradient(t *testing.T) {
 		for _, p := range tr.art.Trainable {
 			g[p.Name] = make([]float32, numElements(p.Shape))
 		}
-		out, err := tr.runGrad(b, microBatch{0, len(b.InputIDs), 0}, scale, g)
+		out, err := tr.runGradInto(b, microBatch{0, len(b.InputIDs), 0}, scale, g)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ const (
 	optNewM    = "new_m"
 	optNewV    = "new_v"
 	optSumSq   = "sum_sq"
+	optAcc     = "sum_sq_in"
 	optClipped = "clip_coef"
 )
 
@@ -78,14 +79,17 @@ func clipCoef(c AdamWConfig, norm float64) float64 {
 }
 
 // BuildSumSquaresGraph makes the graph that the global gradient norm is
-// built from: grad float32 [n] → sum_sq float64 scalar, Σ grad² summed in
-// float64 (a float32 sum of 2^18 squares drifts by 1e-5 relative, which
-// the norm of a 0.5B model showed against PyTorch). The trainer runs it
-// over every chunk of every gradient and sums the chunks in float64.
+// built from: grad float32 [n] and sum_sq_in float64 scalar → sum_sq =
+// sum_sq_in + Σ grad², the squares summed in float64 (a float32 sum of 2^18
+// squares drifts by 1e-5 relative, which the norm of a 0.5B model showed
+// against PyTorch). The trainer runs it over every chunk of every gradient
+// with sum_sq bound to sum_sq_in's buffer, so the chunks add up in float64
+// on the device and only the total is read.
 func BuildSumSquaresGraph() *onnx.Graph {
 	g := onnx.NewGraph("igsearch_sum_squares")
 	x := g.Input(optGrad, onnx.Float, onnx.Sym("n"))
-	g.Output(optSumSq, g.ReduceSum(g.Cast(g.Mul(x, x), onnx.Double), false))
+	acc := g.Input(optAcc, onnx.Double)
+	g.Output(optSumSq, g.Add(acc, g.ReduceSum(g.Cast(g.Mul(x, x), onnx.Double), false)))
 	return g
 }
 

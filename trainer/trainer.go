@@ -1,8 +1,11 @@
 package trainer
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/igsearch/igsearch/models/qwen2"
@@ -24,6 +27,11 @@ type Options struct {
 	// With MicroBatch also set, both limits hold.
 	MicroBatchTokens int
 	Session          ort.Options
+	// allocWeights holds the model weights in memory that ONNX Runtime
+	// allocates even where the gradient session reads host memory: a CUDA
+	// trainer's placement (weights uploaded once, the host-weight block
+	// brought up to date when read), run on the CPU by tests.
+	allocWeights bool
 }
 
 // Batch is one optimiser step's data. Rows are sequences, left padded to a
@@ -54,9 +62,12 @@ type Metrics struct {
 	OptimSeconds float64 `json:"optim_s"`
 }
 
-// State is the trainer's mutable state: fp32 weights (in the host-weight
-// block, see HostWeights) and adapters and AdamW moments (Go memory), all
-// handed to ONNX Runtime without copies.
+// State is the trainer's mutable state as the host sees it: fp32 weights,
+// adapters and AdamW moments. The state itself is resident (resident.go):
+// where it lies in host memory (on the CPU) the maps are views of it, not
+// metered, which tests may also write through; on a device State copies it
+// out (metered). The model weights of a CPU trainer are views of the
+// host-weight block (HostWeights).
 type State struct {
 	Step   int64
 	Params map[string][]float32 // every weight, trained or frozen
@@ -69,23 +80,28 @@ type State struct {
 // in chunks. Memory is the weights, one gradient buffer and the two moments
 // of the trainable weights, and the activations of one micro-batch: the
 // gradient graph adds each micro-batch's gradients into the gradient
-// buffer, and AdamW updates weights and moments in place. It is not safe
-// for concurrent use.
+// buffer, and AdamW updates weights and moments in place. All of that state
+// is resident where the sessions use it (device memory on CUDA) and is
+// bound to the runs, so a step moves only its batch and a few scalars
+// across the boundary (resident.go). It is not safe for concurrent use.
 type Trainer struct {
 	Config qwen2.Config
 	opts   Options
 	art    *GradArtifact
 	state  *State
-	// grads holds the summed gradients of the trainable tensors, written in
-	// place by the gradient graph (each run adds its micro-batch's share).
-	grads map[string][]float32
+	// res is the state where the sessions use it: weights, the summed
+	// gradients (written in place by the gradient graph, each run adding
+	// its micro-batch's share) and the moments.
+	res   *resident
 	grad  *ort.Session
 	sumSq *ort.Session
 	adamw *ort.Session
 	// base scores with the frozen base (BaseLogprobs), built on first use.
 	base *ort.Session
-	// host holds the model weights (HostWeights); state.Params views it.
-	host *ort.HostWeights
+	// host holds the model weights (HostWeights); blockViews views each
+	// weight's place in it.
+	host       *ort.HostWeights
+	blockViews map[string][]float32
 }
 
 // New builds the training artifacts for cfg and starts from weights,
@@ -133,17 +149,11 @@ func start(cfg qwen2.Config, block *ort.HostWeights, views map[string][]float32,
 		block.Close()
 		return nil, err
 	}
-	t.host = block
-	st := &State{Params: views, M: map[string][]float32{}, V: map[string][]float32{}}
-	for name, init := range t.art.Init {
-		st.Params[name] = init
+	t.host, t.blockViews, t.state = block, views, &State{}
+	if err := t.newResident(views); err != nil {
+		t.Close()
+		return nil, err
 	}
-	for _, p := range t.art.Trainable {
-		n := numElements(p.Shape)
-		st.M[p.Name] = make([]float32, n)
-		st.V[p.Name] = make([]float32, n)
-	}
-	t.state = st
 	return t, nil
 }
 
@@ -176,8 +186,10 @@ func newTrainer(cfg qwen2.Config, opts Options) (*Trainer, error) {
 	return t, nil
 }
 
-// Close releases the sessions and the weights' block.
+// Close releases the resident state, the sessions and the weights' block.
 func (t *Trainer) Close() error {
+	t.res.destroy()
+	t.res = nil
 	for _, s := range []*ort.Session{t.grad, t.sumSq, t.adamw, t.base} {
 		if s != nil {
 			s.Close()
@@ -191,15 +203,29 @@ func (t *Trainer) Close() error {
 	return nil
 }
 
-// State exposes the trainer's state (read-only for callers).
-func (t *Trainer) State() *State { return t.state }
+// State exposes the trainer's state (read-only for callers, see State). On
+// a device it first copies the state out if a step or a resume changed it
+// (metered under PhaseWeights); a failed copy panics.
+func (t *Trainer) State() *State {
+	if t.res != nil && t.res.device {
+		if err := t.copyState(); err != nil {
+			panic(err)
+		}
+	}
+	return t.state
+}
 
 // Weights returns the current model weights (qwen2.Params) as IR tensors
-// aliasing the state; they are valid until the next Step.
+// aliasing the host-weight block; they are valid until the next Step. Where
+// the trained weights live on a device, the block is first brought up to
+// date (metered under PhaseWeights; a failed copy panics).
 func (t *Trainer) Weights() qwen2.Weights {
+	if err := t.syncBlock(); err != nil {
+		panic(err)
+	}
 	w := qwen2.Weights{}
 	for _, p := range qwen2.Params(t.Config) {
-		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: onnx.FloatBytes(t.state.Params[p.Name])}
+		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: onnx.FloatBytes(t.blockViews[p.Name])}
 	}
 	return w
 }
@@ -208,11 +234,17 @@ func (t *Trainer) Weights() qwen2.Weights {
 func (t *Trainer) SetLR(lr float64) { t.opts.Optim.LR = lr }
 
 // Step runs one optimiser step on b: gradient-graph runs over micro-batches,
-// then clipping and AdamW.
-func (t *Trainer) Step(b *Batch) (Metrics, error) {
+// then clipping and AdamW (StepContext with no context).
+func (t *Trainer) Step(b *Batch) (Metrics, error) { return t.StepContext(context.Background(), b) }
+
+// StepContext is Step under ctx, whose meter phase (ort.WithPhase) gets
+// PhaseTrain appended: what crosses the boundary is the batch's inputs, the
+// metric sums of each gradient run, the gradient norm and AdamW's scalars.
+func (t *Trainer) StepContext(ctx context.Context, b *Batch) (Metrics, error) {
 	if err := t.checkBatch(b); err != nil {
 		return Metrics{}, err
 	}
+	ctx = ort.WithPhase(ctx, PhaseTrain)
 	tokens := 0.0
 	for _, row := range b.LossMask {
 		for _, m := range row {
@@ -224,23 +256,17 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 	}
 	scale := float32(1 / tokens)
 
-	if t.grads == nil {
-		t.grads = map[string][]float32{}
-		for _, p := range t.art.Trainable {
-			t.grads[p.Name] = make([]float32, numElements(p.Shape))
-		}
-	}
-	// The gradient graph adds into t.grads: start from zero.
-	for _, g := range t.grads {
-		clear(g)
-	}
 	var sums struct{ loss, clipped, kl, ent, mask, lp float64 }
 	start := time.Now()
+	// The gradient graph adds into the resident gradients: start from zero.
+	if err := t.resetGrads(ctx); err != nil {
+		return Metrics{}, err
+	}
 	for _, mb := range t.microBatches(b) {
 		if !anyMasked(b.LossMask[mb.lo:mb.hi]) {
 			continue // no trained token: no gradient, and an empty graph input
 		}
-		out, err := t.runGrad(b, mb, scale, t.grads)
+		out, err := t.runGrad(ctx, b, mb, scale)
 		if err != nil {
 			return Metrics{}, err
 		}
@@ -264,7 +290,7 @@ func (t *Trainer) Step(b *Batch) (Metrics, error) {
 	}
 
 	gradDone := time.Now()
-	norm, err := t.applyOptimizer(t.grads)
+	norm, err := t.applyOptimizer(ctx)
 	if err != nil {
 		return Metrics{}, err
 	}
@@ -379,39 +405,30 @@ func (t *Trainer) microBatches(b *Batch) []microBatch {
 	return out
 }
 
-// runGrad runs the gradient graph on micro-batch mb, adding its gradients
-// into grads in place. The returned outputs (loss and metric sums) are the
-// caller's to destroy.
-func (t *Trainer) runGrad(b *Batch, mb microBatch, scale float32, grads map[string][]float32) (ort.Outputs, error) {
+// batchInputs are the gradient graph's inputs from micro-batch mb of b,
+// in Go memory (the caller destroys them): input_ids, attention_mask, the
+// trained rows, the loss inputs at those rows and loss_scale. They are what
+// crosses the boundary for a gradient run.
+func (t *Trainer) batchInputs(b *Batch, mb microBatch, scale float32) (map[string]*ort.Tensor, error) {
 	lo, hi, off := mb.lo, mb.hi, mb.off
 	in := map[string]*ort.Tensor{}
-	defer func() {
+	fail := func(name string, err error) (map[string]*ort.Tensor, error) {
 		for _, x := range in {
 			x.Destroy()
 		}
-	}()
-	add := func(name string, tensor *ort.Tensor, err error) error {
-		if err != nil {
-			return fmt.Errorf("trainer: input %s: %w", name, err)
-		}
-		in[name] = tensor
-		return nil
-	}
-	for _, p := range t.art.Inputs() {
-		x, err := ort.NewTensor(p.Shape, t.state.Params[p.Name])
-		if err := add(p.Name, x, err); err != nil {
-			return nil, err
-		}
+		return nil, fmt.Errorf("trainer: input %s: %w", name, err)
 	}
 	rows, cols := int64(hi-lo), int64(len(b.InputIDs[0])-off)
 	ids, err := ort.NewTensor([]int64{rows, cols}, flattenFrom(b.InputIDs[lo:hi], off))
-	if err := add(qwen2.InputIDs, ids, err); err != nil {
-		return nil, err
+	if err != nil {
+		return fail(qwen2.InputIDs, err)
 	}
+	in[qwen2.InputIDs] = ids
 	mask, err := ort.NewTensor([]int64{rows, cols}, flattenFrom(b.AttentionMask[lo:hi], off))
-	if err := add(qwen2.AttentionMask, mask, err); err != nil {
-		return nil, err
+	if err != nil {
+		return fail(qwen2.AttentionMask, err)
 	}
+	in[qwen2.AttentionMask] = mask
 	// The trained positions: flat next-token indices with a non-zero mask.
 	var sel []int64
 	for r := lo; r < hi; r++ {
@@ -422,9 +439,10 @@ func (t *Trainer) runGrad(b *Batch, mb microBatch, scale float32, grads map[stri
 		}
 	}
 	x, err := ort.NewTensor([]int64{int64(len(sel))}, sel)
-	if err := add(inRows, x, err); err != nil {
-		return nil, err
+	if err != nil {
+		return fail(inRows, err)
 	}
+	in[inRows] = x
 	for name, m := range map[string][][]float32{"loss_mask": b.LossMask, "advantages": b.Advantages, "old_logprobs": b.OldLogprobs, "ref_logprobs": b.RefLogprobs} {
 		if !t.hasInput(name) {
 			continue
@@ -434,41 +452,88 @@ func (t *Trainer) runGrad(b *Batch, mb microBatch, scale float32, grads map[stri
 			vals[i] = m[lo+int(k/(cols-1))][off+int(k%(cols-1))]
 		}
 		x, err := ort.NewTensor([]int64{int64(len(sel))}, vals)
-		if err := add(name, x, err); err != nil {
-			return nil, err
+		if err != nil {
+			return fail(name, err)
 		}
+		in[name] = x
 	}
 	s, err := ort.NewTensor(nil, []float32{scale})
-	if err := add("loss_scale", s, err); err != nil {
+	if err != nil {
+		return fail("loss_scale", err)
+	}
+	in["loss_scale"] = s
+	return in, nil
+}
+
+// runGrad runs the gradient graph on micro-batch mb over the resident
+// weights, adding its gradients into the resident gradients in place. The
+// returned outputs (loss and metric sums, ORT-owned) are the caller's to
+// destroy.
+func (t *Trainer) runGrad(ctx context.Context, b *Batch, mb microBatch, scale float32) (ort.Outputs, error) {
+	in, err := t.batchInputs(b, mb, scale)
+	if err != nil {
 		return nil, err
 	}
-	// Each gradient output is bound to the buffer that its accumulator
-	// input reads: the graph's final Add(accum, g) is element-wise, so it
-	// adds in place (see BuildGradGraph).
-	out := ort.Outputs{}
-	bound := make([]*ort.Tensor, 0, len(t.art.Trainable))
 	defer func() {
-		for _, x := range bound {
+		for _, x := range in {
 			x.Destroy()
 		}
 	}()
-	for _, p := range t.art.Trainable {
-		acc, err := ort.NewTensor(p.Shape, grads[p.Name])
-		if err := add(accumIn(p.Name), acc, err); err != nil {
-			return nil, err
-		}
-		x, err := ort.NewTensor(p.Shape, grads[p.Name])
-		if err != nil {
-			return nil, fmt.Errorf("trainer: gradient %s: %w", p.Name, err)
-		}
-		out[gradIn(p.Name)] = x
-		bound = append(bound, x)
-	}
-	if err := t.grad.RunWith(in, out); err != nil {
+	bd, err := t.grad.NewBinding()
+	if err != nil {
 		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
 	}
-	for _, p := range t.art.Trainable {
-		delete(out, gradIn(p.Name))
+	defer bd.Close()
+	var views []*ort.Tensor
+	defer func() {
+		for _, x := range views {
+			x.Destroy()
+		}
+	}()
+	bind := func() error {
+		for name, x := range in {
+			if err := bd.Input(name, x); err != nil {
+				return err
+			}
+		}
+		for _, p := range t.art.Inputs() {
+			if err := bd.Input(p.Name, t.res.params[p.Name]); err != nil {
+				return err
+			}
+		}
+		// Each gradient output is written into the buffer that its
+		// accumulator input reads (a second handle on it): the graph's final
+		// Add(accum, g) is element-wise, so it adds in place (see
+		// BuildGradGraph).
+		for _, p := range t.art.Trainable {
+			g := t.res.grads[p.Name]
+			if err := bd.Input(accumIn(p.Name), g); err != nil {
+				return err
+			}
+			out, err := g.View(0, p.Shape)
+			if err != nil {
+				return err
+			}
+			views = append(views, out)
+			if err := bd.Output(gradIn(p.Name), out); err != nil {
+				return err
+			}
+		}
+		for _, o := range t.grad.Outputs() {
+			if !strings.HasPrefix(o.Name, gradIn("")) {
+				if err := bd.OutputInPlace(o.Name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := bind(); err != nil {
+		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
+	}
+	out, err := bd.Run(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: gradient graph: %w", err)
 	}
 	return out, nil
 }
@@ -482,32 +547,17 @@ func (t *Trainer) hasInput(name string) bool {
 	return false
 }
 
-// applyOptimizer clips and applies AdamW, tensor by tensor in chunks of at
-// most optimChunk elements: first the global gradient norm (float64 sum of
-// the chunks' sums of squares), then the in-place AdamW update of weights
-// and moments. It returns the gradient norm before clipping; a non-finite
-// norm leaves the weights unchanged.
-func (t *Trainer) applyOptimizer(grads map[string][]float32) (float64, error) {
+// applyOptimizer clips and applies AdamW to the resident state, tensor by
+// tensor in chunks of at most optimChunk elements: first the global
+// gradient norm (the chunks' sums of squares added up in float64 on the
+// device, then read: 8 bytes), then the in-place AdamW update of weights
+// and moments, with the step's scalars uploaded once (32 bytes). It returns
+// the gradient norm before clipping; a non-finite norm leaves the weights
+// unchanged.
+func (t *Trainer) applyOptimizer(ctx context.Context) (float64, error) {
 	step := t.state.Step + 1
-	var sumSq float64
-	err := t.eachChunk(func(p Param, lo, hi int) error {
-		x, err := ort.NewTensor([]int64{int64(hi - lo)}, grads[p.Name][lo:hi])
-		if err != nil {
-			return err
-		}
-		defer x.Destroy()
-		out, err := t.sumSq.Run(map[string]*ort.Tensor{optGrad: x})
-		if err != nil {
-			return err
-		}
-		defer out.Destroy()
-		v, err := ort.Values[float64](out[optSumSq])
-		if err != nil {
-			return err
-		}
-		sumSq += v[0]
-		return nil
-	})
+	r := t.res
+	sumSq, err := t.gradSumSquares(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("trainer: gradient norm: %w", err)
 	}
@@ -515,67 +565,122 @@ func (t *Trainer) applyOptimizer(grads map[string][]float32) (float64, error) {
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return norm, fmt.Errorf("trainer: step %d: gradient norm is %v; weights left unchanged", step, norm)
 	}
-	scalars := map[string]*ort.Tensor{}
-	defer func() {
-		for _, x := range scalars {
-			x.Destroy()
-		}
-	}()
 	for name, v := range optimScalars(t.opts.Optim, step, clipCoef(t.opts.Optim, norm)) {
 		x, err := ort.NewTensor(nil, []float32{v})
 		if err != nil {
 			return 0, err
 		}
-		scalars[name] = x
-	}
-	st := t.state
-	err = t.eachChunk(func(p Param, lo, hi int) error {
-		in := map[string]*ort.Tensor{}
-		out := ort.Outputs{}
-		defer func() {
-			for name, x := range in {
-				if scalars[name] == nil {
-					x.Destroy()
-				}
-			}
-			out.Destroy()
-		}()
-		for name, x := range scalars {
-			in[name] = x
+		err = ort.Copy(ctx, r.scalars[name], x)
+		x.Destroy()
+		if err != nil {
+			return 0, fmt.Errorf("trainer: optimizer scalar %s: %w", name, err)
 		}
-		shape := []int64{int64(hi - lo)}
+	}
+	err = t.eachChunk(func(p Param, lo, hi int) error {
+		bd, err := t.adamw.NewBinding()
+		if err != nil {
+			return err
+		}
+		defer bd.Close()
+		var views []*ort.Tensor
+		defer func() {
+			for _, x := range views {
+				x.Destroy()
+			}
+		}()
+		view := func(x *ort.Tensor) (*ort.Tensor, error) {
+			v, err := x.View(int64(lo), []int64{int64(hi - lo)})
+			if err == nil {
+				views = append(views, v)
+			}
+			return v, err
+		}
+		for name, x := range r.scalars {
+			if err := bd.Input(name, x); err != nil {
+				return err
+			}
+		}
 		for _, b := range []struct {
 			in, out string
-			data    []float32
+			state   *ort.Tensor
 		}{
-			{optParam, optNewP, st.Params[p.Name][lo:hi]},
-			{optGrad, "", grads[p.Name][lo:hi]},
-			{optM, optNewM, st.M[p.Name][lo:hi]},
-			{optV, optNewV, st.V[p.Name][lo:hi]},
+			{optParam, optNewP, r.params[p.Name]},
+			{optGrad, "", r.grads[p.Name]},
+			{optM, optNewM, r.m[p.Name]},
+			{optV, optNewV, r.v[p.Name]},
 		} {
-			x, err := ort.NewTensor(shape, b.data)
+			x, err := view(b.state)
 			if err != nil {
 				return err
 			}
-			in[b.in] = x
+			if err := bd.Input(b.in, x); err != nil {
+				return err
+			}
 			if b.out == "" {
 				continue
 			}
-			// In place: the output is the input's own buffer (BuildAdamWGraph).
-			y, err := ort.NewTensor(shape, b.data)
+			// In place: the output is a second view of the input's chunk
+			// (BuildAdamWGraph).
+			y, err := view(b.state)
 			if err != nil {
 				return err
 			}
-			out[b.out] = y
+			if err := bd.Output(b.out, y); err != nil {
+				return err
+			}
 		}
-		return t.adamw.RunWith(in, out)
+		_, err = bd.Run(ctx)
+		return err
 	})
 	if err != nil {
 		// Some tensors may have been updated: the state is no longer one step.
 		return norm, fmt.Errorf("trainer: step %d: optimizer: %w (weights may be partly updated)", step, err)
 	}
 	t.state.Step = step
+	r.blockStale, r.stateStale = !r.onBlock, r.device
 	return norm, nil
+}
+
+// gradSumSquares is Σ grad² over every trainable gradient, summed chunk by
+// chunk in float64 on the device (BuildSumSquaresGraph adds each chunk's
+// sum into the accumulator in place) and read once.
+func (t *Trainer) gradSumSquares(ctx context.Context) (float64, error) {
+	r := t.res
+	if err := ort.Copy(ctx, r.sumSq, r.zero64); err != nil {
+		return 0, err
+	}
+	acc, err := r.sumSq.View(0, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer acc.Destroy()
+	err = t.eachChunk(func(p Param, lo, hi int) error {
+		g, err := r.grads[p.Name].View(int64(lo), []int64{int64(hi - lo)})
+		if err != nil {
+			return err
+		}
+		defer g.Destroy()
+		bd, err := t.sumSq.NewBinding()
+		if err != nil {
+			return err
+		}
+		defer bd.Close()
+		for _, e := range []error{bd.Input(optGrad, g), bd.Input(optAcc, r.sumSq), bd.Output(optSumSq, acc)} {
+			if e != nil {
+				return e
+			}
+		}
+		_, err = bd.Run(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	raw, err := ort.Read(ctx, r.sumSq)
+	if err != nil {
+		return 0, err
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(raw)), nil
 }
 
 // eachChunk calls f for every chunk [lo, hi) of at most optimChunk

@@ -169,7 +169,7 @@ func TestRecomputeSameGradients(t *testing.T) {
 		for _, p := range tr.art.Trainable {
 			g[p.Name] = make([]float32, numElements(p.Shape))
 		}
-		out, err := tr.runGrad(b, microBatch{0, len(b.InputIDs), 0}, 1/41.0, g)
+		out, err := tr.runGradInto(b, microBatch{0, len(b.InputIDs), 0}, 1/41.0, g)
 		if err != nil {
 			t.Fatal(err)
 		}
