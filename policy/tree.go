@@ -75,7 +75,8 @@ func (p *Policy) CanScorePacked() bool { return p.w != nil }
 // sequence below a shared prefix is scored with no KV cache to fork or
 // copy; the result equals scoring each root-to-leaf path alone with Score,
 // up to float rounding. The graph is built and its session opened at the
-// first call; its session uses ONNX Runtime's default thread count.
+// first call, with half the CPUs as intra-op threads on the CPU (callers
+// run two at once) and the process-wide CPU arena.
 func (p *Policy) ScorePacked(ctx context.Context, rows []PackedRow) ([][]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -178,6 +179,19 @@ func (p *Policy) treeSession() (*ort.Session, error) {
 			return
 		}
 		so := p.sessionOptions(Options{Device: p.device})
+		// A tree's buffers hold [rows, heads, T, T] attention scores: a
+		// policy made for each training iteration would page-fault them in
+		// afresh at every run without an arena, and a session's own arena
+		// would grow again for each policy. The process-wide arena keeps
+		// them from one run, and one policy, to the next.
+		so.SharedArena = !p.device.CUDA
+		if !p.device.CUDA {
+			// Callers run two at once (pipeline/igscore's Workers): on
+			// the 2-core machine, two single-threaded runs cost less CPU
+			// time than one run on both cores, which spin-wait between
+			// the small ops.
+			so.IntraOpThreads = max(1, runtime.NumCPU()/2)
+		}
 		if p.dtype == onnx.Float16 && !p.device.CUDA {
 			so.Weights = nil // as in build
 		}
@@ -224,12 +238,13 @@ type PackedAt struct {
 // PackSequences packs seqs into rows for ScorePacked, each row a tree of
 // their contexts (a radix tree, every shared context prefix once) with each
 // sequence's continuation hanging below its context's last token. Contexts
-// are taken in lexicographic order and a row is closed when the next
-// sequence would take it past capacity tokens, so that only the prefix a
-// row shares with the one before it runs twice (a sequence longer than
-// capacity makes a row of its own). The last continuation token of a
-// sequence is scored but never input, and a sequence with an empty context
-// or continuation is not packed.
+// are taken in lexicographic order and cut into rows of at most capacity
+// tokens where the fewest tokens run in all: a row runs again the prefix
+// it shares with the row before it, so rows end where the next context
+// shares little with the last (a sequence longer than capacity makes a row
+// of its own). The last continuation token of a sequence is scored but
+// never input, and a sequence with an empty context or continuation is not
+// packed.
 func PackSequences(seqs []Sequence, capacity int) ([]PackedRow, []PackedAt) {
 	at := make([]PackedAt, len(seqs))
 	var order []int
@@ -242,6 +257,7 @@ func PackSequences(seqs []Sequence, capacity int) ([]PackedRow, []PackedAt) {
 	slices.SortStableFunc(order, func(a, b int) int {
 		return slices.Compare(seqs[a].IDs[:seqs[a].Start], seqs[b].IDs[:seqs[b].Start])
 	})
+	cut := packCuts(seqs, order, capacity)
 	var rows []PackedRow
 	var row *PackedRow
 	var parent []int32 // of the current row's columns, −1 at the root
@@ -265,16 +281,14 @@ func PackSequences(seqs []Sequence, capacity int) ([]PackedRow, []PackedAt) {
 		row.End, parent = append(row.End, col+1), append(parent, int32(par))
 		return col
 	}
-	for _, i := range order {
+	for k, i := range order {
 		ctx, cont := seqs[i].IDs[:seqs[i].Start], seqs[i].IDs[seqs[i].Start:]
+		if cut[k] {
+			flush()
+		}
 		l := 0
 		if row != nil {
-			for l < len(ctx) && l < len(prev) && ctx[l] == prev[l] {
-				l++
-			}
-			if len(row.IDs)+len(ctx)-l+len(cont)-1 > capacity {
-				flush()
-			}
+			l = lcp(ctx, prev)
 		}
 		if row == nil {
 			row, parent, l = &PackedRow{}, parent[:0], 0
@@ -299,4 +313,56 @@ func PackSequences(seqs []Sequence, capacity int) ([]PackedRow, []PackedAt) {
 	}
 	flush()
 	return rows, at
+}
+
+// lcp is the length of the longest common prefix of a and b.
+func lcp(a, b []int32) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// packCuts chooses where the rows of PackSequences start: cut[k] is true
+// when order[k] starts a row. Sequence order[k] alone takes full[k] tokens
+// (its context and its continuation but the last token), after order[k−1]
+// in the same row inc[k] (less the prefix their contexts share); the cuts
+// minimise the tokens of all rows, each at most capacity (or one
+// sequence), by dynamic programming over the cut before each sequence.
+func packCuts(seqs []Sequence, order []int, capacity int) []bool {
+	n := len(order)
+	full, inc := make([]int, n), make([]int, n+1) // inc[k+1] is order[k]'s
+	for k, i := range order {
+		s := seqs[i]
+		full[k] = len(s.IDs) - 1
+		inc[k+1] = full[k]
+		if k > 0 {
+			p := seqs[order[k-1]]
+			inc[k+1] -= lcp(s.IDs[:s.Start], p.IDs[:p.Start])
+		}
+		inc[k+1] += inc[k] // prefix sums
+	}
+	best, from := make([]int, n+1), make([]int, n+1) // rows of order[:j]
+	for j := 1; j <= n; j++ {
+		best[j], from[j] = -1, j-1
+		// The row order[i:j]: full[i] + inc[i+2] + … + inc[j].
+		for i := j - 1; i >= 0; i-- {
+			if inc[j]-inc[i+1] > capacity {
+				break // and longer rows too
+			}
+			tokens := full[i] + inc[j] - inc[i+1]
+			if tokens > capacity && i < j-1 {
+				continue
+			}
+			if c := best[i] + tokens; best[j] < 0 || c <= best[j] { // ties: the longer row
+				best[j], from[j] = c, i
+			}
+		}
+	}
+	cut := make([]bool, n)
+	for j := n; j > 0; j = from[j] {
+		cut[from[j]] = true
+	}
+	return cut
 }

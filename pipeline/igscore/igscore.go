@@ -9,11 +9,14 @@
 // everything up to step t's observation, and the contexts of a batch share
 // much more: the prompt template, a question's prompt across its samples,
 // a sample's earlier steps across its later steps. With
-// Options.PrefixSharing every shared token prefix (a radix tree over all
-// contexts) is run through the model once and its KV cache forked for what
-// follows; without it,
-// every (context, answer) sequence is scored whole, in length buckets
-// (policy.Score). Both give the same IG up to float rounding.
+// Options.PrefixSharing the contexts make radix trees, packed one to a row
+// of the model's tree-scoring graph (policy.ScorePacked): every shared token
+// prefix of a row runs once, each answer runs below its context, and a tree
+// attention mask keeps the branches apart. Options.ForkSharing instead runs
+// each shared prefix once with a KV cache that is forked for what follows
+// (policy.Batch); without sharing, every (context, answer) sequence is
+// scored whole, in length buckets (policy.Score). All three give the same
+// IG up to float rounding.
 package igscore
 
 import (
@@ -45,9 +48,20 @@ type Options struct {
 	// MaxObsTokens truncates corpus counterfactual observations like the
 	// rollout's (--max-obs-tokens; 0: no limit).
 	MaxObsTokens int
-	// PrefixSharing scores each step's contexts on one shared, cached
-	// prefix instead of scoring every sequence whole.
+	// PrefixSharing scores the contexts as packed trees, every prefix they
+	// share within a row once, instead of scoring every sequence whole.
 	PrefixSharing bool
+	// ForkSharing, with PrefixSharing, shares prefixes the earlier way:
+	// each runs once into a KV cache that is forked for the branches below
+	// it, and every answer is forced token by token (policy.Batch). It is
+	// slower (tools/benchig compares them) and is what a policy opened from
+	// an ONNX folder, which has no tree-scoring graph, uses.
+	ForkSharing bool
+	// PackTokens is the size, in tokens, that a packed row is filled to
+	// (0: DefaultPackTokens). Each token of a row attends over the whole
+	// row (masked), so larger rows cost more per token, while smaller ones
+	// repeat the prefix a row shares with the one before it more often.
+	PackTokens int
 	// Workers is how many parts of a batch are scored at once, each on its
 	// own runs of the policy (0: 2 on the CPU, 1 on CUDA). ONNX Runtime
 	// spreads one run of a small model poorly over the cores; on the
@@ -72,7 +86,8 @@ type Stats struct {
 	Requests int `json:"requests"`
 	Steps    int `json:"steps"`
 	// Tokens is the number of tokens the model ran over: whole sequences
-	// without prefix sharing; shared prefixes once, plus suffixes, with it.
+	// without prefix sharing; with it, shared prefixes once per packed row
+	// (or per forked tree), plus suffixes. Padding is not counted.
 	Tokens int `json:"tokens"`
 	// Attended sums, over those tokens, the tokens before each in its
 	// sequence: Attended/Tokens is the mean context a token attends to.
@@ -207,9 +222,12 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	var lps [][]float32
 	var w work
 	var err error
-	if s.opts.PrefixSharing {
+	switch {
+	case s.opts.PrefixSharing && !s.opts.ForkSharing && s.pol.CanScorePacked():
+		lps, w, err = s.scorePacked(ctx, seqs)
+	case s.opts.PrefixSharing:
 		lps, w, err = s.scoreShared(ctx, seqs)
-	} else {
+	default:
 		lps, w, err = s.scoreFlat(ctx, seqs)
 	}
 	st.Tokens, st.Attended = w.tokens, w.attended

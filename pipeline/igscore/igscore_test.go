@@ -64,9 +64,8 @@ func TestScoreDirect(t *testing.T) {
 	}
 	realA, randA := logP(ctxA+obsA, "you can search as many"), logP(ctxA+obsB, "you can search as many")
 	realB, randB := logP(ctxB+obsB, "example"), logP(ctxB+obsA, "example")
-	for _, shared := range []bool{false, true} {
-		opts := DefaultOptions()
-		opts.PrefixSharing = shared
+	for _, shared := range sharings {
+		opts := shared.options(DefaultOptions())
 		sc, err := New(tn.sharp, nil, nil, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -79,25 +78,37 @@ func TestScoreDirect(t *testing.T) {
 			{Step: 0, LogpReal: realB, LogpRandomMean: randB, IG: realB - randB}}
 		for i, r := range res {
 			if len(r.Steps) != 1 {
-				t.Fatalf("shared=%v item %d: %d steps, want 1", shared, i, len(r.Steps))
+				t.Fatalf("%s item %d: %d steps, want 1", shared, i, len(r.Steps))
 			}
 			g := r.Steps[0]
 			if math.Abs(g.LogpReal-want[i].LogpReal) > 1e-4 || math.Abs(g.LogpRandomMean-want[i].LogpRandomMean) > 1e-4 ||
 				math.Abs(g.IG-want[i].IG) > 1e-4 || math.Abs(r.Mean-want[i].IG) > 1e-4 {
-				t.Errorf("shared=%v item %d: got %+v, want %+v", shared, i, g, want[i])
+				t.Errorf("%s item %d: got %+v, want %+v", shared, i, g, want[i])
 			}
 		}
 		if st.Requests != 8 || st.Steps != 2 {
-			t.Errorf("shared=%v: stats %+v, want 8 requests over 2 steps", shared, st)
+			t.Errorf("%s: stats %+v, want 8 requests over 2 steps", shared, st)
 		}
 		if math.Abs(res[0].Mean) < 1e-3 {
 			t.Errorf("IG %v: too small to tell real from counterfactual", res[0].Mean)
 		}
-		t.Logf("shared=%v: %+v IG %.5f %.5f", shared, st, res[0].Mean, res[1].Mean)
+		t.Logf("%s: %+v IG %.5f %.5f", shared, st, res[0].Mean, res[1].Mean)
 	}
 }
 
 func context2() context.Context { return context.Background() }
+
+// sharing is one of the ways a Scorer shares context prefixes.
+type sharing string
+
+// sharings are the three: none first (every sequence whole, the reference),
+// then KV forks, then packed trees.
+var sharings = []sharing{"whole", "fork", "packed"}
+
+func (s sharing) options(o Options) Options {
+	o.PrefixSharing, o.ForkSharing = s != "whole", s == "fork"
+	return o
+}
 
 // TestPrefixSharingAgrees scores sampled rollouts of both protocols with
 // and without prefix sharing; the last case truncates the contexts so much
@@ -114,11 +125,11 @@ func TestPrefixSharingAgrees(t *testing.T) {
 			for i := range recs {
 				recs[i].GoldenAnswers = append(recs[i].GoldenAnswers, "Beijing")
 			}
-			var out [2][]ig.Result
-			var times [2]time.Duration
-			for i, shared := range []bool{false, true} {
-				opts := DefaultOptions()
-				opts.Protocol, opts.PrefixSharing = p, shared
+			out := make([][]ig.Result, len(sharings))
+			times := make([]time.Duration, len(sharings))
+			for i, shared := range sharings {
+				opts := shared.options(DefaultOptions())
+				opts.Protocol = p
 				opts.IG.MaxContext, opts.IG.Gold = c.maxContext, ig.Gold{Best: 2}
 				sc, err := New(tn.sharp, nil, nil, opts)
 				if err != nil {
@@ -129,18 +140,20 @@ func TestPrefixSharingAgrees(t *testing.T) {
 					t.Fatal(err)
 				}
 				out[i], times[i] = res, st.Time
-				t.Logf("shared=%v: %+v", shared, st)
+				t.Logf("%s: %+v", shared, st)
 			}
 			steps := 0
-			for i := range recs {
-				a, b := out[0][i], out[1][i]
-				if len(a.Steps) != len(b.Steps) {
-					t.Fatalf("record %d: %d and %d steps", i, len(a.Steps), len(b.Steps))
-				}
-				for k := range a.Steps {
-					steps++
-					if math.Abs(a.Steps[k].IG-b.Steps[k].IG) > 1e-4 || math.Abs(a.Steps[k].LogpReal-b.Steps[k].LogpReal) > 1e-4 {
-						t.Errorf("record %d step %d: %+v without sharing, %+v with", i, k, a.Steps[k], b.Steps[k])
+			for j := 1; j < len(sharings); j++ {
+				for i := range recs {
+					a, b := out[0][i], out[j][i]
+					if len(a.Steps) != len(b.Steps) {
+						t.Fatalf("record %d: %d and %d steps", i, len(a.Steps), len(b.Steps))
+					}
+					for k := range a.Steps {
+						steps++
+						if math.Abs(a.Steps[k].IG-b.Steps[k].IG) > 1e-4 || math.Abs(a.Steps[k].LogpReal-b.Steps[k].LogpReal) > 1e-4 {
+							t.Errorf("record %d step %d: %+v scored whole, %+v %s", i, k, a.Steps[k], b.Steps[k], sharings[j])
+						}
 					}
 				}
 			}
@@ -224,6 +237,7 @@ func TestMaxContext(t *testing.T) {
 // 0 runs once; the pending position 1 runs again in each fork; A's row runs
 // 2 then 3 (its context's last) with 9 forced; B's runs 2, then 3 (B's 9).
 // Tokens 1 + (2+1) + (1+2) = 7; attended 0 + (1+2) + 1 + 3 + (2+3) = 12.
+// Packed trees are checked on the same pair.
 func TestSharedWork(t *testing.T) {
 	tn := setup(t)
 	opts := DefaultOptions()
@@ -247,9 +261,24 @@ func TestSharedWork(t *testing.T) {
 	if fw.tokens != 10 || fw.attended != 20 {
 		t.Errorf("flat: %d tokens, %d attended; want 10 and 20", fw.tokens, fw.attended)
 	}
+	// Packed: one row [1 2 3 4 5 9] at positions [0 1 2 3 2 3] (A's
+	// answer is its last token, scored but not input): 6 tokens, 11
+	// attended.
+	packed, pw, err := sc.scorePacked(context2(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw.tokens != 6 || pw.attended != 11 {
+		t.Errorf("packed: %d tokens, %d attended; want 6 and 11", pw.tokens, pw.attended)
+	}
 	for i := range seqs {
-		if len(lps[i]) != len(flat[i]) {
-			t.Fatalf("sequence %d: %d and %d log-probs", i, len(lps[i]), len(flat[i]))
+		for k := range packed[i] {
+			if math.Abs(float64(packed[i][k]-flat[i][k])) > 1e-5 {
+				t.Errorf("sequence %d token %d: %v packed, %v flat", i, k, packed[i][k], flat[i][k])
+			}
+		}
+		if len(lps[i]) != len(flat[i]) || len(packed[i]) != len(flat[i]) {
+			t.Fatalf("sequence %d: %d, %d and %d log-probs", i, len(lps[i]), len(packed[i]), len(flat[i]))
 		}
 		for k := range lps[i] {
 			if math.Abs(float64(lps[i][k]-flat[i][k])) > 1e-4 {

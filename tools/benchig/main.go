@@ -1,9 +1,17 @@
 // Command benchig measures the cost of IG within a training iteration on the
 // demo's warm-started policy, with the demo's RL settings: the same
-// iterations run as IG-GRPO with prefix sharing, as IG-GRPO scoring every
-// context whole, and as plain GRPO (no IG), one after the other in this
-// process. It prints time_ig, time_total and ig_share per run, and IG-GRPO's
-// iteration time over GRPO's (the paper's +6.4% figure).
+// iterations run as IG-GRPO (IG scored on packed prefix trees, the default)
+// and as plain GRPO (no IG), one after the other in this process, and with
+// --whole as IG-GRPO scoring every context whole. It prints time_ig,
+// time_total and ig_share per run, and IG-GRPO's iteration time over GRPO's
+// (the paper's +6.4% figure).
+//
+// It then scores the IG-GRPO run's logged rollouts again, iteration by
+// iteration with that iteration's counterfactual seed, under a policy over
+// the warm start's weights built as training builds its rollout policies:
+// once per way of sharing context prefixes (packed trees at each
+// --pack-tokens, and the earlier KV forks), so that the ways are timed on
+// the same trajectories in the same process, and their IG compared.
 //
 // It then bounds IG's cost from below on this machine: the tokens IG ran per
 // iteration, at the inference graph's best throughput on runs whose tokens
@@ -20,7 +28,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -30,9 +40,16 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/pipeline/demo"
+	"github.com/igsearch/igsearch/pipeline/ig"
+	"github.com/igsearch/igsearch/pipeline/igscore"
+	"github.com/igsearch/igsearch/pipeline/protocol"
 	"github.com/igsearch/igsearch/pipeline/train"
+	"github.com/igsearch/igsearch/pipeline/trajectory"
 	"github.com/igsearch/igsearch/policy"
+	"github.com/igsearch/igsearch/tokenize"
 )
 
 func main() {
@@ -76,6 +93,9 @@ func median(xs []float64) float64 {
 func run() error {
 	dir := pflag.String("demo", "out/bench/ig-demo", "an igsearch demo output directory (world/, index/, model-sft/)")
 	iters := pflag.Int("iterations", 4, "RL iterations per run")
+	whole := pflag.Bool("whole", false, "also train with IG scoring every context whole (slow)")
+	packTokens := pflag.IntSlice("pack-tokens", []int{igscore.DefaultPackTokens}, "packed-row sizes to rescore the rollouts with")
+	rescoreOnly := pflag.Bool("rescore-only", false, "only rescore the rollouts an earlier benchig run logged (no training runs, no floor)")
 	pflag.Parse()
 	for _, p := range []string{"world/train.jsonl", "index", "model-sft/model.safetensors"} {
 		if _, err := os.Stat(filepath.Join(*dir, p)); err != nil {
@@ -89,16 +109,23 @@ func run() error {
 	base.Model.Path = filepath.Join(*dir, "model-sft")
 	base.Train.Iterations = *iters
 	base.Train.Seed = 1
-	runs := []struct {
+	if *rescoreOnly {
+		_, err := rescore(base, filepath.Join(*dir, "benchig-1"), *iters, *packTokens)
+		return err
+	}
+	type trainRun struct {
 		name, algo string
 		sharing    bool
-	}{
+	}
+	runs := []trainRun{
 		// Unmeasured: the same iterations as the next run, so that ONNX
 		// Runtime's arena has grown for their shapes before any is timed.
-		{"warm-up (ig-grpo, prefix sharing)", "ig-grpo", true},
-		{"ig-grpo, prefix sharing", "ig-grpo", true},
-		{"ig-grpo, every context whole", "ig-grpo", false},
+		{"warm-up (ig-grpo, packed trees)", "ig-grpo", true},
+		{"ig-grpo, packed trees", "ig-grpo", true},
 		{"grpo (no IG)", "grpo", false},
+	}
+	if *whole {
+		runs = append(runs, trainRun{"ig-grpo, every context whole", "ig-grpo", false})
 	}
 	var out []result
 	for i, r := range runs {
@@ -152,21 +179,164 @@ func run() error {
 		out = append(out, res)
 		fmt.Printf("RESULT %s\n", js)
 	}
-	fmt.Printf("ig: IG share of an iteration: %.1f%% with prefix sharing, %.1f%% without (median iteration: %.1f%%, %.1f%%); IG-GRPO iteration / GRPO iteration = %.2f (sharing), %.2f (without) (median: %.2f, %.2f); prefix sharing makes IG %.2fx faster\n",
-		100*out[0].IGShare, 100*out[1].IGShare, 100*out[0].MedianIGShare, 100*out[1].MedianIGShare,
-		out[0].TimeTotal/out[2].TimeTotal, out[1].TimeTotal/out[2].TimeTotal, out[0].MedianTotal/out[2].MedianTotal, out[1].MedianTotal/out[2].MedianTotal,
-		out[1].TimeIG/out[0].TimeIG)
-	return floor(base.Model.Path, out[0], out[2])
+	packed, grpo := out[0], out[1]
+	fmt.Printf("ig: IG share of an iteration: %.1f%% (median iteration: %.1f%%); IG-GRPO iteration / GRPO iteration = %.2f (median: %.2f)\n",
+		100*packed.IGShare, 100*packed.MedianIGShare, packed.TimeTotal/grpo.TimeTotal, packed.MedianTotal/grpo.MedianTotal)
+	if *whole {
+		fmt.Printf("ig: scoring every context whole: IG share %.1f%% (median iteration %.1f%%); packed trees make IG %.2fx faster\n",
+			100*out[2].IGShare, 100*out[2].MedianIGShare, out[2].TimeIG/packed.TimeIG)
+	}
+	re, err := rescore(base, filepath.Join(*dir, "benchig-1"), *iters, *packTokens)
+	if err != nil {
+		return err
+	}
+	return floor(base.Model.Path, packed, grpo, re)
 }
+
+// rescored is one way of sharing prefixes timed on the logged rollouts.
+type rescored struct {
+	Name       string  `json:"name"`
+	Iterations int     `json:"iterations"`
+	TimeIG     float64 `json:"time_ig_s"`
+	MedianIG   float64 `json:"median_ig_s"`
+	IGTokens   int     `json:"ig_tokens"`
+	IGContext  float64 `json:"ig_context"`
+	// MaxDiffIG is the largest |IG − IG of the first way| over all steps.
+	MaxDiffIG float64 `json:"max_abs_diff_ig"`
+	Steps     int     `json:"ig_steps"`
+}
+
+// rescore scores the rollouts that the run in dir logged, iteration by
+// iteration with the iteration's seed, under a policy over the warm start's
+// weights made as training makes its rollout policies (policy.FromWeights),
+// with each way of sharing prefixes: KV forks first (the reference the
+// others' IG is compared with), then packed trees of each size. Each way
+// scores the first iteration once unmeasured, so that its sessions exist.
+func rescore(cfg train.Config, dir string, iters int, packTokens []int) ([]rescored, error) {
+	ck, err := qwen2.LoadCheckpoint(cfg.Model.Path, onnx.Float)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	tok, err := tokenize.Load(filepath.Join(cfg.Model.Path, "tokenizer.json"))
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.FromWeights(ck.Config, ck.Weights, tok, policy.Options{Threads: cfg.Model.Threads})
+	if err != nil {
+		return nil, err
+	}
+	defer pol.Close()
+	o := igscore.DefaultOptions()
+	o.IG.Random, o.IG.MaxContext = cfg.IG.Random, cfg.IG.MaxContext
+	if o.IG.Gold, err = ig.ParseGold(cfg.IG.Gold); err != nil {
+		return nil, err
+	}
+	if o.IG.Counterfactual, err = ig.ParseCounterfactual(cfg.IG.Counterfactual); err != nil {
+		return nil, err
+	}
+	if o.IG.Counterfactual == ig.CounterfactualCorpus {
+		return nil, fmt.Errorf("rescore: ig_counterfactual corpus is not supported here")
+	}
+	if o.Protocol, err = protocol.Lookup(cfg.Rollout.Protocol); err != nil {
+		return nil, err
+	}
+	o.TopK, o.MaxObsTokens, o.Workers = cfg.Retriever.TopK, cfg.Rollout.MaxObsTokens, cfg.IG.Workers
+	batches := make([][]trajectory.Record, iters)
+	for k := range batches {
+		path := filepath.Join(dir, train.RolloutsDir, fmt.Sprintf("iter-%05d.jsonl", k))
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		r := trajectory.NewReader(f, path)
+		for {
+			rec, err := r.Next()
+			if err != nil {
+				if !isEOF(err) {
+					f.Close()
+					return nil, err
+				}
+				break
+			}
+			batches[k] = append(batches[k], rec)
+		}
+		f.Close()
+	}
+	type way struct {
+		name string
+		opts igscore.Options
+	}
+	fork := o
+	fork.PrefixSharing, fork.ForkSharing = true, true
+	ways := []way{{"kv forks (before)", fork}}
+	for _, n := range packTokens {
+		p := o
+		p.PrefixSharing, p.PackTokens = true, n
+		ways = append(ways, way{fmt.Sprintf("packed trees of %d tokens", n), p})
+	}
+	var out []rescored
+	var first [][]ig.Result // per iteration, of the first way
+	for w, wy := range ways {
+		sc, err := igscore.New(pol, tok, nil, wy.opts)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := sc.Score(context.Background(), batches[0], train.IterationSeed(cfg.Train.Seed, 0)); err != nil {
+			return nil, fmt.Errorf("rescore %s: %w", wy.name, err)
+		}
+		res := rescored{Name: wy.name, Iterations: iters}
+		var times []float64
+		for k, recs := range batches {
+			t0 := time.Now()
+			igs, st, err := sc.Score(context.Background(), recs, train.IterationSeed(cfg.Train.Seed, k))
+			if err != nil {
+				return nil, fmt.Errorf("rescore %s: %w", wy.name, err)
+			}
+			d := time.Since(t0).Seconds()
+			times = append(times, d)
+			res.TimeIG += d
+			res.IGTokens += st.Tokens
+			res.IGContext += float64(st.Attended)
+			if w == 0 {
+				first = append(first, igs)
+			}
+			for i := range igs {
+				for j, s := range igs[i].Steps {
+					res.Steps++
+					res.MaxDiffIG = max(res.MaxDiffIG, math.Abs(s.IG-first[k][i].Steps[j].IG))
+				}
+			}
+		}
+		res.MedianIG = median(times)
+		if res.IGTokens > 0 {
+			res.IGContext /= float64(res.IGTokens)
+		}
+		js, _ := json.Marshal(res)
+		fmt.Printf("RESCORE %s\n", js)
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 // floor measures the least IG could cost per iteration on this machine
 // (see the package comment) and prints it as a share of an iteration: GRPO's
 // iteration time plus the floor.
-func floor(model string, shared, grpo result) error {
+func floor(model string, shared, grpo result, re []rescored) error {
 	if shared.Iterations == 0 || shared.IGTokens == 0 || grpo.Iterations == 0 {
 		return fmt.Errorf("floor: no IG tokens or no GRPO iteration to compare with")
 	}
-	tokens := shared.IGTokens / shared.Iterations
+	// The floor counts the fewest tokens any way of sharing ran per
+	// iteration: training's packed trees, or a rescoring's.
+	tokens, igContext := shared.IGTokens/shared.Iterations, shared.IGContext
+	for _, r := range re {
+		if n := r.IGTokens / r.Iterations; n < tokens {
+			tokens, igContext = n, r.IGContext
+		}
+	}
+	shared.IGContext = igContext
 	cores := runtime.NumCPU()
 	type try struct {
 		attention        string
@@ -244,6 +414,13 @@ func floor(model string, shared, grpo result) error {
 	}{tokens, shared.IGContext, float64(best.perToken.Nanoseconds()) / 1e3, best.attention, best.threads, best.workers,
 		best.shape.Rows, best.shape.Past, best.shape.New, floorIG, grpoIter, share, budget, grpoMedian, medianShare})
 	fmt.Printf("FLOOR %s\n", js)
+	ratio := shared.TimeIG / float64(shared.Iterations) / floorIG
+	fmt.Printf("ig vs floor: training's IG (packed trees) %.3f s per iteration = %.2fx the floor %.3f s (median iteration: %.2fx)\n",
+		shared.TimeIG/float64(shared.Iterations), ratio, floorIG, shared.MedianIG/floorIG)
+	for _, r := range re {
+		fmt.Printf("ig vs floor: rescored, %s: %.3f s per iteration = %.2fx the floor (median %.2fx); %d tokens per iteration; max |ΔIG| vs the first way %.2g over %d steps\n",
+			r.Name, r.TimeIG/float64(r.Iterations), r.TimeIG/float64(r.Iterations)/floorIG, r.MedianIG/floorIG, r.IGTokens/r.Iterations, r.MaxDiffIG, r.Steps)
+	}
 	fmt.Printf("ig floor: IG ran %d tokens per iteration (mean context %.0f); at ONNX Runtime's best rate on this machine for that context (%.2f µs/token: %s attention, %d thread(s) × %d run(s), %d rows × %d new tokens) that is %.3f s, %.1f%% of an iteration (mean GRPO iteration %.2f s + the floor; %.1f%% of the median one, %.2f s); IG measured %.3f s per iteration (%.1f%%; median iteration %.1f%%); 3%% of the mean iteration allows %.3f s\n",
 		tokens, shared.IGContext, float64(best.perToken.Nanoseconds())/1e3, best.attention, best.threads, best.workers, best.shape.Rows, best.shape.New,
 		floorIG, 100*share, grpoIter, 100*medianShare, grpoMedian,
