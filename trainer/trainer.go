@@ -215,6 +215,10 @@ func (t *Trainer) State() *State {
 	return t.state
 }
 
+// Steps is the number of optimiser steps taken (State().Step without
+// copying the state out of the device).
+func (t *Trainer) Steps() int64 { return t.state.Step }
+
 // Weights returns the current model weights (qwen2.Params) as IR tensors
 // aliasing the host-weight block; they are valid until the next Step. Where
 // the trained weights live on a device, the block is first brought up to

@@ -74,10 +74,10 @@ func iteration(ctx context.Context, env *environment, cfg Config, tr *trainer.Tr
 
 	say("train")
 	t = time.Now()
-	if err := ppoEpochs(cfg, tr, recs, adv, refLP, seed, totalSteps, &m); err != nil {
+	if err := ppoEpochs(ctx, cfg, tr, recs, adv, refLP, seed, totalSteps, &m); err != nil {
 		return m, err
 	}
-	m.Step = tr.State().Step
+	m.Step = tr.Steps()
 	m.TimeTrain = time.Since(t).Seconds()
 	m.TimeTotal = time.Since(start).Seconds()
 	m.Transfers = ort.MeteredTransfers().Sub(moved)
@@ -221,7 +221,7 @@ func referenceLogprobs(ctx context.Context, ref reference, recs []trajectory.Rec
 // ppoEpochs runs cfg.Train.PPOEpochs passes over the trajectories in
 // seeded mini-batches, one optimiser step each, and averages the steps'
 // metrics into m.
-func ppoEpochs(cfg Config, tr *trainer.Trainer, recs []trajectory.Record, adv, refLP [][]float32, seed uint64, totalSteps int, m *Metrics) error {
+func ppoEpochs(ctx context.Context, cfg Config, tr *trainer.Trainer, recs []trajectory.Record, adv, refLP [][]float32, seed uint64, totalSteps int, m *Metrics) error {
 	rows := make([]trainRow, len(recs))
 	for i := range recs {
 		var r []float32
@@ -253,10 +253,10 @@ func ppoEpochs(cfg Config, tr *trainer.Trainer, recs []trajectory.Record, adv, r
 			if !hasMaskedToken(b) {
 				continue
 			}
-			lr := LearningRate(cfg.Optim, int(tr.State().Step)+1, totalSteps)
+			lr := LearningRate(cfg.Optim, int(tr.Steps())+1, totalSteps)
 			tr.SetLR(lr)
 			m.LR = lr
-			sm, err := tr.Step(b)
+			sm, err := tr.StepContext(ctx, b)
 			if err != nil {
 				return err
 			}
