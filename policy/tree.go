@@ -169,8 +169,12 @@ func (p *Policy) treeSession() (*ort.Session, error) {
 			p.tree.err = ErrNoTreeScoring
 			return
 		}
+		// The policy's variant, except on the CPU: there a row of a few
+		// hundred tokens with no past runs faster with standard attention
+		// (tools/benchig's floor measures both, and the prefills it
+		// measures fastest are standard's).
 		a := qwen2.ContribAttention
-		if p.batchAppend {
+		if p.batchAppend || !p.device.CUDA {
 			a = qwen2.StandardAttention
 		}
 		g, err := qwen2.BuildTreeScoring(p.cfg, p.w, qwen2.Options{Attention: a, FusedLinear: true, LoRAScale: p.loraScale, DType: p.dtype})

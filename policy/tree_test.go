@@ -111,7 +111,9 @@ func sharpPolicy(t *testing.T, heads, kvHeads, headDim int, attention string) *P
 
 // TestScorePackedEqualsScore checks packed-tree scoring against Score of
 // each whole sequence (itself checked against PyTorch in
-// TestReferenceForcedDecode), with both attention variants, on the test
+// TestReferenceForcedDecode), under policies of both attention variants
+// (on the CPU the tree graph itself uses standard attention; qwen2's
+// TestTreeScoringEqualsScoring checks its contrib variant), on the test
 // checkpoint and on random models whose contexts matter, one with a head
 // size that GroupQueryAttention's CPU kernel does not take (12).
 func TestScorePackedEqualsScore(t *testing.T) {

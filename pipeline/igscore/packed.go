@@ -6,13 +6,13 @@ import (
 	"github.com/igsearch/igsearch/policy"
 )
 
-// DefaultPackTokens is the default Options.PackTokens.
-const DefaultPackTokens = 512
+// DefaultPackTokens is the default Options.PackTokens: of the sizes
+// tools/benchig tried on the demo's rollouts (384, 512, 768), the fastest.
+const DefaultPackTokens = 768
 
 // packRunTokens bounds the padded tokens of one run of packed rows: on the
-// CPU, one row of DefaultPackTokens per run, two runs at once, measured
-// fastest.
-const packRunTokens = 512
+// CPU, one row per run, two runs at once, measured fastest.
+const packRunTokens = DefaultPackTokens
 
 // scorePacked scores the sequences as packed trees (policy.PackSequences):
 // their contexts, in lexicographic order, make radix trees of about

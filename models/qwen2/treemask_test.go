@@ -1,0 +1,99 @@
+package qwen2
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// TestTreeScoringEqualsScoring checks the tree-scoring graph, with both
+// attention variants, against the scoring graph run on each root-to-leaf
+// sequence alone. Row 0 packs a prefix P (6 tokens) with two branches A (4
+// tokens) and B (3); row 1 is the chain P·C, shorter, so padded. Scored:
+// the token after P's last in each branch, and the last token of each
+// branch after the one before it.
+func TestTreeScoringEqualsScoring(t *testing.T) {
+	for _, c := range []struct {
+		heads, kv, dim int
+		attn           []Attention
+	}{
+		{4, 2, 16, []Attention{StandardAttention, ContribAttention}},
+		{6, 3, 12, []Attention{StandardAttention}}, // GroupQueryAttention's CPU kernel needs dim % 8 == 0
+	} {
+		cfg := TinyConfig()
+		cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HiddenSize = c.heads, c.kv, c.heads*c.dim
+		cfg.InitializerRange = 0.3 // log-probs that depend on the context
+		w := Init(cfg, 3)
+		P, A, B, C := []int64{11, 502, 7, 93, 840, 5}, []int64{61, 62, 63, 64}, []int64{700, 1, 2}, []int64{9, 9}
+		seqs := [][]int64{cat(P, A), cat(P, B), cat(P, C)}
+		sg, err := BuildScoring(cfg, w, Options{Attention: StandardAttention})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss := newTestSession(t, sg, 1)
+		want := make([][]float32, len(seqs))
+		for i, s := range seqs {
+			mask := make([]int64, len(s))
+			for j := range mask {
+				mask[j] = 1
+			}
+			out, err := ss.run(map[string]tensor{
+				InputIDs: {shape: []int64{1, int64(len(s))}, i: s}, AttentionMask: {shape: []int64{1, int64(len(s))}, i: mask}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[i] = out[TokenLogprobs].f
+		}
+		// Row 0: P (cols 0–5), A (6–9), B (10–12). Row 1: P (0–5), C (6–7), padding (8–12).
+		const T = 13
+		ids := cat(P, A, B, P, C, make([]int64, 5))
+		pos := cat(seq(0, 10), seq(6, 9), seq(0, 8), make([]int64, 5))
+		end := cat([]int64{13, 13, 13, 13, 13, 13, 10, 10, 10, 10, 13, 13, 13},
+			[]int64{8, 8, 8, 8, 8, 8, 8, 8, 9, 10, 11, 12, 13})
+		// (row, column predicting, target): P→A[0], A[2]→A[3], P→B[0], B[1]→B[2], P→C[0], C[0]→C[1].
+		scored := [][3]int64{{0, 5, 61}, {0, 8, 64}, {0, 5, 700}, {0, 11, 2}, {1, 5, 9}, {1, 6, 9}}
+		ref := []float32{want[0][5], want[0][8], want[1][5], want[1][7], want[2][5], want[2][6]}
+		index, target := make([]int64, len(scored)), make([]int64, len(scored))
+		for k, s := range scored {
+			index[k], target[k] = s[0]*T+s[1], s[2]
+		}
+		for _, attn := range c.attn {
+			t.Run(fmt.Sprintf("dim%d/%s", c.dim, attn), func(t *testing.T) {
+				g, err := BuildTreeScoring(cfg, w, Options{Attention: attn})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := newTestSession(t, g, 1).run(map[string]tensor{
+					InputIDs: {shape: []int64{2, T}, i: ids}, PositionIDs: {shape: []int64{2, T}, i: pos},
+					SubtreeEnd: {shape: []int64{2, T}, i: end},
+					ScoreIndex: {shape: []int64{int64(len(index))}, i: index}, ScoreTarget: {shape: []int64{int64(len(index))}, i: target}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := out[TargetLogprobs].f
+				for k := range ref {
+					if d := math.Abs(float64(got[k] - ref[k])); d > 1e-5 || math.IsNaN(float64(got[k])) {
+						t.Errorf("scored %v: tree %v, whole sequence %v (|Δ| %.2g)", scored[k], got[k], ref[k], d)
+					}
+				}
+			})
+		}
+	}
+}
+
+func cat(parts ...[]int64) []int64 {
+	var out []int64
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// seq is lo, lo+1, …, hi−1.
+func seq(lo, hi int64) []int64 {
+	var out []int64
+	for i := lo; i < hi; i++ {
+		out = append(out, i)
+	}
+	return out
+}
