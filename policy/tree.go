@@ -127,7 +127,7 @@ func (p *Policy) ScorePacked(ctx context.Context, rows []PackedRow) ([][]float32
 	if run.err != nil {
 		return nil, run.err
 	}
-	if err := s.RunWith(run.inputs, run.outputs); err != nil {
+	if err := s.RunContext(ort.WithPhase(ctx, "score"), run.inputs, run.outputs); err != nil {
 		return nil, fmt.Errorf("policy: packed scoring: %w", err)
 	}
 	if err := checkLogProbs(lp); err != nil {
