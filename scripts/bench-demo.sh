@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# make bench-demo: the demo at SEEDS seeds (default 3): IG-GRPO and GRPO from
-# the same warm start with the same budget; prints test EM by hop type as
-# mean ± std over seeds. ITERATIONS is the RL iterations per run (default 48,
-# twice the demo's).
+# make bench-demo: IG-GRPO against GRPO, paired by seed. For each seed the
+# demo generates its world (with TEST test questions, default 600: four
+# times the demo's, to shrink the question-sampling noise of each seed's
+# difference), warm-starts one policy, and trains it with both algorithms
+# on the same budget (ITERATIONS, default: the demo's). tools/benchdemo then
+# prints test EM by hop type with 95% confidence intervals over seeds, the
+# paired difference and the power calculation behind SEEDS, the hard subset
+# the warm start fails, the IG of expert queries by kind before and after
+# RL, and plots both algorithms' learning curves with seed bands.
+#
+# SEEDS defaults to 1..NSEEDS (NSEEDS default 12; see docs/results.md for
+# the power calculation). A seed that already has a report.json in
+# out/bench-demo is not run again unless FORCE=1, so an interrupted bench
+# resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seeds="${SEEDS:-1 2 3}"
+seeds="${SEEDS:-$(seq 1 "${NSEEDS:-12}")}"
 out=out/bench-demo
 mkdir -p "$out"
 reports=()
 for s in $seeds; do
-	echo "=== seed $s" >&2
-	args=(--out "$out/seed-$s" --seed "$s")
-	args+=(--iterations "${ITERATIONS:-48}")
-	bin/igsearch demo "${args[@]}" > "$out/seed-$s.txt"
-	reports+=("$out/seed-$s/report.json")
+	rep="$out/seed-$s/report.json"
+	if [[ -f "$rep" && "${FORCE:-0}" != 1 ]]; then
+		echo "=== seed $s: kept $rep" >&2
+	else
+		echo "=== seed $s" >&2
+		args=(--out "$out/seed-$s" --seed "$s" --test "${TEST:-600}")
+		[[ -n "${ITERATIONS:-}" ]] && args+=(--iterations "$ITERATIONS")
+		bin/igsearch demo "${args[@]}" > "$out/seed-$s.txt"
+	fi
+	reports+=("$rep")
 done
-go run ./tools/benchdemo "${reports[@]}" | tee "$out/summary.md"
+go run ./tools/benchdemo --plots "$out/plots" "${reports[@]}" | tee "$out/summary.md"

@@ -17,6 +17,7 @@ import (
 	"github.com/igsearch/igsearch/onnx/ort"
 	"github.com/igsearch/igsearch/pipeline/plot"
 	"github.com/igsearch/igsearch/pipeline/protocol"
+	"github.com/igsearch/igsearch/pipeline/reward"
 	"github.com/igsearch/igsearch/pipeline/stats"
 	"github.com/igsearch/igsearch/pipeline/train"
 	"github.com/igsearch/igsearch/pipeline/trajectory"
@@ -43,6 +44,11 @@ type Config struct {
 	IGExperts int
 	// SkipGRPO leaves out the plain-GRPO comparison run.
 	SkipGRPO bool
+	// SFTQuestions is how many train questions (the first, in file order)
+	// the warm start imitates the expert on (0: all but the IG-held-out
+	// ones); RL then trains on the other train questions only, so that its
+	// questions are as new to the policy as the test questions are.
+	SFTQuestions int
 }
 
 // Default is the embedded default: ≤ 10 minutes on 2 CPU cores.
@@ -72,13 +78,19 @@ func Default() Config {
 	rl.Rollout.MaxResponse = 1024
 	rl.Rollout.MaxObsTokens = 200
 	rl.Loss.KLBeta = 0
-	rl.Optim.LR = 1e-4
 	rl.Rollout.Temperature = 0.7
 	rl.Optim.Schedule = "constant"
 	rl.Train.Iterations = 24
 	rl.Train.Questions = 16
-	rl.Train.PPOEpochs = 1
-	rl.Train.EvalEvery = 0
+	// Eight optimiser steps per iteration (two passes over four
+	// mini-batches of 20 trajectories) at lr 1e-4: one step per iteration
+	// (the earlier default) left the policy where SFT put it, and lr 1e-3
+	// collapsed it (docs/results.md, the demo's diagnosis).
+	rl.Optim.LR = 1e-4
+	rl.Train.MiniBatch = 20
+	rl.Train.PPOEpochs = 2
+	// Dev EM every 8 iterations, for the learning curve (100 questions).
+	rl.Train.EvalEvery = 8
 	rl.Train.CheckpointEvery = 0
 	return Config{
 		Out:   "out/demo",
@@ -87,6 +99,10 @@ func Default() Config {
 		Model: mc,
 		SFT:   train.SFTConfig{Steps: 400, BatchSize: 16, LR: 1e-2, Warmup: 20, Seed: 1},
 		RL:    rl, EvalLimit: 0, IGExperts: 64,
+		// SFT imitates the expert on half of train; RL trains on the other
+		// half, questions as new to the policy as the test ones. RL on the
+		// questions SFT had memorised did not move test EM.
+		SFTQuestions: 500,
 	}
 }
 
@@ -99,7 +115,9 @@ func Reduced() Config {
 	c.SFT.Steps, c.SFT.BatchSize = 40, 8
 	c.RL.Train.Iterations, c.RL.Train.Questions = 2, 4
 	c.RL.Rollout.GroupSize = 3
+	c.RL.Train.EvalEvery, c.RL.Train.EvalLimit = 2, 8
 	c.IGExperts = 16
+	c.SFTQuestions = 100
 	return c
 }
 
@@ -119,8 +137,42 @@ type Report struct {
 	// all-fail groups whose advantages were not all zero.
 	AllFailWithGradient float64
 	AllFailGroups       float64
-	Paths               map[string]string
-	Seconds             map[string]float64
+	// DevBefore is the warm start's dev EM (the first point of the dev
+	// curves in Trend).
+	DevBefore *train.EvalResult `json:",omitempty"`
+	// TestEM is every test question's greedy EM before RL and after each
+	// run, for paired comparisons.
+	TestEM *QuestionEM `json:",omitempty"`
+	// IGAfter is the IG of the same held-out expert queries by kind under
+	// each trained policy ("ig-grpo", "grpo"): with IGByKind (the warm
+	// start's), how the IG of each kind moves over training.
+	IGAfter map[string]map[string]KindIG `json:",omitempty"`
+	// Trend is each run's train reward and dev EM by iteration.
+	Trend   map[string]Trend `json:",omitempty"`
+	Paths   map[string]string
+	Seconds map[string]float64
+	// Seed is the demo's seed, Iterations its RL iterations per run.
+	Seed       uint64
+	Iterations int
+}
+
+// QuestionEM is the greedy EM of every test question, in file order:
+// before RL and after each RL run (nil when that run was skipped).
+type QuestionEM struct {
+	ID     []string  `json:"id"`
+	Source []string  `json:"source"`
+	Before []float64 `json:"before"`
+	IGGRPO []float64 `json:"ig_grpo,omitempty"`
+	GRPO   []float64 `json:"grpo,omitempty"`
+}
+
+// Trend is one RL run's curves: the mean train reward of each iteration's
+// rollouts, and the dev EM where it was evaluated (DevIter counts
+// iterations done, so 0 is the warm start).
+type Trend struct {
+	Reward  []float64 `json:"reward"`
+	DevIter []int     `json:"dev_iter,omitempty"`
+	DevEM   []float64 `json:"dev_em,omitempty"`
 }
 
 // KindIG is the IG statistics of one query kind.
@@ -140,7 +192,7 @@ var DirKind = atomicfile.Kind{
 	Name: "a demo's output",
 	Owns: func(name string) bool {
 		switch name {
-		case "world", "index", "model-init", "model-sft", "ig-grpo", "grpo", "plots", "report.json", "serve.log":
+		case "world", "index", "model-init", "model-sft", "ig-grpo", "grpo", "plots", "report.json", "serve.log", "rl-train.jsonl":
 			return true
 		}
 		return false
@@ -220,7 +272,8 @@ func start(ctx context.Context, cfg Config, say Stage) (*demoRun, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
-	d := &demoRun{ctx: ctx, cfg: cfg, say: say, rep: &Report{Paths: map[string]string{}, Seconds: map[string]float64{}},
+	d := &demoRun{ctx: ctx, cfg: cfg, say: say, rep: &Report{Paths: map[string]string{}, Seconds: map[string]float64{},
+		Seed: cfg.Seed, Iterations: cfg.RL.Train.Iterations},
 		out: out, worldDir: filepath.Join(out, "world"), indexDir: filepath.Join(out, "index"),
 		initDir: filepath.Join(out, "model-init"), sftDir: filepath.Join(out, "model-sft")}
 	d.tokPath = filepath.Join(d.worldDir, "tokenizer.json")
@@ -299,7 +352,7 @@ func (d *demoRun) initPolicy() error {
 		return err
 	}
 	d.obs = observer{retr: d.ix, proto: proto, topk: d.rl.Retriever.TopK}
-	return nil
+	return d.writeRLTrain()
 }
 
 // heldOut is how many expert trajectories stay out of SFT, so that the IG
@@ -308,10 +361,43 @@ func (d *demoRun) heldOut() int {
 	return min(d.cfg.IGExperts, len(d.world.Expert)/4)
 }
 
+// sftCount is how many expert trajectories (the first) SFT imitates.
+func (d *demoRun) sftCount() int {
+	n := len(d.world.Expert) - d.heldOut()
+	if d.cfg.SFTQuestions > 0 {
+		n = min(n, d.cfg.SFTQuestions)
+	}
+	return n
+}
+
+// writeRLTrain writes the train questions SFT did not imitate, in file
+// order, as RL's training data (with Config.SFTQuestions; else RL trains on
+// all of train.jsonl).
+func (d *demoRun) writeRLTrain() error {
+	if d.cfg.SFTQuestions <= 0 {
+		return nil
+	}
+	data, err := os.ReadFile(d.rl.Data.Train)
+	if err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	skip := d.sftCount()
+	if skip >= len(lines)-1 { // the last piece is what follows the final newline
+		return fmt.Errorf("demo: all %d train questions are in SFT; RL has none", len(lines))
+	}
+	path := filepath.Join(d.out, "rl-train.jsonl")
+	if err := atomicfile.WriteFile(path, []byte(strings.Join(lines[skip:], ""))); err != nil {
+		return err
+	}
+	d.rl.Data.Train = path
+	return nil
+}
+
 // warmStart is stage 4: SFT on the expert trajectories, with real
 // retrieval.
 func (d *demoRun) warmStart() error {
-	sftExperts := d.world.Expert[:len(d.world.Expert)-d.heldOut()]
+	sftExperts := d.world.Expert[:d.sftCount()]
 	d.say("[4/7] warm start: SFT on %d expert trajectories (%d steps of %d)", len(sftExperts), d.cfg.SFT.Steps, d.cfg.SFT.BatchSize)
 	var data []train.Sequence
 	for _, x := range sftExperts {
@@ -349,12 +435,48 @@ func (d *demoRun) evalBefore() error {
 	if err != nil {
 		return err
 	}
-	d.say("      EM %.3f", d.rep.Before.Overall.EM)
+	d.rep.TestEM = &QuestionEM{}
+	d.rep.TestEM.ID, d.rep.TestEM.Source, d.rep.TestEM.Before = questionEMs(d.rep.Before, nil)
+	if d.rl.Train.EvalEvery > 0 {
+		if d.rep.DevBefore, err = train.EvalDir(d.ctx, d.rl, d.sftDir, d.rl.Data.Dev, d.rl.Train.EvalLimit); err != nil {
+			return err
+		}
+		d.say("      EM %.3f (dev %.3f)", d.rep.Before.Overall.EM, d.rep.DevBefore.Overall.EM)
+	} else {
+		d.say("      EM %.3f", d.rep.Before.Overall.EM)
+	}
 	if d.cfg.IGExperts > 0 {
-		held := d.world.Expert[len(d.world.Expert)-d.heldOut():]
-		d.rep.IGByKind, d.rep.IGValues, err = expertIG(d.ctx, d.rl, d.sftDir, held, len(held), d.obs)
+		d.rep.IGByKind, d.rep.IGValues, err = expertIG(d.ctx, d.rl, d.sftDir, d.heldExperts(), d.heldOut(), d.obs)
 	}
 	return err
+}
+
+// heldExperts are the expert trajectories kept out of SFT.
+func (d *demoRun) heldExperts() []world.Expert {
+	return d.world.Expert[len(d.world.Expert)-d.heldOut():]
+}
+
+// questionEMs lists every evaluated question's id, data source and EM, in
+// the order of ids when it is given (the questions of an earlier
+// evaluation of the same file), else in the records' order.
+func questionEMs(res *train.EvalResult, ids []string) (outIDs, sources []string, ems []float64) {
+	byID := map[string]int{}
+	for i := range res.Records {
+		r := &res.Records[i]
+		ans, _ := reward.ExtractAnswer(r.Response)
+		byID[r.ID] = len(ems)
+		outIDs, sources, ems = append(outIDs, r.ID), append(sources, r.DataSource), append(ems, reward.EM(ans, r.GoldenAnswers))
+	}
+	if ids == nil {
+		return outIDs, sources, ems
+	}
+	ordered := make([]float64, len(ids))
+	for i, id := range ids {
+		if j, ok := byID[id]; ok {
+			ordered[i] = ems[j]
+		}
+	}
+	return ids, nil, ordered
 }
 
 // igGRPO is stage 6: IG-GRPO from the warm start, and the share of
@@ -367,6 +489,7 @@ func (d *demoRun) igGRPO() error {
 		return err
 	}
 	d.rep.IGGRPO = res
+	_, _, d.rep.TestEM.IGGRPO = questionEMs(res, d.rep.TestEM.ID)
 	d.say("      EM %.3f", res.Overall.EM)
 	var fail, failGrad float64
 	for _, m := range metrics {
@@ -391,6 +514,7 @@ func (d *demoRun) grpo() error {
 		return err
 	}
 	d.rep.GRPO = res
+	_, _, d.rep.TestEM.GRPO = questionEMs(res, d.rep.TestEM.ID)
 	d.say("      EM %.3f", res.Overall.EM)
 	return nil
 }
@@ -416,8 +540,36 @@ func (d *demoRun) runRL(algo string) (*train.EvalResult, []train.Metrics, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := train.EvalDir(d.ctx, d.rl, filepath.Join(c.Train.Out, train.CheckpointDir), d.testPath, d.cfg.EvalLimit)
-	return res, ms, err
+	var tr Trend
+	if d.rep.DevBefore != nil {
+		tr.DevIter, tr.DevEM = []int{0}, []float64{d.rep.DevBefore.Overall.EM}
+	}
+	for _, m := range ms {
+		tr.Reward = append(tr.Reward, m.Reward)
+		if m.DevEM != nil {
+			tr.DevIter, tr.DevEM = append(tr.DevIter, m.Iter+1), append(tr.DevEM, *m.DevEM)
+		}
+	}
+	if d.rep.Trend == nil {
+		d.rep.Trend = map[string]Trend{}
+	}
+	d.rep.Trend[algo] = tr
+	ckpt := filepath.Join(c.Train.Out, train.CheckpointDir)
+	res, err := train.EvalDir(d.ctx, d.rl, ckpt, d.testPath, d.cfg.EvalLimit)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.cfg.IGExperts > 0 {
+		after, _, err := expertIG(d.ctx, d.rl, ckpt, d.heldExperts(), d.heldOut(), d.obs)
+		if err != nil {
+			return nil, nil, err
+		}
+		if d.rep.IGAfter == nil {
+			d.rep.IGAfter = map[string]map[string]KindIG{}
+		}
+		d.rep.IGAfter[algo] = after
+	}
+	return res, ms, nil
 }
 
 // writeReport draws the plots and writes report.json.

@@ -256,3 +256,97 @@ func IGByKind(values map[string][]float64, outPath string) error {
 	p.Draw(draw.New(c))
 	return writeAtomic(c, outPath)
 }
+
+// SeedBands writes one figure of learning curves over seeds (.png or
+// .svg): for each label (an algorithm), the mean over its seeds at each x
+// as a line, and a band of ± one sample standard deviation around it
+// (where at least two seeds have a value at that x). runs maps a label to
+// one curve per seed.
+func SeedBands(runs map[string][]plotter.XYs, title, ylabel, outPath string) error {
+	labels := make([]string, 0, len(runs))
+	for label := range runs {
+		labels = append(labels, label)
+	}
+	sort.Strings(labels)
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "iteration"
+	p.Y.Label.Text = ylabel
+	p.X.Tick.Marker = integerTicks{}
+	n := 0
+	for i, label := range labels {
+		mean, lo, hi := bandOf(runs[label])
+		if len(mean) == 0 {
+			continue
+		}
+		c := plotutil.Color(i)
+		if len(lo) > 1 {
+			band := append(plotter.XYs{}, lo...)
+			for j := len(hi) - 1; j >= 0; j-- {
+				band = append(band, hi[j])
+			}
+			poly, err := plotter.NewPolygon(band)
+			if err != nil {
+				return err
+			}
+			r, g, b, _ := c.RGBA()
+			poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 60}
+			poly.LineStyle.Width = 0
+			p.Add(poly)
+		}
+		l, err := plotter.NewLine(mean)
+		if err != nil {
+			return err
+		}
+		l.Color = c
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("%s (%d seeds)", label, len(runs[label])), l)
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("plot %s: no curves", outPath)
+	}
+	p.Legend.Top = true
+	flatAxis(p)
+	c, err := newCanvas(outPath, 6*vg.Inch, 4*vg.Inch)
+	if err != nil {
+		return err
+	}
+	p.Draw(draw.New(c))
+	return writeAtomic(c, outPath)
+}
+
+// bandOf is the mean of the curves at every x any of them has, and the
+// mean ± sample standard deviation at the x where two or more have one.
+func bandOf(curves []plotter.XYs) (mean, lo, hi plotter.XYs) {
+	at := map[float64][]float64{}
+	for _, c := range curves {
+		for _, pt := range c {
+			at[pt.X] = append(at[pt.X], pt.Y)
+		}
+	}
+	xs := make([]float64, 0, len(at))
+	for x := range at {
+		xs = append(xs, x)
+	}
+	sort.Float64s(xs)
+	for _, x := range xs {
+		ys := at[x]
+		var m float64
+		for _, y := range ys {
+			m += y
+		}
+		m /= float64(len(ys))
+		mean = append(mean, plotter.XY{X: x, Y: m})
+		if len(ys) > 1 {
+			var ss float64
+			for _, y := range ys {
+				ss += (y - m) * (y - m)
+			}
+			sd := math.Sqrt(ss / float64(len(ys)-1))
+			lo, hi = append(lo, plotter.XY{X: x, Y: m - sd}), append(hi, plotter.XY{X: x, Y: m + sd})
+		}
+	}
+	return mean, lo, hi
+}

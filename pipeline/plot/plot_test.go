@@ -3,10 +3,13 @@ package plot
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot/plotter"
 )
 
 func writeMetrics(t *testing.T, dir, name string, lines ...string) string {
@@ -88,5 +91,29 @@ func TestIntegerTicks(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("ticks of [%v, %v] = %v, want %v", c.min, c.max, got, c.want)
 		}
+	}
+}
+
+// TestSeedBands checks the band by hand: seeds (1, 3) and (3, 5) at x = 1,
+// 2 give means 2 and 4 and a sample std of √2; a third seed's lone point
+// at x = 3 gets a mean but no band.
+func TestSeedBands(t *testing.T) {
+	mean, lo, hi := bandOf([]plotter.XYs{{{X: 1, Y: 1}, {X: 2, Y: 3}}, {{X: 1, Y: 3}, {X: 2, Y: 5}, {X: 3, Y: 7}}})
+	if len(mean) != 3 || mean[0].Y != 2 || mean[1].Y != 4 || mean[2].Y != 7 {
+		t.Errorf("mean %v, want 2, 4, 7", mean)
+	}
+	if len(lo) != 2 || math.Abs(hi[0].Y-lo[0].Y-2*math.Sqrt2) > 1e-12 || math.Abs(lo[1].Y-(4-math.Sqrt2)) > 1e-12 {
+		t.Errorf("band lo %v hi %v, want ±√2 at x = 1, 2", lo, hi)
+	}
+	out := filepath.Join(t.TempDir(), "reward.png")
+	runs := map[string][]plotter.XYs{
+		"grpo":    {{{X: 1, Y: 0.1}, {X: 2, Y: 0.2}}, {{X: 1, Y: 0.2}, {X: 2, Y: 0.3}}},
+		"ig-grpo": {{{X: 1, Y: 0.1}, {X: 2, Y: 0.25}}, {{X: 1, Y: 0.15}, {X: 2, Y: 0.35}}},
+	}
+	if err := SeedBands(runs, "train reward", "reward", out); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Size() < 5000 {
+		t.Errorf("reward.png: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 var demoStage = &stage{
 	name:    "demo",
 	summary: "the embedded default: a synthetic world where IG-GRPO learns on a CPU in minutes",
-	usage: `igsearch demo [--out DIR] [--seed S] [--iterations N] [--no-grpo]
+	usage: `igsearch demo [--out DIR] [--seed S] [--iterations N] [--no-grpo] [--test N]
 
 Runs the whole method on a synthetic knowledge world small enough to learn on
 a CPU in minutes:
@@ -29,9 +29,11 @@ a CPU in minutes:
   5. evaluates it on the test split and scores the IG of expert queries;
   6. trains it with IG-GRPO;
   7. trains it with plain GRPO on the same budget, for comparison.
-It prints the EM table by hop type (before RL, after IG-GRPO, after GRPO), the
-mean IG of precise vs vague queries, and the fraction of all-fail groups that
-still got a gradient.
+It ends with a one-screen summary: the test EM table by hop type (before RL,
+after IG-GRPO, after GRPO) with paired 95% confidence intervals over the test
+questions, the train reward trend and dev EM curve of each run, the IG of
+precise, vague and redundant expert queries before and after RL, the fraction
+of all-fail groups that still got a gradient, and the time of each stage.
 
 Outputs (under --out): world/, index/, model-init/, model-sft/, ig-grpo/ and
 grpo/ (metrics.jsonl, rollouts/, checkpoint/), report.json.
@@ -41,6 +43,11 @@ Flags:
   --seed S           seed of the world, the policy and the runs (default 1)
   --iterations N     RL iterations per run (default: the embedded default)
   --no-grpo          skip the plain-GRPO comparison run
+  --test N           test questions in the world (default: the embedded
+                     default; bench-demo asks for more, for power)
+  --sft-questions N  train questions the warm start imitates the expert on;
+                     RL trains on the others (default: the embedded default;
+                     0: SFT on all and RL on all)
   --threads N        intra-op threads (default: ONNX Runtime's choice)
   --ort-lib PATH     the ONNX Runtime shared library (default: found by set-up)
 
@@ -56,6 +63,8 @@ func runDemo(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed")
 	iters := fs.Int("iterations", 0, "RL iterations per run")
 	noGRPO := fs.Bool("no-grpo", false, "skip the plain-GRPO run")
+	testN := fs.Int("test", 0, "test questions in the world (0: the embedded default)")
+	sftQuestions := fs.Int("sft-questions", -1, "train questions SFT imitates the expert on; RL trains on the rest (-1: the default, 0: all)")
 	threads := fs.Int("threads", 0, "intra-op threads")
 	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library")
 	if err := parseFlags(fs, args); err != nil {
@@ -72,6 +81,12 @@ func runDemo(args []string) error {
 	cfg.RL.Model.Threads = *threads
 	cfg.RL.Model.ORTLib = *ortLib
 	cfg.SkipGRPO = *noGRPO
+	if *testN > 0 {
+		cfg.World.Test = *testN
+	}
+	if *sftQuestions >= 0 {
+		cfg.SFTQuestions = *sftQuestions
+	}
 	if *iters > 0 {
 		cfg.RL.Train.Iterations = *iters
 	}
@@ -84,28 +99,12 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println()
-	rep.Table(os.Stdout)
-	fmt.Println()
-	fmt.Printf("SFT loss: %.3f → %.3f\n", rep.SFTLoss[0], rep.SFTLoss[1])
-	fmt.Println("IG of expert queries under the warm-started policy (mean ± std, n):")
-	var kinds []string
-	for k := range rep.IGByKind {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		v := rep.IGByKind[k]
-		fmt.Printf("  %-10s %+.4f ± %.4f  (n=%d)\n", k, v.Mean, v.Std, v.N)
-	}
-	fmt.Printf("All-fail groups in IG-GRPO: %.1f%%, of which %.1f%% still had a non-zero gradient (the IG term)\n",
-		100*rep.AllFailGroups, 100*rep.AllFailWithGradient)
 	var names []string
 	for k := range rep.Paths {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	fmt.Println("Outputs:")
+	fmt.Println("\nOutputs:")
 	width := 0
 	for _, k := range names {
 		width = max(width, len(k))
@@ -113,6 +112,9 @@ func runDemo(args []string) error {
 	for _, k := range names {
 		fmt.Printf("  %-*s  %s\n", width, k, rep.Paths[k])
 	}
+	fmt.Println()
+	rep.Summary(os.Stdout)
+	fmt.Printf("SFT loss: %.3f → %.3f\n", rep.SFTLoss[0], rep.SFTLoss[1])
 	fmt.Printf("Total %.0fs\n", time.Since(start).Seconds())
 	return nil
 }
