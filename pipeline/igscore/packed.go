@@ -7,8 +7,8 @@ import (
 )
 
 // DefaultPackTokens is the default Options.PackTokens: of the sizes
-// tools/benchig tried on the demo's rollouts (384, 512, 768), the fastest.
-const DefaultPackTokens = 768
+// tools/benchig tried on the demo's rollouts (384 to 1024), the fastest.
+const DefaultPackTokens = 512
 
 // packRunTokens bounds the padded tokens of one run of packed rows: on the
 // CPU, one row per run, two runs at once, measured fastest.

@@ -269,15 +269,22 @@ func rescore(cfg train.Config, dir string, iters int, packTokens []int) ([]resco
 	type way struct {
 		name string
 		opts igscore.Options
+		// fresh: each iteration scores under a new policy, as in
+		// training, so that the time includes opening its scoring
+		// sessions and their first runs.
+		fresh bool
 	}
 	fork := o
 	fork.PrefixSharing, fork.ForkSharing = true, true
-	ways := []way{{"kv forks (before)", fork}}
+	ways := []way{{"kv forks (before)", fork, false}}
 	for _, n := range packTokens {
 		p := o
 		p.PrefixSharing, p.PackTokens = true, n
-		ways = append(ways, way{fmt.Sprintf("packed trees of %d tokens", n), p})
+		ways = append(ways, way{fmt.Sprintf("packed trees of %d tokens", n), p, false})
 	}
+	packed := o
+	packed.PrefixSharing = true
+	ways = append(ways, way{"packed trees (default), a new policy each iteration", packed, true})
 	var out []rescored
 	var first [][]ig.Result // per iteration, of the first way
 	for w, wy := range ways {
@@ -291,8 +298,20 @@ func rescore(cfg train.Config, dir string, iters int, packTokens []int) ([]resco
 		res := rescored{Name: wy.name, Iterations: iters}
 		var times []float64
 		for k, recs := range batches {
+			var fresh *policy.Policy
+			if wy.fresh {
+				if fresh, err = policy.FromWeights(ck.Config, ck.Weights, tok, policy.Options{Threads: cfg.Model.Threads}); err != nil {
+					return nil, err
+				}
+				if sc, err = igscore.New(fresh, tok, nil, wy.opts); err != nil {
+					return nil, err
+				}
+			}
 			t0, c0 := time.Now(), cpuSeconds()
 			igs, st, err := sc.Score(context.Background(), recs, train.IterationSeed(cfg.Train.Seed, k))
+			if fresh != nil {
+				fresh.Close()
+			}
 			if err != nil {
 				return nil, fmt.Errorf("rescore %s: %w", wy.name, err)
 			}
