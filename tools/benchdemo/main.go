@@ -185,6 +185,40 @@ func power(reps []demo.Report) {
 	fmt.Printf("so detecting a difference of %.2f EM needs n = ((1.960 + 0.842)·%.4f/%.2f)² ≈ %d seeds; these %d seeds detect %.3f.\n",
 		delta, sd, delta, demo.SeedsFor(sd, delta), len(d), demo.DetectableAt(sd, len(d)))
 	fmt.Printf("Paired t: mean %+.4f, 95%% CI [%+.4f, %+.4f], t = %.2f, df = %d.\n", m, m-h, m+h, m/(sd/math.Sqrt(float64(len(d)))), len(d)-1)
+	// The per-seed difference varies with training (the seed's world, warm
+	// start and samples) and with which test questions were drawn. The
+	// second part is var(d_i)/n over a seed's n per-question differences;
+	// what is left is training's, which more test questions do not shrink.
+	var vq []float64
+	n := 0
+	for _, r := range reps {
+		q := r.TestEM
+		if q == nil || len(q.IGGRPO) != len(q.Before) || len(q.GRPO) != len(q.Before) || len(q.Before) < 2 {
+			continue
+		}
+		_, hq := demo.CI95(diffsOf(q.IGGRPO, q.GRPO))
+		se := hq / demo.TQuantile975(len(q.Before)-1)
+		vq = append(vq, se*se)
+		n = len(q.Before)
+	}
+	if len(vq) == 0 {
+		return
+	}
+	varQ := mean(vq)
+	varT := math.Max(0, sd*sd-varQ)
+	fmt.Printf("Of the variance %.6f, test-question sampling (%d questions a seed, from the per-question differences) is %.6f, training %.6f;\n", sd*sd, n, varQ, varT)
+	for _, k := range []int{1, 4} {
+		sdk := math.Sqrt(varT + varQ/float64(k))
+		fmt.Printf("  with %d test questions a seed: std %.4f, %d seeds for %.2f\n", k*n, sdk, demo.SeedsFor(sdk, delta), delta)
+	}
+}
+
+func diffsOf(a, b []float64) []float64 {
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	return d
 }
 
 // hardSubset compares the algorithms on the test questions the warm start
