@@ -144,6 +144,10 @@ type treeScoring struct {
 	once sync.Once
 	s    *treeSession
 	err  error
+	// The same for ScoreTreeKV's graph.
+	pastOnce sync.Once
+	past     *treeSession
+	pastErr  error
 }
 
 // treeSession owns the session; it is closed by the policy's closeTree or,
@@ -182,30 +186,13 @@ func (p *Policy) treeSession() (*ort.Session, error) {
 			p.tree.err = fmt.Errorf("policy: tree-scoring graph: %w", err)
 			return
 		}
-		so := p.sessionOptions(Options{Device: p.device})
-		// A tree's buffers hold [rows, heads, T, T] attention scores: a
-		// policy made for each training iteration would page-fault them in
-		// afresh at every run without an arena, and a session's own arena
-		// would grow again for each policy. The process-wide arena keeps
-		// them from one run, and one policy, to the next.
-		so.SharedArena = !p.device.CUDA
-		if !p.device.CUDA {
-			// Callers run two at once (pipeline/igscore's Workers): on
-			// the 2-core machine, two single-threaded runs cost less CPU
-			// time than one run on both cores, which spin-wait between
-			// the small ops.
-			so.IntraOpThreads = max(1, runtime.NumCPU()/2)
-		}
-		if p.dtype == onnx.Float16 && !p.device.CUDA {
-			so.Weights = nil // as in build
-		}
-		s, err := ort.NewSessionFromGraph(g, so)
+		s, err := ort.NewSessionFromGraph(g, p.treeSessionOptions())
 		if err != nil {
 			p.tree.err = fmt.Errorf("policy: tree-scoring session: %w", err)
 			return
 		}
 		p.tree.s = &treeSession{s: s}
-		runtime.AddCleanup(p, func(t *treeSession) { t.close() }, p.tree.s)
+		addTreeCleanup(p, p.tree.s)
 	})
 	if p.tree.err != nil {
 		return nil, p.tree.err
@@ -216,13 +203,44 @@ func (p *Policy) treeSession() (*ort.Session, error) {
 	return p.tree.s.s, nil
 }
 
-// closeTree closes the tree-scoring session, if one was opened; Close
+// treeSessionOptions are the options of the tree-scoring sessions.
+func (p *Policy) treeSessionOptions() ort.Options {
+	so := p.sessionOptions(Options{Device: p.device})
+	// A tree's buffers hold [rows, heads, T, T] attention scores: a
+	// policy made for each training iteration would page-fault them in
+	// afresh at every run without an arena, and a session's own arena
+	// would grow again for each policy. The process-wide arena keeps
+	// them from one run, and one policy, to the next.
+	so.SharedArena = !p.device.CUDA
+	if !p.device.CUDA {
+		// Callers run two at once (pipeline/igscore's Workers): on the
+		// 2-core machine, two single-threaded runs cost less CPU time
+		// than one run on both cores, which spin-wait between the small
+		// ops.
+		so.IntraOpThreads = max(1, runtime.NumCPU()/2)
+	}
+	if p.dtype == onnx.Float16 && !p.device.CUDA {
+		so.Weights = nil // as in build
+	}
+	return so
+}
+
+// addTreeCleanup closes t when p is garbage collected, in case p's Close
+// did not.
+func addTreeCleanup(p *Policy, t *treeSession) {
+	runtime.AddCleanup(p, func(t *treeSession) { t.close() }, t)
+}
+
+// closeTree closes the tree-scoring sessions that were opened; Close
 // should call it before the weights are released.
 func (p *Policy) closeTree() error {
-	if p.tree.s == nil {
-		return nil
+	var err error
+	for _, t := range []*treeSession{p.tree.s, p.tree.past} {
+		if t != nil {
+			err = errors.Join(err, t.close())
+		}
 	}
-	return p.tree.s.close()
+	return err
 }
 
 // Sequence is a sequence to score in a packed tree: the log-probs of

@@ -131,6 +131,7 @@ func TestScorePackedEqualsScore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.pol(t)
 			checkPacked(t, p, treeSequences(p.vocab, 1), 2e-5)
+			checkTreeKV(t, p, treeSequences(p.vocab, 1), 2e-5)
 		})
 	}
 }
@@ -201,4 +202,42 @@ func TestPackSequencesLayout(t *testing.T) {
 	if err := r.Check(10); err != nil {
 		t.Error(err)
 	}
+}
+
+// checkTreeKV scores seqs with ScoreTreeKV and compares each
+// continuation's log-probs with Score of the whole sequence.
+func checkTreeKV(t *testing.T, p *Policy, seqs []Sequence, tol float64) {
+	t.Helper()
+	whole := make([][]int32, len(seqs))
+	for i, s := range seqs {
+		whole[i] = s.IDs
+	}
+	want, err := p.Score(context.Background(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, w, err := p.ScoreTreeKV(context.Background(), seqs, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for i, s := range seqs {
+		if s.Start == len(s.IDs) {
+			if len(got[i]) != 0 {
+				t.Fatalf("sequence %d has nothing to score, got %v", i, got[i])
+			}
+			continue
+		}
+		if len(got[i]) != len(s.IDs)-s.Start {
+			t.Fatalf("sequence %d: %d log-probs, want %d", i, len(got[i]), len(s.IDs)-s.Start)
+		}
+		for k, x := range got[i] {
+			d := math.Abs(float64(x - want[i][s.Start-1+k]))
+			worst = max(worst, d)
+			if d > tol {
+				t.Fatalf("KV tree: sequence %d token %d: %v, whole %v (|Δ| %.2g)", i, k, x, want[i][s.Start-1+k], d)
+			}
+		}
+	}
+	t.Logf("KV tree: %d tokens, %d attended, max |Δ| %.2g", w.Tokens, w.Attended, worst)
 }

@@ -97,3 +97,103 @@ func seq(lo, hi int64) []int64 {
 	}
 	return out
 }
+
+// TestTreeScoringPastEqualsScoring runs P alone through the graph with a
+// past (an empty one), then A, B and C as three rows on P's keys and values
+// (C's past padded with two masked columns of garbage), and checks the
+// scored log-probs against the scoring graph on P·A, P·B and P·C.
+func TestTreeScoringPastEqualsScoring(t *testing.T) {
+	cfg := TinyConfig()
+	cfg.InitializerRange = 0.3
+	w := Init(cfg, 3)
+	P, A, B, C := []int64{11, 502, 7, 93, 840, 5}, []int64{61, 62, 63, 64}, []int64{700, 1, 2}, []int64{9, 9}
+	sg, err := BuildScoring(cfg, w, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := newTestSession(t, sg, 1)
+	var want [][]float32
+	for _, s := range [][]int64{cat(P, A), cat(P, B), cat(P, C)} {
+		out, err := ss.run(map[string]tensor{InputIDs: {shape: []int64{1, int64(len(s))}, i: s}, AttentionMask: {shape: []int64{1, int64(len(s))}, i: onesN(len(s))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, out[TokenLogprobs].f)
+	}
+	g, err := BuildTreeScoringPast(cfg, w, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSession(t, g, 1)
+	kv, d := int64(cfg.NumKeyValueHeads), int64(cfg.HeadDim())
+	in := func(n, T, past int64, ids, pos, end, mask []int64, kvs map[string][]float32, index, target []int64) map[string]tensor {
+		m := map[string]tensor{InputIDs: {shape: []int64{n, T}, i: ids}, PositionIDs: {shape: []int64{n, T}, i: pos},
+			SubtreeEnd: {shape: []int64{n, T}, i: end}, PastMask: {shape: []int64{n, past}, i: mask},
+			ScoreIndex: {shape: []int64{int64(len(index))}, i: index}, ScoreTarget: {shape: []int64{int64(len(index))}, i: target}}
+		for l := range cfg.NumHiddenLayers {
+			for _, name := range []string{PastKey(l), PastValue(l)} {
+				m[name] = tensor{shape: []int64{n, kv, past, d}, f: kvs[name]}
+			}
+		}
+		return m
+	}
+	// P alone: a chain of 6, scoring P's last → A[0].
+	out, err := s.run(in(1, 6, 0, P, seq(0, 6), []int64{6, 6, 6, 6, 6, 6}, []int64{}, map[string][]float32{}, []int64{5}, []int64{61}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out[TargetLogprobs].f[0]; math.Abs(float64(got-want[0][5])) > 1e-5 {
+		t.Errorf("P → A[0]: %v, want %v", got, want[0][5])
+	}
+	// Rows A, B, C (4 columns, padded) on P's 6 columns (+2 padding).
+	const T, past = 4, 8
+	pastKV := map[string][]float32{}
+	for l := range cfg.NumHiddenLayers {
+		for j, name := range []string{PastKey(l), PastValue(l)} {
+			pk := out[[]string{PresentKey(l), PresentValue(l)}[j]].f // [1,kv,6,d]
+			buf := make([]float32, 3*kv*past*d)
+			for r := range int64(3) {
+				for h := range kv {
+					for c := range int64(past) {
+						dst := buf[((r*kv+h)*past+c)*d : ((r*kv+h)*past+c+1)*d]
+						if c < 6 {
+							copy(dst, pk[(h*6+c)*d:(h*6+c+1)*d])
+						} else {
+							for i := range dst {
+								dst[i] = 1e3 // garbage that the mask must hide
+							}
+						}
+					}
+				}
+			}
+			pastKV[name] = buf
+		}
+	}
+	ids := cat(A, B, []int64{0}, C, []int64{0, 0})
+	pos := cat(seq(6, 10), seq(6, 9), []int64{0}, seq(6, 8), []int64{0, 0})
+	end := cat([]int64{4, 4, 4, 4}, []int64{3, 3, 3, 4}, []int64{2, 2, 3, 4})
+	mask := cat(onesN(6), []int64{0, 0}, onesN(6), []int64{0, 0}, onesN(6), []int64{0, 0})
+	// A[0]→A[1], A[2]→A[3], B[0]→B[1], B[1]→B[2], C[0]→C[1].
+	index, target := []int64{0, 2, 4, 5, 8}, []int64{62, 64, 1, 2, 9}
+	ref := []float32{want[0][6], want[0][8], want[1][6], want[1][7], want[2][6]}
+	out, err = s.run(in(3, T, past, ids, pos, end, mask, pastKV, index, target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, x := range out[TargetLogprobs].f {
+		if d := math.Abs(float64(x - ref[k])); d > 1e-5 || math.IsNaN(float64(x)) {
+			t.Errorf("scored %d: %v on the past, %v whole (|Δ| %.2g)", k, x, ref[k], d)
+		}
+	}
+	if sh := out[PresentKey(0)].shape; sh[2] != T {
+		t.Errorf("present keys %v: want the %d new columns", sh, T)
+	}
+}
+
+func onesN(n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = 1
+	}
+	return out
+}

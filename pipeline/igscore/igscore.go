@@ -10,13 +10,14 @@
 // much more: the prompt template, a question's prompt across its samples,
 // a sample's earlier steps across its later steps. With
 // Options.PrefixSharing the contexts make radix trees, packed one to a row
-// of the model's tree-scoring graph (policy.ScorePacked): every shared token
-// prefix of a row runs once, each answer runs below its context, and a tree
-// attention mask keeps the branches apart. Options.ForkSharing instead runs
-// each shared prefix once with a KV cache that is forked for what follows
-// (policy.Batch); without sharing, every (context, answer) sequence is
-// scored whole, in length buckets (policy.Score). All three give the same
-// IG up to float rounding.
+// of the model's tree-scoring graph (policy.ScorePacked): every shared
+// token prefix of a row runs once, each answer runs below its context, and
+// a tree attention mask keeps the branches apart. Options.Sharing selects
+// two other ways: the radix tree of all contexts run a level at a time,
+// each node on its ancestors' keys and values (policy.ScoreTreeKV), and the
+// earlier KV forks (policy.Batch). Without sharing, every (context,
+// answer) sequence is scored whole, in length buckets (policy.Score). All
+// give the same IG up to float rounding.
 package igscore
 
 import (
@@ -51,16 +52,15 @@ type Options struct {
 	// PrefixSharing scores the contexts as packed trees, every prefix they
 	// share within a row once, instead of scoring every sequence whole.
 	PrefixSharing bool
-	// ForkSharing, with PrefixSharing, shares prefixes the earlier way:
-	// each runs once into a KV cache that is forked for the branches below
-	// it, and every answer is forced token by token (policy.Batch). It is
-	// slower (tools/benchig compares them) and is what a policy opened from
-	// an ONNX folder, which has no tree-scoring graph, uses.
-	ForkSharing bool
+	// Sharing is how PrefixSharing shares prefixes: SharingPacked (the
+	// default, ""), SharingKV or SharingFork. A policy opened from an
+	// ONNX folder has no tree-scoring graphs and always forks.
+	Sharing string
 	// PackTokens is the size, in tokens, that a packed row is filled to
-	// (0: DefaultPackTokens). Each token of a row attends over the whole
-	// row (masked), so larger rows cost more per token, while smaller ones
-	// repeat the prefix a row shares with the one before it more often.
+	// (SharingPacked; 0: DefaultPackTokens). Each token of a row attends
+	// over the whole row (masked), so larger rows cost more per token,
+	// while smaller ones repeat the prefix a row shares with the one
+	// before it more often.
 	PackTokens int
 	// Workers is how many parts of a batch are scored at once, each on its
 	// own runs of the policy (0: 2 on the CPU, 1 on CUDA). ONNX Runtime
@@ -223,8 +223,10 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	var w work
 	var err error
 	switch {
-	case s.opts.PrefixSharing && !s.opts.ForkSharing && s.pol.CanScorePacked():
+	case s.opts.PrefixSharing && (s.opts.Sharing == SharingPacked || s.opts.Sharing == "") && s.pol.CanScorePacked():
 		lps, w, err = s.scorePacked(ctx, seqs)
+	case s.opts.PrefixSharing && s.opts.Sharing == SharingKV && s.pol.CanScorePacked():
+		lps, w, err = s.scoreKV(ctx, seqs)
 	case s.opts.PrefixSharing:
 		lps, w, err = s.scoreShared(ctx, seqs)
 	default:

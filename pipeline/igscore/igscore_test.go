@@ -101,12 +101,15 @@ func context2() context.Context { return context.Background() }
 // sharing is one of the ways a Scorer shares context prefixes.
 type sharing string
 
-// sharings are the three: none first (every sequence whole, the reference),
-// then KV forks, then packed trees.
-var sharings = []sharing{"whole", "fork", "packed"}
+// sharings are the four: none first (every sequence whole, the
+// reference), then KV forks, packed trees and the KV tree.
+var sharings = []sharing{"whole", SharingFork, SharingPacked, SharingKV}
 
 func (s sharing) options(o Options) Options {
-	o.PrefixSharing, o.ForkSharing = s != "whole", s == "fork"
+	o.PrefixSharing = s != "whole"
+	if o.PrefixSharing {
+		o.Sharing = string(s)
+	}
 	return o
 }
 

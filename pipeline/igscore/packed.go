@@ -6,6 +6,32 @@ import (
 	"github.com/igsearch/igsearch/policy"
 )
 
+// The ways of sharing prefixes (Options.Sharing).
+const (
+	// SharingPacked packs radix trees into rows with a tree attention
+	// mask (policy.ScorePacked): the default, measured fastest.
+	SharingPacked = "packed"
+	// SharingKV runs the radix tree of all contexts a level at a time,
+	// each node on its ancestors' keys and values (policy.ScoreTreeKV).
+	SharingKV = "kv"
+	// SharingFork forks KV caches and forces each answer token by token
+	// (policy.Batch): the earlier way, kept for comparison.
+	SharingFork = "fork"
+)
+
+// scoreKV scores the sequences with policy.ScoreTreeKV.
+func (s *Scorer) scoreKV(ctx context.Context, seqs []sequence) ([][]float32, work, error) {
+	in := make([]policy.Sequence, len(seqs))
+	for i, q := range seqs {
+		in[i] = policy.Sequence{IDs: q.ids, Start: q.start}
+	}
+	out, tw, err := s.pol.ScoreTreeKV(ctx, in, s.opts.Workers)
+	if err != nil {
+		return nil, work{}, err
+	}
+	return out, work{tokens: tw.Tokens, attended: tw.Attended}, nil
+}
+
 // DefaultPackTokens is the default Options.PackTokens: of the sizes
 // tools/benchig tried on the demo's rollouts (384 to 1024), the fastest.
 const DefaultPackTokens = 512

@@ -121,8 +121,8 @@ func run() error {
 	runs := []trainRun{
 		// Unmeasured: the same iterations as the next run, so that ONNX
 		// Runtime's arena has grown for their shapes before any is timed.
-		{"warm-up (ig-grpo, packed trees)", "ig-grpo", true},
-		{"ig-grpo, packed trees", "ig-grpo", true},
+		{"warm-up (ig-grpo, prefix sharing)", "ig-grpo", true},
+		{"ig-grpo, prefix sharing (default: packed trees)", "ig-grpo", true},
 		{"grpo (no IG)", "grpo", false},
 	}
 	if *whole {
@@ -184,7 +184,7 @@ func run() error {
 	fmt.Printf("ig: IG share of an iteration: %.1f%% (median iteration: %.1f%%); IG-GRPO iteration / GRPO iteration = %.2f (median: %.2f)\n",
 		100*packed.IGShare, 100*packed.MedianIGShare, packed.TimeTotal/grpo.TimeTotal, packed.MedianTotal/grpo.MedianTotal)
 	if *whole {
-		fmt.Printf("ig: scoring every context whole: IG share %.1f%% (median iteration %.1f%%); packed trees make IG %.2fx faster\n",
+		fmt.Printf("ig: scoring every context whole: IG share %.1f%% (median iteration %.1f%%); prefix sharing makes IG %.2fx faster\n",
 			100*out[2].IGShare, 100*out[2].MedianIGShare, out[2].TimeIG/packed.TimeIG)
 	}
 	re, err := rescore(base, filepath.Join(*dir, "benchig-1"), *iters, *packTokens)
@@ -213,7 +213,8 @@ type rescored struct {
 // iteration with the iteration's seed, under a policy over the warm start's
 // weights made as training makes its rollout policies (policy.FromWeights),
 // with each way of sharing prefixes: KV forks first (the reference the
-// others' IG is compared with), then packed trees of each size. Each way
+// others' IG is compared with), the KV tree, then packed trees of each
+// size, then the default under a new policy per iteration. Each way
 // scores the first iteration once unmeasured, so that its sessions exist.
 func rescore(cfg train.Config, dir string, iters int, packTokens []int) ([]rescored, error) {
 	ck, err := qwen2.LoadCheckpoint(cfg.Model.Path, onnx.Float)
@@ -275,11 +276,13 @@ func rescore(cfg train.Config, dir string, iters int, packTokens []int) ([]resco
 		fresh bool
 	}
 	fork := o
-	fork.PrefixSharing, fork.ForkSharing = true, true
-	ways := []way{{"kv forks (before)", fork, false}}
+	fork.PrefixSharing, fork.Sharing = true, igscore.SharingFork
+	kv := o
+	kv.PrefixSharing, kv.Sharing = true, igscore.SharingKV
+	ways := []way{{"kv forks (before)", fork, false}, {"kv tree", kv, false}}
 	for _, n := range packTokens {
 		p := o
-		p.PrefixSharing, p.PackTokens = true, n
+		p.PrefixSharing, p.Sharing, p.PackTokens = true, igscore.SharingPacked, n
 		ways = append(ways, way{fmt.Sprintf("packed trees of %d tokens", n), p, false})
 	}
 	packed := o
@@ -361,7 +364,7 @@ func floor(model string, shared, grpo result, re []rescored) error {
 		return fmt.Errorf("floor: no IG tokens or no GRPO iteration to compare with")
 	}
 	// The floor counts the fewest tokens any way of sharing ran per
-	// iteration: training's packed trees, or a rescoring's.
+	// iteration: training's, or a rescoring's.
 	tokens, igContext := shared.IGTokens/shared.Iterations, shared.IGContext
 	for _, r := range re {
 		if n := r.IGTokens / r.Iterations; n < tokens {
@@ -460,7 +463,7 @@ func floor(model string, shared, grpo result, re []rescored) error {
 	floorCPU := float64(tokens) * bestCPU
 	fmt.Printf("ig floor in CPU time: %.2f µs/token at best, %.3f CPU s per iteration\n", 1e6*bestCPU, floorCPU)
 	ratio := shared.TimeIG / float64(shared.Iterations) / floorIG
-	fmt.Printf("ig vs floor: training's IG (packed trees) %.3f s per iteration = %.2fx the floor %.3f s (median iteration: %.2fx)\n",
+	fmt.Printf("ig vs floor: training's IG (default sharing) %.3f s per iteration = %.2fx the floor %.3f s (median iteration: %.2fx)\n",
 		shared.TimeIG/float64(shared.Iterations), ratio, floorIG, shared.MedianIG/floorIG)
 	for _, r := range re {
 		fmt.Printf("ig vs floor: rescored, %s: %.3f s per iteration = %.2fx the floor (median %.2fx); CPU %.3f s per iteration = %.2fx the CPU floor; %d tokens per iteration; max |ΔIG| vs the first way %.2g over %d steps\n",
