@@ -140,7 +140,7 @@ strict=(--strict-placement)
 summary="$W/summary.txt"
 : >"$summary"
 fails=0
-out() { echo "$*" | tee -a "$summary"; }
+out() { echo "$*" >>"$summary"; }
 fail() { out "$*"; fails=$((fails + 1)); }
 
 if [[ "$cpu_only" != 1 ]]; then
@@ -203,7 +203,8 @@ run() {
 	# (generate1 only times the loading for the decode rate: its transfers are generate's prefill.)
 	[[ "$stage" == generate1 ]] || grep '^transfers ' "$log" | grep -v ' phase ' | sed "s/^transfers /transfers $leg $stage /" >>"$summary" || true
 	if [[ $rc != 0 ]]; then
-		fail "FAIL $leg $stage: exit $rc: $(grep -v '^transfers \|^placement ' "$log" | tail -3 | tr '\n' ' ')"
+		fail "FAIL $leg $stage: exit $rc: $(grep -v '^transfers \|^placement ' "$log" | tail -3 | tr '\n' ' ' | cut -c1-600)"
+		say "$leg $stage failed (exit $rc): see $log"
 	fi
 	return $rc
 }
@@ -329,11 +330,12 @@ def moved(l, stage):
 parts, same = [], True
 for stage in ("generate", "logprobs", "score-ig", "trainer-step"):
     x, y = moved("cpu", stage), moved(leg, stage)
-    if x is None or y is None:
+    if not x or not y:  # the stage did not run, or failed before its first run
         continue
     same &= x == y
     parts.append(f"{stage} {y} B" + ("" if x == y else f" (cpu {x} B)"))
-print(f"compare {leg} transfers: {', '.join(parts)}: {'as on the CPU' if same else 'NOT as on the CPU (informational)'}")
+if parts:
+    print(f"compare {leg} transfers: {', '.join(parts)}: {'as on the CPU' if same else 'NOT as on the CPU (informational)'}")
 if leg != "fp16":
     a, b = rows(f"{w}/cpu/trainer-step.stdout"), rows(f"{w}/{leg}/trainer-step.stdout")
     if not a or not b:
