@@ -47,6 +47,12 @@ type Options struct {
 	// place instead of copied, and the block stays the caller's, who must
 	// keep it and its contents unchanged until the policy is closed.
 	SharedWeights *ort.HostWeights
+	// ResidentWeights, for FromWeights, are ORT-owned tensors that hold
+	// the weights of the same names (a trainer's resident state, maybe in
+	// device memory): the sessions take them in place (AddInitializer) and
+	// w's copies of them serve only for their shapes. They must outlive
+	// the policy and stay unchanged while it is open.
+	ResidentWeights map[string]*ort.Tensor
 	// LoRAScale, for FromWeights, is the scale of the low-rank adapters
 	// that w holds beside the base weights (NAME.lora_A.weight and
 	// NAME.lora_B.weight, see qwen2.Options.LoRAScale); 0 ignores them.
@@ -108,6 +114,7 @@ type Policy struct {
 	hostKV   bool
 	ops      *kvOps
 	sampler  *graphSampler
+	given    map[string]*ort.Tensor // Options.ResidentWeights
 	opsOpts  ort.Options
 }
 
@@ -178,7 +185,13 @@ func FromWeights(cfg qwen2.Config, w qwen2.Weights, tok *tokenize.Tokenizer, opt
 	p := newPolicy(inMemory, cfg, opts)
 	p.loraScale = opts.LoRAScale
 	var err error
-	if opts.SharedWeights != nil {
+	if len(opts.ResidentWeights) > 0 {
+		if p.dtype != onnx.Float {
+			return nil, fmt.Errorf("policy: resident weights are float32; a %s policy needs its own copy", p.dtype)
+		}
+		p.given = opts.ResidentWeights
+	}
+	if opts.SharedWeights != nil || p.given != nil {
 		p.weights, p.w = opts.SharedWeights, w
 	} else {
 		err = p.copyWeights(w)
@@ -228,7 +241,7 @@ func newPolicy(dir string, cfg qwen2.Config, opts Options) *Policy {
 // Stand-alone stages keep the arena, which reuses its buffers.
 func (p *Policy) sessionOptions(opts Options) ort.Options {
 	return ort.Options{Device: opts.Device, IntraOpThreads: opts.Threads, InterOpThreads: 1,
-		Weights: p.weights, DisablePrepacking: p.weights != nil && !opts.Prepack,
+		Weights: p.weights, Initializers: p.given, DisablePrepacking: (p.weights != nil || p.given != nil) && !opts.Prepack,
 		LowMemory: p.dir == inMemory && !opts.Device.CUDA}
 }
 

@@ -483,3 +483,39 @@ func readAdapters(dir string, adapters []loraAdapter) (map[string][]float32, err
 	}
 	return out, nil
 }
+
+// ResidentPolicyWeights are the weights for a rollout policy that reads
+// the trainer's resident tensors in place (policy.Options.ResidentWeights =
+// resident, SharedWeights = HostWeights' block, LoRAScale = scale), so that
+// nothing crosses the boundary to build it. w names the same tensors as
+// PolicyWeights and serves for their shapes only: where the weights live on
+// a device the block is not brought up to date. When the weights lie in the
+// host block already (the CPU), resident is nil and w is PolicyWeights.
+// The tensors are the trainer's: close the policy before the next Step.
+func (t *Trainer) ResidentPolicyWeights() (w qwen2.Weights, scale float64, resident map[string]*ort.Tensor) {
+	if t.res.onBlock {
+		w, scale = t.PolicyWeights()
+		return w, scale, nil
+	}
+	w, resident = qwen2.Weights{}, map[string]*ort.Tensor{}
+	for _, p := range qwen2.Params(t.Config) {
+		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: onnx.FloatBytes(t.blockViews[p.Name])}
+		resident[p.Name] = t.res.params[p.Name]
+	}
+	lc := t.opts.Artifact.LoRA
+	if lc == nil {
+		return w, 0, resident
+	}
+	adapters, err := loraAdapters(t.Config, *lc)
+	if err != nil {
+		panic(fmt.Sprintf("trainer: %v", err)) // validated when the trainer was built
+	}
+	for _, ad := range adapters {
+		module := strings.TrimSuffix(ad.Weight, ".weight")
+		for name, a := range map[string]Param{module + ".lora_A.weight": ad.A, module + ".lora_B.weight": ad.B} {
+			w[name] = &onnx.Tensor{DType: onnx.Float, Dims: a.Shape, Raw: make([]byte, 4*numElements(a.Shape))}
+			resident[name] = t.res.params[a.Name]
+		}
+	}
+	return w, lc.Scale(), resident
+}

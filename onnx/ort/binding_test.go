@@ -181,3 +181,46 @@ func TestBindingErrors(t *testing.T) {
 		t.Error("run with an unbound input succeeded")
 	}
 }
+
+// TestInitializersFromORTOwnedTensors gives a graph's weight from an
+// ORT-owned tensor (as a trainer's resident weights are given to a rollout
+// policy): the session computes with the tensor's data, not the graph's.
+func TestInitializersFromORTOwnedTensors(t *testing.T) {
+	probe := stepGraph(t) // only for an allocator of host ORT memory
+	w, err := probe.Alloc("x", onnx.Float, []int64{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Destroy()
+	src := tensor(t, []int64{3}, []float32{10, 20, 30})
+	defer src.Destroy()
+	if err := ort.Copy(context.Background(), w, src); err != nil {
+		t.Fatal(err)
+	}
+	g := onnx.NewGraph("weighted")
+	x := g.Input("x", onnx.Float, onnx.D(3))
+	stale := &onnx.Tensor{DType: onnx.Float, Dims: []int64{3}, Raw: onnx.FloatBytes([]float32{1, 1, 1})}
+	g.Output("y", g.Mul(x, g.Initializer("w", stale)))
+	s, err := ort.NewSessionFromGraph(g, ort.Options{IntraOpThreads: 1, Initializers: map[string]*ort.Tensor{"w": w}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in := tensor(t, []int64{3}, []float32{1, 2, 3})
+	defer in.Destroy()
+	out, err := s.Run(map[string]*ort.Tensor{"x": in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Destroy()
+	if got := values[float32](t, out["y"]); !slices.Equal(got, []float32{10, 40, 90}) {
+		t.Fatalf("got %v, want the given tensor's weights (10, 40, 90)", got)
+	}
+	bad := map[string]*ort.Tensor{"w": in} // Go memory is fine, but the shape must match
+	g2 := onnx.NewGraph("weighted2")
+	x2 := g2.Input("x", onnx.Float, onnx.D(2))
+	g2.Output("y", g2.Mul(x2, g2.Initializer("w", &onnx.Tensor{DType: onnx.Float, Dims: []int64{2}, Raw: onnx.FloatBytes([]float32{1, 1})})))
+	if _, err := ort.NewSessionFromGraph(g2, ort.Options{Initializers: bad}); err == nil || !strings.Contains(err.Error(), "initializer w") {
+		t.Errorf("mismatched initializer: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -173,20 +174,48 @@ func placeholderDir() (string, error) {
 // they live as long as the session.
 type hostValues struct {
 	api    *C.OrtApi
-	values []*C.OrtValue
+	values []*C.OrtValue // made here: released with the session
+	added  []*C.OrtValue // every value added, the caller's included
+	views  []*Tensor     // user-owned handles on the caller's ORT-owned tensors
 	names  []*C.char
 	w      *HostWeights
 }
 
 // addHostInitializers wraps g's initializers that lie in w as OrtValues and
 // adds them to so as shared initializers.
-func addHostInitializers(so *C.OrtSessionOptions, g *onnx.Graph, w *HostWeights) (*hostValues, error) {
+func addHostInitializers(so *C.OrtSessionOptions, g *onnx.Graph, w *HostWeights, given map[string]*Tensor) (*hostValues, error) {
 	api, err := ortAPI()
 	if err != nil {
 		return nil, err
 	}
 	hv := &hostValues{api: api}
 	for _, v := range g.Initializers {
+		if t := given[v.Name]; t != nil && v.Init != nil {
+			if t.dtype != v.Init.DType || !slices.Equal(t.shape, v.Init.Dims) {
+				hv.free()
+				return nil, fmt.Errorf("initializer %s: given %s, the graph has %s%v", v.Name, t, v.Init.DType, v.Init.Dims)
+			}
+			if t.ORTOwned() {
+				// AddInitializer takes only buffers the caller owns: a
+				// view is an OrtValue over the same memory without an
+				// allocator.
+				view, err := t.View(0, t.shape)
+				if err != nil {
+					hv.free()
+					return nil, fmt.Errorf("initializer %s: %w", v.Name, err)
+				}
+				hv.views = append(hv.views, view)
+				t = view
+			}
+			h, err := t.ortHandle()
+			if err != nil {
+				hv.free()
+				return nil, fmt.Errorf("initializer %s: %w", v.Name, err)
+			}
+			hv.added = append(hv.added, h)
+			hv.names = append(hv.names, C.CString(v.Name))
+			continue
+		}
 		if v.Init == nil || !w.contains(v.Init.Raw) {
 			continue
 		}
@@ -206,21 +235,24 @@ func addHostInitializers(so *C.OrtSessionOptions, g *onnx.Graph, w *HostWeights)
 			return nil, fmt.Errorf("initializer %s: %w", v.Name, err)
 		}
 		hv.values = append(hv.values, val)
+		hv.added = append(hv.added, val)
 		hv.names = append(hv.names, C.CString(v.Name))
 	}
-	if len(hv.values) == 0 {
+	if len(hv.added) == 0 {
 		return hv, nil
 	}
-	st := C.igs_add_initializers(api, so, &hv.names[0], &hv.values[0], C.size_t(len(hv.values)))
+	st := C.igs_add_initializers(api, so, &hv.names[0], &hv.added[0], C.size_t(len(hv.added)))
 	if err := statusError(api, st); err != nil {
 		hv.free()
-		return nil, fmt.Errorf("adding %d host-weight initializers: %w", len(hv.values), err)
+		return nil, fmt.Errorf("adding %d shared initializers: %w", len(hv.added), err)
 	}
-	if err := w.acquire(); err != nil {
-		hv.free()
-		return nil, err
+	if len(hv.values) > 0 {
+		if err := w.acquire(); err != nil {
+			hv.free()
+			return nil, err
+		}
+		hv.w = w
 	}
-	hv.w = w
 	return hv, nil
 }
 
@@ -235,7 +267,10 @@ func (hv *hostValues) free() {
 	for _, n := range hv.names {
 		C.free(unsafe.Pointer(n))
 	}
-	hv.values, hv.names = nil, nil
+	for _, t := range hv.views {
+		t.Destroy()
+	}
+	hv.values, hv.added, hv.names, hv.views = nil, nil, nil, nil
 	if hv.w != nil {
 		hv.w.release()
 		hv.w = nil
@@ -245,7 +280,9 @@ func (hv *hostValues) free() {
 // newSessionWithHostWeights builds a session over g whose initializers in w
 // are taken from w in place.
 func newSessionWithHostWeights(g *onnx.Graph, w *HostWeights, opts Options) (*Session, error) {
-	model, err := g.MarshalExternal(externalLocation, func(v *onnx.Value) bool { return w.contains(v.Init.Raw) })
+	model, err := g.MarshalExternal(externalLocation, func(v *onnx.Value) bool {
+		return opts.Initializers[v.Name] != nil || w.contains(v.Init.Raw)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ort: %w", err)
 	}
@@ -268,7 +305,7 @@ func newSessionWithHostWeights(g *onnx.Graph, w *HostWeights, opts Options) (*Se
 	if err != nil {
 		return nil, fmt.Errorf("ort: session for graph %s: %w", g.Name, err)
 	}
-	hv, err := addHostInitializers(h, g, w)
+	hv, err := addHostInitializers(h, g, w, opts.Initializers)
 	runtime.KeepAlive(so)
 	if err != nil {
 		return nil, fmt.Errorf("ort: session for graph %s: %w", g.Name, err)

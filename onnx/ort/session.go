@@ -51,6 +51,12 @@ type Options struct {
 	// Weights holds weights shared by several sessions; NewSessionFromGraph
 	// takes the graph's initializers that lie in it from there, in place.
 	Weights *HostWeights
+	// Initializers are ORT-owned tensors (a trainer's resident weights,
+	// possibly in device memory) that NewSessionFromGraph gives the
+	// session for the graph initializers of the same names, in place
+	// (AddInitializer uses an OrtValue on the device the session plans for
+	// it without a copy). They must outlive the session.
+	Initializers map[string]*Tensor
 	// DisablePrepacking stops the CPU kernels from keeping a repacked copy
 	// of constant MatMul weights (session.disable_prepacking): with host
 	// weights the repacked copy would double their memory.
@@ -142,7 +148,7 @@ func NewSessionFromBytes(model []byte, opts Options) (*Session, error) {
 // in opts.Weights are taken from there in place (see HostWeights), whatever
 // their size; the rest are inline and must stay under protobuf's 2 GiB.
 func NewSessionFromGraph(g *onnx.Graph, opts Options) (*Session, error) {
-	if opts.Weights != nil {
+	if opts.Weights != nil || len(opts.Initializers) > 0 {
 		s, err := newSessionWithHostWeights(g, opts.Weights, opts)
 		return checked(s, err, opts)
 	}

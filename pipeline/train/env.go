@@ -112,13 +112,21 @@ func (e *environment) policyOptions() policy.Options {
 }
 
 // policyFromWeights is the policy for the next rollout: the trainer's
-// current weights, taken in place from the trainer's host-weight block (no
-// copy; with LoRA, the adapters ride along in factored form). Close it
+// current weights, taken in place from the trainer's host-weight block or,
+// where they live on a device, from its resident tensors (no copy either
+// way; with LoRA, the adapters ride along in factored form). Close it
 // before the trainer's next step.
 func (e *environment) policyFromWeights(tr *trainer.Trainer) (*policy.Policy, error) {
 	opts := e.policyOptions()
-	w, scale := tr.PolicyWeights()
-	opts.SharedWeights, opts.LoRAScale = tr.HostWeights(), scale
+	w, scale, resident := tr.ResidentPolicyWeights()
+	opts.LoRAScale = scale
+	if resident != nil {
+		// The weights live where the trainer's sessions want them (a
+		// device): the policy's sessions take those tensors in place.
+		opts.ResidentWeights = resident
+	} else {
+		opts.SharedWeights = tr.HostWeights()
+	}
 	return policy.FromWeights(tr.Config, w, e.tok, opts)
 }
 
