@@ -9,12 +9,16 @@
 // It then scores the IG-GRPO run's logged rollouts again, iteration by
 // iteration with that iteration's counterfactual seed, under a policy over
 // the warm start's weights built as training builds its rollout policies:
-// once per way of sharing context prefixes (packed trees at each
-// --pack-tokens, and the earlier KV forks), so that the ways are timed on
-// the same trajectories in the same process, and their IG compared.
+// once per way of sharing context prefixes (the earlier KV forks, the KV
+// tree, packed trees at each --pack-tokens, and the default under a new
+// policy per iteration), so that the ways are timed on the same
+// trajectories in the same process, and their IG compared. Each way's
+// process CPU time is reported beside its wall time: on a machine shared
+// with other work, wall times swing with the load.
 //
-// It then bounds IG's cost from below on this machine: the tokens IG ran per
-// iteration, at the inference graph's best throughput on runs whose tokens
+// It then bounds IG's cost from below on this machine: the fewest tokens
+// any way ran per iteration, at the inference graph's best throughput on
+// runs whose tokens
 // attend to as many tokens on average (policy.ForwardRate), the best over
 // batch shapes, both attention variants and both splits of the cores
 // (threads per run × concurrent runs), with no forking, gathering or
@@ -22,7 +26,12 @@
 // that no cache is copied. A scheduling of IG's scoring that beat this floor
 // would have to run ONNX Runtime faster than any of these runs do.
 //
-//	go run ./tools/benchig --demo out/bench/ig-demo --iterations 4
+// It ends with IG's time over the floor, in wall time (training's IG and
+// each rescoring) and in CPU time (each rescoring against the floor's
+// least CPU time per token).
+//
+//	go run ./tools/benchig --demo out/bench/ig-demo --iterations 4 --pack-tokens 384,512,768
+//	go run ./tools/benchig --demo out/bench/ig-demo --rescore-only   # after a run: the rescorings alone
 package main
 
 import (
