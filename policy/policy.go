@@ -281,6 +281,7 @@ func (p *Policy) Close() error {
 		errs = append(errs, p.scoring.Close())
 	}
 	p.infer, p.scoring = nil, nil
+	errs = append(errs, p.closeTree())
 	p.ops.close()
 	p.ops = nil
 	if p.sampler != nil {

@@ -145,6 +145,18 @@ func (p *Policy) scoreInference(ctx context.Context, seqs [][]int32) ([][]float3
 	return out, nil
 }
 
+// checkPositive reports positive log-probs, the sign of a broken graph. NaN
+// passes: a caller that scores many contexts in one run (IG's packed trees)
+// reports it per context, naming its source.
+func checkPositive(lp []float32) error {
+	for t, x := range lp {
+		if x > 1e-4 {
+			return fmt.Errorf("log-prob %v at position %d", x, t)
+		}
+	}
+	return nil
+}
+
 // checkLogProbs reports NaN or positive log-probs, the sign of a broken graph.
 func checkLogProbs(lp []float32) error {
 	for t, x := range lp {

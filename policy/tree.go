@@ -130,7 +130,7 @@ func (p *Policy) ScorePacked(ctx context.Context, rows []PackedRow) ([][]float32
 	if err := s.RunContext(ort.WithPhase(ctx, "score"), run.inputs, run.outputs); err != nil {
 		return nil, fmt.Errorf("policy: packed scoring: %w", err)
 	}
-	if err := checkLogProbs(lp); err != nil {
+	if err := checkPositive(lp); err != nil {
 		return nil, fmt.Errorf("policy: packed scoring: %w", err)
 	}
 	for i, r := range rows {

@@ -298,7 +298,7 @@ func (p *Policy) runKV(ctx context.Context, s *ort.Session, jobs []*kvJob, out [
 		return err
 	}
 	lp = lp[:K]
-	if err := checkLogProbs(lp); err != nil {
+	if err := checkPositive(lp); err != nil {
 		return err
 	}
 	k := 0
