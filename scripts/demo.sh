@@ -38,7 +38,7 @@ head -n 2 "$out/world/test.jsonl" | sed -E 's/.*"question":"([^"]*)".*/\1/' | wh
 done
 
 echo "== a bad request gets a 4xx with a JSON error"
-curl -sS -w 'HTTP %{http_code}\n' -d '{"queries": [], "topk": 3}' "$url/retrieve"
+curl -sS -w ' HTTP %{http_code}\n' -d '{"queries": [1, 2], "topk": 3}' "$url/retrieve"
 
 echo "== stop the server (SIGTERM, graceful)"
 kill -TERM "$pid"
