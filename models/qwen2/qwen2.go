@@ -265,22 +265,32 @@ func (m *model) newAttnContext(ids, attentionMask, positions *onnx.Value) *attnC
 	causal := g.LessOrEqual(g.Unsqueeze(keyPos, 0), g.Unsqueeze(queryPos, 1)) // [T,S]
 	notPad := g.Cast(g.Unsqueeze(attentionMask, 1, 2), onnx.Bool)             // [B,1,1,S]
 	keep := g.And(causal, notPad)                                             // [B,1,T,S]
-	ctx.bias = g.Where(keep, g.Scalar(onnx.Float, 0), g.Scalar(onnx.Float, -math.MaxFloat32))
+	m.maskAttention(ctx, ids, keep, totalLen)
+	return ctx
+}
 
+// maskAttention sets ctx's mask from keep [B,1,T,S] (true where a query
+// sees a key): the additive bias, and the lengths GroupQueryAttention or
+// the grouped bias standard attention needs; total is S ([1] int64).
+func (m *model) maskAttention(ctx *attnContext, ids, keep, total *onnx.Value) {
+	g := m.g
+	one := g.Const(onnx.Int64Tensor(nil, []int64{1}))
+	zero := g.Const(onnx.Int64Tensor(nil, []int64{0}))
+	ctx.bias = g.Where(keep, g.Scalar(onnx.Float, 0), g.Scalar(onnx.Float, -math.MaxFloat32))
 	if m.opts.Attention == ContribAttention {
 		if m.dt == onnx.Float16 {
 			ctx.bias = g.Cast(g.Max(ctx.bias, g.Scalar(onnx.Float, -65504)), onnx.Float16)
 		}
+		// Every row is treated as S long; padding is masked by bias.
 		batch := g.Gather(g.Shape(ids), zero, 0)
-		last := g.Cast(g.Sub(totalLen, one), onnx.Int32)
+		last := g.Cast(g.Sub(total, one), onnx.Int32)
 		ctx.seqlensK = g.Expand(last, g.Unsqueeze(batch, 0), onnx.Shape{dimBatch})
-		ctx.totalLen = g.Cast(totalLen, onnx.Int32)
+		ctx.totalLen = g.Cast(total, onnx.Int32)
 	} else if rep := int64(m.cfg.NumAttentionHeads / m.cfg.NumKeyValueHeads); rep > 1 {
 		ctx.groupBias = g.Tile(ctx.bias, 1, 1, rep, 1)
 	} else {
 		ctx.groupBias = ctx.bias
 	}
-	return ctx
 }
 
 // rotaryTables computes cos and sin of position·inv_freq, duplicated over the

@@ -77,22 +77,8 @@ func (m *model) treeAttnContext(ids, positions, end *onnx.Value) *attnContext {
 	causal := g.LessOrEqual(key, query)                    // [T,T]
 	inSubtree := g.Less(query, g.Unsqueeze(end, 1, 2))     // [B,1,T,T]
 	keep := g.And(causal, inSubtree)                       // [B,1,T,T]
-	ctx.bias = g.Where(keep, g.Scalar(onnx.Float, 0), g.Scalar(onnx.Float, -math.MaxFloat32))
-
-	if m.opts.Attention == ContribAttention {
-		if m.dt == onnx.Float16 {
-			ctx.bias = g.Cast(g.Max(ctx.bias, g.Scalar(onnx.Float, -65504)), onnx.Float16)
-		}
-		// No past: every row is T long, its keys are its own T tokens.
-		batch := g.Gather(g.Shape(ids), zero, 0)
-		last := g.Cast(g.Sub(seqLen, one), onnx.Int32)
-		ctx.seqlensK = g.Expand(last, g.Unsqueeze(batch, 0), onnx.Shape{dimBatch})
-		ctx.totalLen = g.Cast(seqLen, onnx.Int32)
-	} else if rep := int64(m.cfg.NumAttentionHeads / m.cfg.NumKeyValueHeads); rep > 1 {
-		ctx.groupBias = g.Tile(ctx.bias, 1, 1, rep, 1)
-	} else {
-		ctx.groupBias = ctx.bias
-	}
+	// No past: every row is T long, its keys are its own T tokens.
+	m.maskAttention(ctx, ids, keep, seqLen)
 	return ctx
 }
 

@@ -271,14 +271,14 @@ func (o *ortValue) release() {
 	}
 }
 
-// read returns t's data in Go memory, counting the bytes as leaving ONNX
-// Runtime: a view of host memory, or a copy from the device.
-func (o *ortValue) read(t *Tensor) ([]byte, error) {
+// read returns t's data in Go memory, charging phase with its bytes as
+// leaving ONNX Runtime: a view of host memory, or a copy from the device.
+func (o *ortValue) read(t *Tensor, phase string) ([]byte, error) {
 	if o.v == nil {
 		return nil, errors.New("ort: tensor used after Destroy")
 	}
 	size := t.dataBytes()
-	count(o.phase, 0, 0, size)
+	count(phase, 0, 0, size)
 	if size == 0 {
 		return nil, nil
 	}

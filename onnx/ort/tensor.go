@@ -212,7 +212,7 @@ func (t *Tensor) Destroy() {
 // hostBytes is a view of the tensor's host memory (not a copy).
 func (t *Tensor) hostBytes() ([]byte, error) {
 	if t.owned != nil {
-		return t.owned.read(t)
+		return t.owned.read(t, t.owned.phase)
 	}
 	if t.value == nil {
 		return nil, fmt.Errorf("ort: tensor used after Destroy")

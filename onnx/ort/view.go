@@ -98,24 +98,7 @@ func Read(ctx context.Context, t *Tensor) ([]byte, error) {
 	if !t.ORTOwned() {
 		return nil, fmt.Errorf("ort: reading %s, which is in Go memory", t)
 	}
-	o := t.owned
-	if o.v == nil {
-		return nil, errors.New("ort: tensor used after Destroy")
-	}
-	count(Phase(ctx), 0, 0, t.dataBytes())
-	if o.host {
-		return t.mem()
-	}
-	buf := make([]byte, t.dataBytes())
-	dst, err := newRaw(t.dtype, t.shape, buf)
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Destroy()
-	if err := copyValues(o.api, []*Tensor{t}, []*Tensor{dst}); err != nil {
-		return nil, fmt.Errorf("ort: reading %s from the device: %w", t, err)
-	}
-	return buf, nil
+	return t.owned.read(t, Phase(ctx))
 }
 
 // HostData is a view of an ORT-owned tensor's data when it lies in host
