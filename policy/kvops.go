@@ -222,26 +222,9 @@ func (k *kvOps) pickLogprobs(ctx context.Context, logprobs *ort.Tensor, tokens [
 	}
 	defer tok.Destroy()
 	lps := make([]float32, len(tokens))
-	out, err := ort.NewTensor([]int64{int64(len(tokens))}, lps)
-	if err != nil {
-		return nil, err
-	}
-	defer out.Destroy()
-	b, err := s.NewBinding()
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	if err := b.Input(outLogprobs, logprobs); err != nil {
-		return nil, err
-	}
-	if err := b.Input("token", tok); err != nil {
-		return nil, err
-	}
-	if err := b.Output("token_logprob", out); err != nil {
-		return nil, err
-	}
-	if _, err := b.Run(ctx); err != nil {
+	if err := runBound(ctx, s, map[string]*ort.Tensor{outLogprobs: logprobs, "token": tok}, map[string]func() (*ort.Tensor, error){
+		"token_logprob": func() (*ort.Tensor, error) { return ort.NewTensor([]int64{int64(len(tokens))}, lps) },
+	}); err != nil {
 		return nil, fmt.Errorf("policy: forced-token log-probs: %w", err)
 	}
 	return lps, nil

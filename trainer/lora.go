@@ -497,10 +497,9 @@ func (t *Trainer) ResidentPolicyWeights() (w qwen2.Weights, scale float64, resid
 		w, scale = t.PolicyWeights()
 		return w, scale, nil
 	}
-	w, resident = qwen2.Weights{}, map[string]*ort.Tensor{}
-	for _, p := range qwen2.Params(t.Config) {
-		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: onnx.FloatBytes(t.blockViews[p.Name])}
-		resident[p.Name] = t.res.params[p.Name]
+	w, resident = t.blockWeights(), map[string]*ort.Tensor{}
+	for name := range w {
+		resident[name] = t.res.params[name]
 	}
 	lc := t.opts.Artifact.LoRA
 	if lc == nil {

@@ -227,6 +227,13 @@ func (t *Trainer) Weights() qwen2.Weights {
 	if err := t.syncBlock(); err != nil {
 		panic(err)
 	}
+	return t.blockWeights()
+}
+
+// blockWeights are the model weights as IR tensors over the host-weight
+// block, as they lie there (behind the trained ones on a device until
+// syncBlock).
+func (t *Trainer) blockWeights() qwen2.Weights {
 	w := qwen2.Weights{}
 	for _, p := range qwen2.Params(t.Config) {
 		w[p.Name] = &onnx.Tensor{DType: onnx.Float, Dims: p.Shape, Raw: onnx.FloatBytes(t.blockViews[p.Name])}

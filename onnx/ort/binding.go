@@ -201,20 +201,6 @@ func (s *Session) Alloc(input string, dt onnx.DType, shape []int64) (*Tensor, er
 	return s.allocAt(p, api, p.inputs[i], dt, shape)
 }
 
-// AllocOutput is Alloc for where the session produces its output named
-// output.
-func (s *Session) AllocOutput(output string, dt onnx.DType, shape []int64) (*Tensor, error) {
-	i, ok := s.outIdx[output]
-	if !ok {
-		return nil, fmt.Errorf("ort: %s: unknown output %q (outputs: %s)", s.name, output, ioNames(s.outputs))
-	}
-	p, api, err := s.placed()
-	if err != nil {
-		return nil, err
-	}
-	return s.allocAt(p, api, p.outputs[i], dt, shape)
-}
-
 func (s *Session) allocAt(p *placement, api *C.OrtApi, mi *C.OrtMemoryInfo, dt onnx.DType, shape []int64) (*Tensor, error) {
 	if _, err := numElements(shape); err != nil {
 		return nil, err
