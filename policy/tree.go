@@ -205,18 +205,18 @@ func (p *Policy) treeSession() (*ort.Session, error) {
 
 // treeSessionOptions are the options of the tree-scoring sessions.
 func (p *Policy) treeSessionOptions() ort.Options {
-	so := p.sessionOptions(Options{Device: p.device})
+	so := p.sessionOptions(Options{Device: p.device, Threads: p.opsOpts.IntraOpThreads})
 	// A tree's buffers hold [rows, heads, T, T] attention scores: a
 	// policy made for each training iteration would page-fault them in
 	// afresh at every run without an arena, and a session's own arena
 	// would grow again for each policy. The process-wide arena keeps
 	// them from one run, and one policy, to the next.
 	so.SharedArena = !p.device.CUDA
-	if !p.device.CUDA {
+	if !p.device.CUDA && so.IntraOpThreads == 0 {
 		// Callers run two at once (pipeline/igscore's Workers): on the
 		// 2-core machine, two single-threaded runs cost less CPU time
 		// than one run on both cores, which spin-wait between the small
-		// ops.
+		// ops. A thread count the user set (Options.Threads) is kept.
 		so.IntraOpThreads = max(1, runtime.NumCPU()/2)
 	}
 	if p.dtype == onnx.Float16 && !p.device.CUDA {

@@ -171,6 +171,9 @@ type Trend struct {
 	Reward  []float64 `json:"reward"`
 	DevIter []int     `json:"dev_iter,omitempty"`
 	DevEM   []float64 `json:"dev_em,omitempty"`
+	// Queries counts, by iteration, the queries the policy wrote in its
+	// rollouts by kind (QueryKinds): what the IG term acts on.
+	Queries []map[string]int `json:"queries,omitempty"`
 }
 
 // KindIG is the IG statistics of one query kind.
@@ -547,6 +550,9 @@ func (d *demoRun) runRL(algo string) (*train.EvalResult, []train.Metrics, error)
 		if m.DevEM != nil {
 			tr.DevIter, tr.DevEM = append(tr.DevIter, m.Iter+1), append(tr.DevEM, *m.DevEM)
 		}
+	}
+	if tr.Queries, err = newQueryClassifier(d.world).queryMix(c.Train.Out, d.obs.proto); err != nil {
+		return nil, nil, fmt.Errorf("%s: query kinds: %w", algo, err)
 	}
 	if d.rep.Trend == nil {
 		d.rep.Trend = map[string]Trend{}

@@ -31,5 +31,16 @@ func TestReducedDemo(t *testing.T) {
 	if !strings.Contains(b.String(), "single-hop") || rep.Before == nil || rep.IGGRPO == nil || rep.GRPO == nil {
 		t.Errorf("incomplete report:\n%s", b.String())
 	}
+	for _, algo := range []string{"ig-grpo", "grpo"} {
+		q := rep.Trend[algo].Queries
+		if len(q) != cfg.RL.Train.Iterations {
+			t.Errorf("%s: query kinds for %d iterations, want %d", algo, len(q), cfg.RL.Train.Iterations)
+		}
+		for i, m := range q {
+			if n := m[QueryPrecise] + m[QueryVague] + m[QueryRedundant] + m[QueryOffChain]; n == 0 || len(m) > len(QueryKinds) {
+				t.Errorf("%s iteration %d: query kinds %v", algo, i, m)
+			}
+		}
+	}
 	t.Logf("IG by kind: %+v; seconds %+v", rep.IGByKind, rep.Seconds)
 }

@@ -66,6 +66,7 @@ func (r *Report) Summary(w io.Writer) {
 			fmt.Fprintln(w, line)
 		}
 	}
+	r.queryMixSummary(w, algos)
 	if len(r.IGByKind) > 0 {
 		kinds := sortedKeys(r.IGByKind)
 		fmt.Fprintf(w, "IG of %d held-out expert queries by kind (mean nats):\n  %-12s", r.igN(), "policy")
@@ -153,4 +154,27 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// queryMixSummary prints, for each run, the kinds of the queries its
+// policy wrote in the first and the last quarter of its iterations.
+func (r *Report) queryMixSummary(w io.Writer, algos []string) {
+	header := false
+	for _, a := range algos {
+		q := r.Trend[a].Queries
+		if len(q) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "Queries the policy wrote in its rollouts, share by kind (first → last quarter of iterations):")
+			header = true
+		}
+		k := max(1, len(q)/4)
+		first, last := QueryShares(q[:k]), QueryShares(q[len(q)-k:])
+		var parts []string
+		for _, kind := range QueryKinds {
+			parts = append(parts, fmt.Sprintf("%s %.2f → %.2f", kind, first[kind], last[kind]))
+		}
+		fmt.Fprintf(w, "  %-8s %s\n", a, strings.Join(parts, ", "))
+	}
 }

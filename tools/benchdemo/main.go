@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"gonum.org/v1/plot/plotter"
 
@@ -286,6 +287,7 @@ func trends(reps []demo.Report) {
 		}
 		fmt.Println()
 	}
+	queryMix(reps)
 	var fail, grad []float64
 	for _, r := range reps {
 		if r.IGGRPO != nil {
@@ -294,6 +296,39 @@ func trends(reps []demo.Report) {
 	}
 	if len(fail) > 0 {
 		fmt.Printf("\nAll-fail groups during IG-GRPO: %.1f%%; of those, %.1f%% had a non-zero gradient (from the IG term).\n", 100*mean(fail), 100*mean(grad))
+	}
+}
+
+// queryMix is each algorithm's share of each query kind in its rollouts,
+// first and last quarter of its iterations.
+func queryMix(reps []demo.Report) {
+	header := false
+	for _, algo := range []string{"ig-grpo", "grpo"} {
+		first, last := map[string][]float64{}, map[string][]float64{}
+		for _, r := range reps {
+			q := r.Trend[algo].Queries
+			if len(q) == 0 {
+				continue
+			}
+			k := max(1, len(q)/4)
+			f, l := demo.QueryShares(q[:k]), demo.QueryShares(q[len(q)-k:])
+			for _, kind := range demo.QueryKinds {
+				first[kind], last[kind] = append(first[kind], f[kind]), append(last[kind], l[kind])
+			}
+		}
+		if len(first[demo.QueryPrecise]) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Println("\nQueries the policy wrote in its rollouts, share by kind (first → last quarter of iterations), mean ± 95% CI over seeds:")
+			fmt.Println()
+			header = true
+		}
+		var parts []string
+		for _, kind := range demo.QueryKinds {
+			parts = append(parts, fmt.Sprintf("%s %s → %s", kind, ci(first[kind]), ci(last[kind])))
+		}
+		fmt.Printf("- %s: %s\n", algo, strings.Join(parts, "; "))
 	}
 }
 
