@@ -183,7 +183,7 @@ func power(reps []demo.Report) {
 	}
 	sd := math.Sqrt(ss / float64(len(d)-1))
 	fmt.Printf("\nPower (paired by seed, two-sided 5%%, 80%% power): the per-seed difference IG-GRPO − GRPO has std %.4f over %d seeds,\n", sd, len(d))
-	fmt.Printf("so detecting a difference of %.2f EM needs n = ((1.960 + 0.842)·%.4f/%.2f)² ≈ %d seeds; these %d seeds detect %.3f.\n",
+	fmt.Printf("so detecting a difference of %.2f EM needs n = ((1.960 + 0.842)·%.4f/%.2f)² ≈ %d seed(s); these %d seeds detect %.3f.\n",
 		delta, sd, delta, demo.SeedsFor(sd, delta), len(d), demo.DetectableAt(sd, len(d)))
 	fmt.Printf("Paired t: mean %+.4f, 95%% CI [%+.4f, %+.4f], t = %.2f, df = %d.\n", m, m-h, m+h, m/(sd/math.Sqrt(float64(len(d)))), len(d)-1)
 	// The per-seed difference varies with training (the seed's world, warm
@@ -210,7 +210,7 @@ func power(reps []demo.Report) {
 	fmt.Printf("Of the variance %.6f, test-question sampling (%d questions a seed, from the per-question differences) is %.6f, training %.6f;\n", sd*sd, n, varQ, varT)
 	for _, k := range []int{1, 4} {
 		sdk := math.Sqrt(varT + varQ/float64(k))
-		fmt.Printf("  with %d test questions a seed: std %.4f, %d seeds for %.2f\n", k*n, sdk, demo.SeedsFor(sdk, delta), delta)
+		fmt.Printf("  with %d test questions a seed: std %.4f, %d seed(s) for %.2f\n", k*n, sdk, demo.SeedsFor(sdk, delta), delta)
 	}
 }
 
