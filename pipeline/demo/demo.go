@@ -262,6 +262,7 @@ type demoRun struct {
 	weights qwen2.Weights // the initial policy's
 	rl      train.Config  // the RL settings over this demo's world and index
 	obs     observer      // runs the expert trajectories' searches
+	queries *queryClassifier
 }
 
 // start checks and creates the output directory and lays out the paths.
@@ -308,7 +309,7 @@ func (d *demoRun) generateWorld() error {
 	if err := w.Write(d.worldDir); err != nil {
 		return err
 	}
-	d.world = w
+	d.world, d.queries = w, newQueryClassifier(w)
 	s := w.Summary()
 	d.say("      %d passages, %d words in the vocabulary, %d expert trajectories", s.Passages, s.VocabSize, len(w.Expert))
 	return nil
@@ -551,7 +552,7 @@ func (d *demoRun) runRL(algo string) (*train.EvalResult, []train.Metrics, error)
 			tr.DevIter, tr.DevEM = append(tr.DevIter, m.Iter+1), append(tr.DevEM, *m.DevEM)
 		}
 	}
-	if tr.Queries, err = newQueryClassifier(d.world).queryMix(c.Train.Out, d.obs.proto); err != nil {
+	if tr.Queries, err = d.queries.queryMix(c.Train.Out, d.obs.proto); err != nil {
 		return nil, nil, fmt.Errorf("%s: query kinds: %w", algo, err)
 	}
 	if d.rep.Trend == nil {

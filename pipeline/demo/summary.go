@@ -137,14 +137,21 @@ func mean(xs []float64) float64 {
 	return m
 }
 
-// quarters are the means of the first and the last quarter of xs (at
-// least one value each).
+// Quarters are the first and the last quarter of a run's per-iteration
+// values (at least one value each; both empty for none): what the summary
+// and bench-demo compare to show a trend.
+func Quarters[T any](xs []T) (first, last []T) {
+	k := min(len(xs), max(1, len(xs)/4))
+	return xs[:k], xs[len(xs)-k:]
+}
+
+// quarters are the means of the first and the last quarter of xs.
 func quarters(xs []float64) (first, last float64) {
 	if len(xs) == 0 {
 		return math.NaN(), math.NaN()
 	}
-	k := max(1, len(xs)/4)
-	return mean(xs[:k]), mean(xs[len(xs)-k:])
+	f, l := Quarters(xs)
+	return mean(f), mean(l)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -169,8 +176,8 @@ func (r *Report) queryMixSummary(w io.Writer, algos []string) {
 			fmt.Fprintln(w, "Queries the policy wrote in its rollouts, share by kind (first → last quarter of iterations):")
 			header = true
 		}
-		k := max(1, len(q)/4)
-		first, last := QueryShares(q[:k]), QueryShares(q[len(q)-k:])
+		f, l := Quarters(q)
+		first, last := QueryShares(f), QueryShares(l)
 		var parts []string
 		for _, kind := range QueryKinds {
 			parts = append(parts, fmt.Sprintf("%s %.2f → %.2f", kind, first[kind], last[kind]))
