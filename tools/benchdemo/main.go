@@ -66,15 +66,22 @@ func fail(err error) {
 }
 
 // ci formats a mean and its 95% half-width over seeds.
-func ci(xs []float64) string {
+func ci(xs []float64) string { return formatCI(xs, "%.3f") }
+
+// signed is ci for differences: the mean with its sign.
+func signed(xs []float64) string { return formatCI(xs, "%+.3f") }
+
+// formatCI writes the mean of xs with meanVerb, then "± half-width" when
+// there are seeds enough for one.
+func formatCI(xs []float64, meanVerb string) string {
 	if len(xs) == 0 {
 		return "–"
 	}
 	m, h := demo.CI95(xs)
 	if math.IsNaN(h) {
-		return fmt.Sprintf("%.3f", m)
+		return fmt.Sprintf(meanVerb, m)
 	}
-	return fmt.Sprintf("%.3f ± %.3f", m, h)
+	return fmt.Sprintf(meanVerb+" ± %.3f", m, h)
 }
 
 func em(e *train.EvalResult, src string) (float64, bool) {
@@ -151,17 +158,6 @@ func emTable(reps []demo.Report) {
 		g, _ := em(r.GRPO, "all")
 		fmt.Printf("| %d | %.3f | %.3f | %.3f | %.3f | %+.3f | %.1f%% | %.0f |\n", r.Seed, r.SFTLoss[1], b, a, g, a-g, 100*r.AllFailGroups, secs)
 	}
-}
-
-func signed(xs []float64) string {
-	if len(xs) == 0 {
-		return "–"
-	}
-	m, h := demo.CI95(xs)
-	if math.IsNaN(h) {
-		return fmt.Sprintf("%+.3f", m)
-	}
-	return fmt.Sprintf("%+.3f ± %.3f", m, h)
 }
 
 // power states what this many seeds can detect, from the measured
@@ -271,8 +267,8 @@ func trends(reps []demo.Report) {
 			if !ok || len(t.Reward) == 0 {
 				continue
 			}
-			k := max(1, len(t.Reward)/4)
-			f, l := mean(t.Reward[:k]), mean(t.Reward[len(t.Reward)-k:])
+			fq, lq := demo.Quarters(t.Reward)
+			f, l := mean(fq), mean(lq)
 			first, last, gain = append(first, f), append(last, l), append(gain, l-f)
 			if len(t.DevEM) > 1 && t.DevIter[0] == 0 {
 				dev0, dev1 = append(dev0, t.DevEM[0]), append(dev1, t.DevEM[len(t.DevEM)-1])
@@ -310,8 +306,8 @@ func queryMix(reps []demo.Report) {
 			if len(q) == 0 {
 				continue
 			}
-			k := max(1, len(q)/4)
-			f, l := demo.QueryShares(q[:k]), demo.QueryShares(q[len(q)-k:])
+			fq, lq := demo.Quarters(q)
+			f, l := demo.QueryShares(fq), demo.QueryShares(lq)
 			for _, kind := range demo.QueryKinds {
 				first[kind], last[kind] = append(first[kind], f[kind]), append(last[kind], l[kind])
 			}
