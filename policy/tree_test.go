@@ -49,9 +49,9 @@ func treeSequences(vocab int, seed uint64) []Sequence {
 	return seqs
 }
 
-// checkPacked scores seqs packed at several capacities and compares each
-// continuation's log-probs with Score of the whole sequence.
-func checkPacked(t *testing.T, p *Policy, seqs []Sequence, tol float64) {
+// wholeScores is the reference both tree scorings are checked against:
+// Score of each whole sequence.
+func wholeScores(t *testing.T, p *Policy, seqs []Sequence) [][]float32 {
 	t.Helper()
 	whole := make([][]int32, len(seqs))
 	for i, s := range seqs {
@@ -61,6 +61,14 @@ func checkPacked(t *testing.T, p *Policy, seqs []Sequence, tol float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return want
+}
+
+// checkPacked scores seqs packed at several capacities and compares each
+// continuation's log-probs with Score of the whole sequence.
+func checkPacked(t *testing.T, p *Policy, seqs []Sequence, tol float64) {
+	t.Helper()
+	want := wholeScores(t, p, seqs)
 	for _, capacity := range []int{1, 40, 120, 10000} {
 		rows, at := PackSequences(seqs, capacity)
 		tokens := 0
@@ -208,14 +216,7 @@ func TestPackSequencesLayout(t *testing.T) {
 // continuation's log-probs with Score of the whole sequence.
 func checkTreeKV(t *testing.T, p *Policy, seqs []Sequence, tol float64) {
 	t.Helper()
-	whole := make([][]int32, len(seqs))
-	for i, s := range seqs {
-		whole[i] = s.IDs
-	}
-	want, err := p.Score(context.Background(), whole)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := wholeScores(t, p, seqs)
 	got, w, err := p.ScoreTreeKV(context.Background(), seqs, 2)
 	if err != nil {
 		t.Fatal(err)
