@@ -30,19 +30,13 @@ if [[ -z "${REALSIZE_SKIP_TORCH:-}" ]] && ! "$py" -c 'import torch' 2>/dev/null;
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q python3-torch libopenblas0-pthread >&2
 fi
 
-"$py" - "$out/seqs.jsonl" "$out/traj.jsonl" <<'PY'
+"$py" tools/bench/logged_trajectories.py "$out/traj.jsonl"
+"$py" - "$out/seqs.jsonl" <<'PY'
 import json, random, sys
 r = random.Random(1)
 with open(sys.argv[1], "w") as f:
     for n in (64, 37, 128, 5):
         f.write(json.dumps({"input_ids": [r.randrange(151643) for _ in range(n)]}) + "\n")
-with open(sys.argv[2], "w") as f:
-    for i, (q, a) in enumerate([("who founded the city of Arlen?", "Mara Voss"), ("what river runs through Tesk?", "the Ilve"),
-                                ("when was the Halden bridge built?", "1874"), ("which country is Orvik in?", "Norland")]):
-        resp = (f"<think>I need to search.</think>\n<search> {q} </search>\n\n<information>Doc 1(Title: {a}) {a} is named in the record of {q}</information>\n\n"
-                f"<think>Check once more.</think>\n<search> {a} </search>\n\n<information>Doc 1(Title: Note) An unrelated passage about weather.</information>\n\n"
-                f"<answer> {a} </answer>")
-        f.write(json.dumps({"id": f"q{i}", "prompt": f"Question: {q}\n", "response": resp, "golden_answers": [a]}) + "\n")
 PY
 
 # measure NAME CMD...: runs CMD under /usr/bin/time -v, prints seconds and peak RSS.

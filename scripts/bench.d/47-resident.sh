@@ -19,16 +19,7 @@ tok=${IGSEARCH_QWEN_TOKENIZER:?run through make bench (it sets IGSEARCH_QWEN_TOK
 shapes=${RESIDENT_SHAPES:-100m qwen2.5-0.5b}
 decode=${RESIDENT_DECODE:-16}
 
-python3 - "$out/traj.jsonl" <<'PY'
-import json, sys
-with open(sys.argv[1], "w") as f:
-    for i, (q, a) in enumerate([("who founded the city of Arlen?", "Mara Voss"), ("what river runs through Tesk?", "the Ilve"),
-                                ("when was the Halden bridge built?", "1874"), ("which country is Orvik in?", "Norland")]):
-        resp = (f"<think>I need to search.</think>\n<search> {q} </search>\n\n<information>Doc 1(Title: {a}) {a} is named in the record of {q}</information>\n\n"
-                f"<think>Check once more.</think>\n<search> {a} </search>\n\n<information>Doc 1(Title: Note) An unrelated passage about weather.</information>\n\n"
-                f"<answer> {a} </answer>")
-        f.write(json.dumps({"id": f"q{i}", "prompt": f"Question: {q}\n", "response": resp, "golden_answers": [a]}) + "\n")
-PY
+python3 tools/bench/logged_trajectories.py "$out/traj.jsonl"
 
 for shape in $shapes; do
 	dir=$out/$shape
