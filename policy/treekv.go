@@ -3,11 +3,12 @@ package policy
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
+	"sync"
 
 	"github.com/igsearch/igsearch/models/qwen2"
 	"github.com/igsearch/igsearch/onnx/ort"
-	"golang.org/x/sync/errgroup"
 )
 
 // TreeWork counts the tokens a tree scoring ran and the context they
@@ -18,31 +19,25 @@ type TreeWork struct {
 	Attended int64
 }
 
-// The rows of one run of ScoreTreeKV: at most kvRunRows rows and
-// kvRunTokens new tokens (padded).
-const (
-	kvRunRows   = 16
-	kvRunTokens = 1024
-)
+// kvRunTokens bounds the new tokens of one run of ScoreTreeKV, padding
+// included (or one row).
+const kvRunTokens = 2048
 
 // ScoreTreeKV scores seqs (as PackSequences takes them: the log-probs of
-// IDs[Start:] after IDs[:Start]) over the radix tree of their contexts, a
-// level of the tree at a time: each node's tokens run once, as one row on
-// the keys and values of the nodes above it (the past, copied together
-// from theirs), and each continuation runs below its context's node. A
-// leaf context with one continuation runs with it in one row. Every token
-// so attends to exactly the tokens it follows, with no row to fill and no
-// prefix run twice. Rows of similar sizes run together, workers runs at
-// once. It returns out[i] with the len(IDs)−Start log-probs of seqs[i]
+// IDs[Start:] after IDs[:Start]) over the radix tree of their contexts,
+// cut into paths: from a node, the kid with the most tokens below it, down
+// to a leaf, and the continuation of a leaf's one sequence. Each path runs
+// once, as one row on the keys and values of the path it hangs off, and
+// every token so attends to exactly the tokens it follows, with no prefix
+// run twice. All the rows hanging off one path run together on its keys
+// and values, passed once and shared by the rows (qwen2's tree-scoring
+// graph with a past), each row seeing the path up to where it branches
+// off. For IG that is a sample's trajectory in one row, then its
+// counterfactual observations and answers as rows on it. Runs go workers
+// at once. It returns out[i] with the len(IDs)−Start log-probs of seqs[i]
 // (empty for a sequence with an empty context or continuation) and the
 // work done. It needs a policy built from weights; its graph uses standard
 // attention.
-//
-// It runs fewer tokens than ScorePacked, each over exactly its ancestors,
-// yet measured slower on the demo (tools/benchig): its nodes are short
-// (about 20 tokens a row), so that copying each row's past (about 150
-// columns of keys and values) and padding the rows of a run cost more than
-// the attention it saves.
 func (p *Policy) ScoreTreeKV(ctx context.Context, seqs []Sequence, workers int) ([][]float32, TreeWork, error) {
 	var w TreeWork
 	out := make([][]float32, len(seqs))
@@ -68,71 +63,127 @@ func (p *Policy) ScoreTreeKV(ctx context.Context, seqs []Sequence, workers int) 
 		return slices.Compare(seqs[a].IDs[:seqs[a].Start], seqs[b].IDs[:seqs[b].Start])
 	})
 	root := kvTree(seqs, order)
-	var ready []*kvJob
+	sizeTree(root)
+	top := &kvRun{}
 	for _, n := range root.kids {
-		ready = append(ready, kvJobsFor(seqs, n)...)
+		top.rows = append(top.rows, kvPath(seqs, n))
 	}
-	for len(ready) > 0 {
-		slices.SortStableFunc(ready, func(a, b *kvJob) int {
-			if d := a.pastLen() - b.pastLen(); d != 0 {
-				return d
-			}
-			return len(a.ids) - len(b.ids)
-		})
-		var runs [][]*kvJob
-		for lo := 0; lo < len(ready); {
-			hi, longest := lo+1, len(ready[lo].ids)
-			for hi < len(ready) && hi-lo < kvRunRows && (hi-lo+1)*max(longest, len(ready[hi].ids)) <= kvRunTokens {
-				longest = max(longest, len(ready[hi].ids))
-				hi++
-			}
-			runs = append(runs, ready[lo:hi])
-			lo = hi
+	err = runBatches(ctx, top.batches(), max(workers, 1), func(ctx context.Context, b *kvBatch) ([]*kvBatch, error) {
+		if err := p.runKV(ctx, sess, b, out); err != nil {
+			return nil, err
 		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(max(workers, 1))
-		for _, run := range runs {
-			g.Go(func() error { return p.runKV(gctx, sess, run, out) })
-		}
-		if err := g.Wait(); err != nil {
-			return nil, w, fmt.Errorf("policy: tree scoring: %w", err)
-		}
-		var next []*kvJob
-		for _, j := range ready {
-			w.Tokens += len(j.ids)
-			for k := range j.ids {
-				w.Attended += int64(j.pos0 + k)
-			}
-			if n := j.save; n != nil {
-				for _, m := range n.members {
-					if s := seqs[m]; len(s.IDs)-s.Start > 1 {
-						cont := s.IDs[s.Start:]
-						c := &kvJob{past: n, ids: cont[:len(cont)-1], pos0: s.Start}
-						for k := 1; k < len(cont); k++ {
-							c.score = append(c.score, kvScore{col: k - 1, target: cont[k], seq: m, at: k})
-						}
-						next = append(next, c)
-					}
-				}
-				for _, kid := range n.kids {
-					next = append(next, kvJobsFor(seqs, kid)...)
+		var next []*kvBatch
+		for _, line := range b.lines {
+			for _, row := range line {
+				if h := row.hangers(seqs); len(h.rows) > 0 {
+					next = append(next, h.batches()...)
 				}
 			}
 		}
-		ready = next
+		return next, nil
+	})
+	if err != nil {
+		return nil, w, fmt.Errorf("policy: tree scoring: %w", err)
+	}
+	for _, seg := range root.kids {
+		countWork(seqs, seg, &w)
 	}
 	return out, w, nil
 }
 
+// runBatches runs batches on workers goroutines, and each batch that run
+// returns once it is ready: a batch as soon as the one it hangs off has
+// run. Batches whose rows others hang off go first. It stops at the first
+// error.
+func runBatches(ctx context.Context, ready []*kvBatch, workers int, run func(context.Context, *kvBatch) ([]*kvBatch, error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	wake := sync.NewCond(&mu)
+	running := 0
+	var first error
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			for {
+				for len(ready) == 0 && running > 0 && first == nil {
+					wake.Wait()
+				}
+				if first != nil || len(ready) == 0 {
+					wake.Broadcast()
+					return
+				}
+				i := slices.IndexFunc(ready, (*kvBatch).opens)
+				if i < 0 {
+					i = len(ready) - 1
+				}
+				b := ready[i]
+				ready = slices.Delete(ready, i, i+1)
+				running++
+				mu.Unlock()
+				next, err := run(ctx, b)
+				mu.Lock()
+				running--
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				ready = append(ready, next...)
+				wake.Broadcast()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// opens reports whether other rows hang off the batch's rows.
+func (b *kvBatch) opens() bool {
+	for _, line := range b.lines {
+		for _, row := range line {
+			for _, sv := range row.save {
+				if !sv.inline {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// countWork adds the tokens of n's subtree, as ScoreTreeKV runs them, to w:
+// every context token once and every continuation token but the last.
+func countWork(seqs []Sequence, n *kvNode, w *TreeWork) {
+	for k := n.from; k < n.to; k++ {
+		w.Tokens++
+		w.Attended += int64(k)
+	}
+	for _, m := range n.members {
+		s := seqs[m]
+		for k := s.Start; k < len(s.IDs)-1; k++ {
+			w.Tokens++
+			w.Attended += int64(k)
+		}
+	}
+	for _, kid := range n.kids {
+		countWork(seqs, kid, w)
+	}
+}
+
 // kvNode is a run of context tokens shared by every sequence below it:
 // seqs[seq].IDs[from:to], below parent. kv holds, once its row has run,
-// its keys and values per layer (keys, values, …), each [kv_heads,
-// to−from, head_dim].
+// its keys and values per layer (keys, values, …), each [to−from,
+// kv_heads·head_dim].
 type kvNode struct {
 	seq, from, to int
 	parent        *kvNode
 	kids          []*kvNode
 	members       []int // sequences whose context ends here
+	size          int   // tokens of this node and every node below it
 	kv            [][]float32
 }
 
@@ -178,115 +229,247 @@ type kvScore struct {
 	seq, at int
 }
 
-// kvJob is one row: ids at positions pos0, pos0+1, … on the keys and
-// values of past and the nodes above it (none when past is nil or the
-// root), its scored columns, and the node whose keys and values its first
-// columns are (save), if any.
-type kvJob struct {
-	past  *kvNode
-	ids   []int32
-	pos0  int
-	score []kvScore
-	save  *kvNode
+// kvRow is one row of a run: ids at positions pos0, pos0+1, … on the
+// first pastEnd columns of the run's past, its scored columns, and the
+// nodes whose keys and values its columns are, in row order (save).
+type kvRow struct {
+	pastEnd int
+	ids     []int32
+	pos0    int
+	score   []kvScore
+	save    []kvSaved
 }
 
-func (j *kvJob) pastLen() int {
-	if j.past == nil || j.past.seq < 0 {
-		return 0
-	}
-	return j.past.to
+// kvSaved is a node that a row runs, from column col of the row. An
+// inline node is a leaf whose one sequence's continuation runs in the row
+// too: nothing runs below it, so its keys and values are not kept.
+type kvSaved struct {
+	node   *kvNode
+	col    int
+	inline bool
 }
 
-// kvJobsFor is the row of node n, whose parent's keys and values are
-// ready: a leaf with one continuation runs with it; any other node runs
-// alone, scoring its members' first continuation tokens, and saves its
-// keys and values for the rows below it.
-func kvJobsFor(seqs []Sequence, n *kvNode) []*kvJob {
-	ids := seqs[n.seq].IDs[n.from:n.to]
-	last := len(ids) - 1
-	if len(n.kids) == 0 && len(n.members) == 1 {
-		m := n.members[0]
-		cont := seqs[m].IDs[seqs[m].Start:]
-		j := &kvJob{past: n.parent, ids: slices.Concat(ids, cont[:len(cont)-1]), pos0: n.from}
-		for k := range cont {
-			j.score = append(j.score, kvScore{col: last + k, target: cont[k], seq: m, at: k})
+// kvRun is rows that run together on one past: the keys and values of the
+// nodes from past up to the root (none when past is nil).
+type kvRun struct {
+	past *kvNode
+	rows []*kvRow
+}
+
+// kvPath is the row of the path from node n, whose parent's keys and
+// values are ready: n, then at each node the kid with the most tokens
+// below it, down to a node with no kids. When the path ends in the context
+// of one sequence, the row runs that sequence's continuation too; every
+// context ending on the path has its first continuation token scored there.
+func kvPath(seqs []Sequence, n *kvNode) *kvRow {
+	r := &kvRow{pastEnd: n.from, pos0: n.from}
+	for node := n; node != nil; node = heavyKid(node) {
+		col := len(r.ids)
+		r.ids = append(r.ids, seqs[node.seq].IDs[node.from:node.to]...)
+		last := len(r.ids) - 1
+		if len(node.kids) == 0 && len(node.members) == 1 {
+			m := node.members[0]
+			cont := seqs[m].IDs[seqs[m].Start:]
+			r.ids = append(r.ids, cont[:len(cont)-1]...)
+			for k := range cont {
+				r.score = append(r.score, kvScore{col: last + k, target: cont[k], seq: m, at: k})
+			}
+			r.save = append(r.save, kvSaved{node: node, col: col, inline: true})
+			break
 		}
-		return []*kvJob{j}
+		for _, m := range node.members {
+			r.score = append(r.score, kvScore{col: last, target: seqs[m].IDs[seqs[m].Start], seq: m, at: 0})
+		}
+		r.save = append(r.save, kvSaved{node: node, col: col})
 	}
-	j := &kvJob{past: n.parent, ids: ids, pos0: n.from, save: n}
-	for _, m := range n.members {
-		j.score = append(j.score, kvScore{col: last, target: seqs[m].IDs[seqs[m].Start], seq: m, at: 0})
-	}
-	return []*kvJob{j}
+	return r
 }
 
-// runKV runs one group of rows: their pasts copied together from their
-// nodes' keys and values (right-padded and masked to the longest), their
-// new tokens right-padded. It writes the scored log-probs into out and the
-// saved nodes' keys and values.
-func (p *Policy) runKV(ctx context.Context, s *ort.Session, jobs []*kvJob, out [][]float32) error {
+// hangers is the run of everything below the row's path that did not run
+// in it, on the path's keys and values: the paths from the other kids of
+// its nodes, and the rest of the continuations of contexts ending on it.
+func (r *kvRow) hangers(seqs []Sequence) *kvRun {
+	h := &kvRun{}
+	for i, sv := range r.save {
+		n := sv.node
+		if sv.inline {
+			break
+		}
+		h.past = n
+		for _, m := range n.members {
+			if s := seqs[m]; len(s.IDs)-s.Start > 1 {
+				cont := s.IDs[s.Start:]
+				c := &kvRow{pastEnd: n.to, ids: cont[:len(cont)-1], pos0: s.Start}
+				for k := 1; k < len(cont); k++ {
+					c.score = append(c.score, kvScore{col: k - 1, target: cont[k], seq: m, at: k})
+				}
+				h.rows = append(h.rows, c)
+			}
+		}
+		for _, kid := range n.kids {
+			if i+1 < len(r.save) && kid == r.save[i+1].node {
+				continue // on this path
+			}
+			h.rows = append(h.rows, kvPath(seqs, kid))
+		}
+	}
+	return h
+}
+
+// kvBatch is one run of the graph: lines of rows on a past (the nodes from
+// past up to the root, their first pastLen columns). A line is a graph row
+// holding rows side by side, each seeing only itself and its past.
+type kvBatch struct {
+	past    *kvNode
+	pastLen int
+	width   int
+	lines   [][]*kvRow
+}
+
+// The cost model batches chooses by, in µs of one single-threaded run on
+// the CPU (fitted to runs of the demo's policy): a run costs kvRunCost,
+// and every token of a line, padding included, kvTokenCost plus
+// kvColumnCost for each past and line column it attends over.
+const (
+	kvRunCost    = 250
+	kvTokenCost  = 5.5
+	kvColumnCost = 0.017
+)
+
+// batches cuts the run into batches on the same past. Rows of similar
+// lengths go together: the longest first, a new class of narrower lines
+// starting when the rows left are at most half as long as the class's
+// widest and would fill a line of their own. Within a class, rows in the
+// order of the past they see are cut into the batches the cost model
+// prices lowest: each batch runs only the past columns its rows see, and
+// the width of its longest row. Each batch holds at most kvRunTokens
+// tokens, padding included (or one row).
+func (r *kvRun) batches() []*kvBatch {
+	rows := slices.Clone(r.rows)
+	slices.SortStableFunc(rows, func(a, b *kvRow) int { return len(b.ids) - len(a.ids) })
+	left := 0
+	for _, row := range rows {
+		left += len(row.ids)
+	}
+	var out []*kvBatch
+	for lo := 0; lo < len(rows); {
+		width, hi := len(rows[lo].ids), lo
+		for ; hi < len(rows); hi++ {
+			if n := len(rows[hi].ids); 2*n <= width && left > width {
+				break
+			}
+			left -= len(rows[hi].ids)
+		}
+		out = append(out, r.cheapest(rows[lo:hi])...)
+		lo = hi
+	}
+	return out
+}
+
+// cheapest cuts rows, in the order of the past they see, into the batches
+// of least cost, by dynamic programming over the cut before each row.
+func (r *kvRun) cheapest(rows []*kvRow) []*kvBatch {
+	slices.SortStableFunc(rows, func(a, b *kvRow) int { return a.pastEnd - b.pastEnd })
+	n := len(rows)
+	best, from := make([]float64, n+1), make([]int, n+1)
+	for j := 1; j <= n; j++ {
+		best[j] = math.Inf(1)
+		for i := j - 1; i >= 0; i-- {
+			b := r.pack(rows[i:j])
+			if len(b.lines)*b.width > kvRunTokens && j-i > 1 {
+				break // and larger batches too
+			}
+			cost := kvRunCost + float64(len(b.lines)*b.width)*(kvTokenCost+kvColumnCost*float64(b.pastLen+b.width))
+			if c := best[i] + cost; c < best[j] {
+				best[j], from[j] = c, i
+			}
+		}
+	}
+	var out []*kvBatch
+	for j := n; j > 0; j = from[j] {
+		out = append(out, r.pack(rows[from[j]:j]))
+	}
+	return out
+}
+
+// pack lays rows out as one batch: lines as wide as the longest row, each
+// row in the first line with room for it, the longest first.
+func (r *kvRun) pack(rows []*kvRow) *kvBatch {
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b *kvRow) int { return len(b.ids) - len(a.ids) })
+	b := &kvBatch{past: r.past, width: len(rows[0].ids)}
+	var room []int // free columns of each line
+	for _, row := range rows {
+		n := len(row.ids)
+		i := slices.IndexFunc(room, func(free int) bool { return free >= n })
+		if i < 0 {
+			b.lines, room = append(b.lines, nil), append(room, b.width)
+			i = len(room) - 1
+		}
+		b.lines[i], room[i] = append(b.lines[i], row), room[i]-n
+		b.pastLen = max(b.pastLen, row.pastEnd)
+	}
+	return b
+}
+
+// runKV runs one batch: its past copied together from its nodes' keys and
+// values, its lines right-padded. It writes the scored log-probs into out
+// and the keys and values of the nodes the rows run.
+func (p *Policy) runKV(ctx context.Context, s *ort.Session, r *kvBatch, out [][]float32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	sh := p.shape
-	n, T, P, K := len(jobs), 0, 0, 0
-	for _, j := range jobs {
-		T, P, K = max(T, len(j.ids)), max(P, j.pastLen()), K+len(j.score)
+	n, T, P, K := len(r.lines), r.width, r.pastLen, 0
+	ids, pos, end, pastEnd := make([]int64, n*T), make([]int64, n*T), make([]int64, n*T), make([]int64, n*T)
+	for c := range end {
+		end[c] = int64(c%T + 1) // padding sees only itself
 	}
-	ids, pos, end := make([]int64, n*T), make([]int64, n*T), make([]int64, n*T)
-	mask := make([]int64, n*P)
-	index, target := make([]int64, 0, max(K, 1)), make([]int64, 0, max(K, 1))
-	for r, j := range jobs {
-		for t := range T {
-			c := r*T + t
-			if t >= len(j.ids) {
-				end[c] = int64(t + 1)
-				continue
+	var index, target []int64
+	for b, line := range r.lines {
+		off := 0
+		for _, row := range line {
+			for t, id := range row.ids {
+				c := b*T + off + t
+				ids[c], pos[c], end[c], pastEnd[c] = int64(id), int64(row.pos0+t), int64(off+len(row.ids)), int64(row.pastEnd)
 			}
-			ids[c], pos[c], end[c] = int64(j.ids[t]), int64(j.pos0+t), int64(len(j.ids))
-		}
-		for c := range j.pastLen() {
-			mask[r*P+c] = 1
-		}
-		for _, sc := range j.score {
-			index, target = append(index, int64(r*T+sc.col)), append(target, int64(sc.target))
+			for _, sc := range row.score {
+				index, target = append(index, int64(b*T+off+sc.col)), append(target, int64(sc.target))
+			}
+			off += len(row.ids)
 		}
 	}
+	K = len(index)
 	if K == 0 { // a scored column the graph needs, discarded
 		index, target = append(index, 0), append(target, 0)
 	}
-	// past[l] is [n, heads, P, dim]: each row's nodes' columns in order.
 	run := &forwardRun{inputs: map[string]*ort.Tensor{}, outputs: ort.Outputs{}}
 	defer run.destroy()
 	present := make([][]float32, 2*sh.layers)
+	width := sh.heads * sh.dim
 	for l := range 2 * sh.layers {
-		past := make([]float32, n*sh.heads*P*sh.dim)
-		for r, j := range jobs {
-			for node := j.past; node != nil && node.seq >= 0; node = node.parent {
-				cols := node.to - node.from
-				for h := range sh.heads {
-					src := node.kv[l][h*cols*sh.dim : (h+1)*cols*sh.dim]
-					copy(past[((r*sh.heads+h)*P+node.from)*sh.dim:], src)
-				}
+		// past[l] is [1, P, heads·dim]: the nodes' columns before P.
+		past := getKV(P * width)
+		defer putKV(past)
+		for node := r.past; node != nil && node.seq >= 0; node = node.parent {
+			if keep := min(node.to, P) - node.from; keep > 0 {
+				copy(past[node.from*width:], node.kv[l][:keep*width])
 			}
 		}
-		name := qwen2.PastKey(l / 2)
+		name, pname := qwen2.PastKey(l/2), qwen2.PresentKey(l/2)
 		if l%2 == 1 {
-			name = qwen2.PastValue(l / 2)
+			name, pname = qwen2.PastValue(l/2), qwen2.PresentValue(l/2)
 		}
-		run.add(run.inputs, name)(ort.NewTensor([]int64{int64(n), int64(sh.heads), int64(P), int64(sh.dim)}, past))
-		present[l] = make([]float32, n*sh.heads*T*sh.dim)
-		pname := qwen2.PresentKey(l / 2)
-		if l%2 == 1 {
-			pname = qwen2.PresentValue(l / 2)
-		}
-		run.add(run.outputs, pname)(ort.NewTensor([]int64{int64(n), int64(sh.heads), int64(T), int64(sh.dim)}, present[l]))
+		run.add(run.inputs, name)(ort.NewTensor([]int64{1, int64(P), int64(width)}, past))
+		present[l] = getKV(n * T * width)
+		defer putKV(present[l])
+		run.add(run.outputs, pname)(ort.NewTensor([]int64{int64(n), int64(T), int64(width)}, present[l]))
 	}
 	shape := []int64{int64(n), int64(T)}
 	run.add(run.inputs, qwen2.InputIDs)(ort.NewTensor(shape, ids))
 	run.add(run.inputs, qwen2.PositionIDs)(ort.NewTensor(shape, pos))
 	run.add(run.inputs, qwen2.SubtreeEnd)(ort.NewTensor(shape, end))
-	run.add(run.inputs, qwen2.PastMask)(ort.NewTensor([]int64{int64(n), int64(P)}, mask))
+	run.add(run.inputs, qwen2.PastEnd)(ort.NewTensor(shape, pastEnd))
 	run.add(run.inputs, qwen2.ScoreIndex)(ort.NewTensor([]int64{int64(len(index))}, index))
 	run.add(run.inputs, qwen2.ScoreTarget)(ort.NewTensor([]int64{int64(len(index))}, target))
 	lp := make([]float32, len(index))
@@ -302,24 +485,35 @@ func (p *Policy) runKV(ctx context.Context, s *ort.Session, jobs []*kvJob, out [
 		return err
 	}
 	k := 0
-	for r, j := range jobs {
-		for _, sc := range j.score {
-			out[sc.seq][sc.at] = lp[k]
-			k++
-		}
-		if node := j.save; node != nil {
-			cols := node.to - node.from
-			node.kv = make([][]float32, 2*sh.layers)
-			for l := range node.kv {
-				node.kv[l] = make([]float32, sh.heads*cols*sh.dim)
-				for h := range sh.heads {
-					src := present[l][(r*sh.heads+h)*T*sh.dim:]
-					copy(node.kv[l][h*cols*sh.dim:(h+1)*cols*sh.dim], src[:cols*sh.dim])
+	for b, line := range r.lines {
+		off := 0
+		for _, row := range line {
+			for _, sc := range row.score {
+				out[sc.seq][sc.at] = lp[k]
+				k++
+			}
+			for _, sv := range row.save {
+				if !sv.inline {
+					p.saveKV(sv.node, present, b*T+off+sv.col)
 				}
 			}
+			off += len(row.ids)
 		}
 	}
 	return nil
+}
+
+// saveKV keeps node's keys and values: its columns of present ([lines·T,
+// heads·dim] per layer) from column first on.
+func (p *Policy) saveKV(node *kvNode, present [][]float32, first int) {
+	width := p.shape.heads * p.shape.dim
+	n := (node.to - node.from) * width
+	node.kv = make([][]float32, len(present))
+	slab := make([]float32, len(present)*n)
+	for l := range node.kv {
+		node.kv[l], slab = slab[:n:n], slab[n:]
+		copy(node.kv[l], present[l][first*width:])
+	}
 }
 
 // treePastSession opens the graph of ScoreTreeKV once, as treeSession
@@ -352,4 +546,25 @@ func (p *Policy) treePastSession() (*ort.Session, error) {
 		return nil, fmt.Errorf("policy: tree scoring on a closed policy")
 	}
 	return p.tree.past.s, nil
+}
+
+// heavyKid is n's kid with the most tokens below it (nil for a leaf).
+func heavyKid(n *kvNode) *kvNode {
+	var best *kvNode
+	for _, k := range n.kids {
+		if best == nil || k.size > best.size {
+			best = k
+		}
+	}
+	return best
+}
+
+// sizeTree sets each node's size: its tokens and those of every node
+// below it.
+func sizeTree(n *kvNode) int {
+	n.size = n.to - n.from
+	for _, k := range n.kids {
+		n.size += sizeTree(k)
+	}
+	return n.size
 }

@@ -253,6 +253,9 @@ func newInitializerModel(name string, cfg Config, w Weights, opts Options) (*onn
 		return nil, nil, fmt.Errorf("qwen2: unsupported dtype %s: float32 or float16", dt)
 	}
 	g := onnx.NewGraph(name)
+	if opts.Attention == FusedAttention {
+		g.Opsets[""] = fusedOpset
+	}
 	vals := map[string]*onnx.Value{}
 	for _, p := range Params(cfg) {
 		t := w[p.Name]

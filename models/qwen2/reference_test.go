@@ -125,7 +125,7 @@ func TestTinyQwen2LogitsAndDecode(t *testing.T) {
 	ck, ref := loadReference(t, "tiny-qwen2")
 	cfg := ck.Config
 	V := cfg.VocabSize
-	for _, attn := range []Attention{StandardAttention, ContribAttention} {
+	for _, attn := range []Attention{StandardAttention, ContribAttention, FusedAttention} {
 		t.Run(attn.String(), func(t *testing.T) {
 			g, err := BuildInference(cfg, ck.Weights, Options{Attention: attn})
 			if err != nil {
@@ -226,7 +226,7 @@ func TestTinyQwen2Continuation(t *testing.T) {
 		}
 		return maxErr, nil
 	}
-	for _, attn := range []Attention{StandardAttention, ContribAttention} {
+	for _, attn := range []Attention{StandardAttention, ContribAttention, FusedAttention} {
 		t.Run(attn.String(), func(t *testing.T) {
 			g, err := BuildInference(cfg, ck.Weights, Options{Attention: attn})
 			if err != nil {
@@ -267,7 +267,7 @@ func concatRows(a, b [][]int64) [][]int64 {
 // reference logits.
 func TestTinyQwen2Scoring(t *testing.T) {
 	ck, ref := loadReference(t, "tiny-qwen2")
-	for _, attn := range []Attention{StandardAttention, ContribAttention} {
+	for _, attn := range []Attention{StandardAttention, ContribAttention, FusedAttention} {
 		t.Run(attn.String(), func(t *testing.T) {
 			g, err := BuildScoring(ck.Config, ck.Weights, Options{Attention: attn, Entropy: true})
 			if err != nil {
@@ -368,7 +368,7 @@ func TestTiedFullVocab(t *testing.T) {
 		t.Error("tied model loaded an lm_head.weight")
 	}
 	B, T, V := len(ref.InputIDs), len(ref.InputIDs[0]), cfg.VocabSize
-	for _, attn := range []Attention{StandardAttention, ContribAttention} {
+	for _, attn := range []Attention{StandardAttention, ContribAttention, FusedAttention} {
 		t.Run(attn.String(), func(t *testing.T) {
 			g, err := BuildInference(cfg, ck.Weights, Options{Attention: attn})
 			if err != nil {

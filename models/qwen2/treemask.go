@@ -82,41 +82,45 @@ func (m *model) treeAttnContext(ids, positions, end *onnx.Value) *attnContext {
 	return ctx
 }
 
-// PastMask [B,P] int64 is 1 where a past column of the tree-scoring graph
-// with a past holds a token the row sees, 0 for padding.
-const PastMask = "past_mask"
+// PastEnd [B,T] int64: token t of row b of the tree-scoring graph with a
+// shared past sees the past columns 0 … PastEnd[b,t]−1.
+const PastEnd = "past_end"
 
-// BuildTreeScoringPast is BuildTreeScoring on top of a KV cache: every new
-// token also sees the past columns that past_mask marks, and the new tokens'
-// keys and values come out, so that rows below them can take them as their
-// past. It needs standard attention (GroupQueryAttention runs several new
-// tokens on a past for one row only):
+// BuildTreeScoringPast is BuildTreeScoring on top of one KV cache that
+// every row shares: each new token also sees the first past_end columns of
+// the past, and the new tokens' keys and values come out, so that rows
+// below them can take them as their past. The rows of a run are so the
+// branches that hang off one path of the tree, at any point along it,
+// with the path's keys and values passed once:
 //
-//	input_ids, position_ids, subtree_end int64 [B,T], past_mask int64 [B,P],
-//	past_key_values.{i}.key/value [B,kv_heads,P,head_dim],
+//	input_ids, position_ids, subtree_end, past_end int64 [B,T],
+//	past_key_values.{i}.key/value [1,P,kv_heads·head_dim],
 //	score_index, score_target int64 [K]
-//	→ target_logprobs float32 [K], present.{i}.key/value [B,kv_heads,T,head_dim]
+//	→ target_logprobs float32 [K], present.{i}.key/value [B,T,kv_heads·head_dim]
 //
-// Unlike the inference graph's, the present keys and values are the new
-// columns' only.
+// Keys and values are laid out token-major, as the attention node takes
+// them, and present holds the new columns only. The graph is always
+// FusedAttention's, whatever opts.Attention says.
 func BuildTreeScoringPast(cfg Config, w Weights, opts Options) (*onnx.Graph, error) {
-	if opts.Attention != StandardAttention {
-		return nil, fmt.Errorf("qwen2: tree scoring on a past needs standard attention, not %s", opts.Attention)
+	if opts.dtype() != onnx.Float {
+		return nil, fmt.Errorf("qwen2: tree scoring on a past is float32 only, not %s", opts.dtype())
 	}
+	opts.Attention = FusedAttention
 	g, m, err := newInitializerModel("qwen2_tree_scoring_past", cfg, w, opts)
 	if err != nil {
 		return nil, err
 	}
-	nKV, d := int64(cfg.NumKeyValueHeads), int64(cfg.HeadDim())
+	m.sharedPast = true
+	width := int64(cfg.NumKeyValueHeads * cfg.HeadDim())
 	dimScored := onnx.Sym("scored")
 	ids := g.Input(InputIDs, onnx.Int64, dimBatch, dimSeq)
 	pos := g.Input(PositionIDs, onnx.Int64, dimBatch, dimSeq)
 	end := g.Input(SubtreeEnd, onnx.Int64, dimBatch, dimSeq)
-	pastMask := g.Input(PastMask, onnx.Int64, dimBatch, dimPast)
+	pastEnd := g.Input(PastEnd, onnx.Int64, dimBatch, dimSeq)
 	past := make([]kvCache, cfg.NumHiddenLayers)
 	for i := range past {
-		past[i].key = g.Input(PastKey(i), m.dt, dimBatch, onnx.D(nKV), dimPast, onnx.D(d))
-		past[i].value = g.Input(PastValue(i), m.dt, dimBatch, onnx.D(nKV), dimPast, onnx.D(d))
+		past[i].key = g.Input(PastKey(i), m.dt, onnx.D(1), dimPast, onnx.D(width))
+		past[i].value = g.Input(PastValue(i), m.dt, onnx.D(1), dimPast, onnx.D(width))
 	}
 	index := g.Input(ScoreIndex, onnx.Int64, dimScored)
 	target := g.Input(ScoreTarget, onnx.Int64, dimScored)
@@ -125,29 +129,19 @@ func BuildTreeScoringPast(cfg Config, w Weights, opts Options) (*onnx.Graph, err
 	// Prepend the past's columns to the tree mask: [B,1,T,P+T].
 	one := g.Const(onnx.Int64Tensor(nil, []int64{1}))
 	zero := g.Const(onnx.Int64Tensor(nil, []int64{0}))
-	seqLen := g.Gather(g.Shape(ids), one, 0)
-	col := g.Range(zero, seqLen, one)
-	everyQuery := g.LessOrEqual(g.Unsqueeze(col, 1), g.Unsqueeze(col, 1))         // [T,1], all true
-	seesPast := g.And(g.Cast(g.Unsqueeze(pastMask, 1, 2), onnx.Bool), everyQuery) // [B,1,T,P]
+	pastLen := g.Gather(g.Shape(past[0].key), one, 0)            // [1]
+	pastCol := g.Unsqueeze(g.Range(zero, pastLen, one), 0, 1, 2) // [1,1,1,P]
+	seesPast := g.Less(pastCol, g.Unsqueeze(pastEnd, 1, 3))      // [B,1,T,P]
 	pastBias := g.Where(seesPast, g.Scalar(onnx.Float, 0), g.Scalar(onnx.Float, -math.MaxFloat32))
 	ctx.bias = g.Concat(3, pastBias, ctx.bias)
-	if rep := int64(cfg.NumAttentionHeads / cfg.NumKeyValueHeads); rep > 1 {
-		ctx.groupBias = g.Tile(ctx.bias, 1, 1, rep, 1)
-	} else {
-		ctx.groupBias = ctx.bias
-	}
 
 	h, present := m.decoder(ids, ctx, past)
 	flat := g.Reshape(h, -1, int64(cfg.HiddenSize))
 	logp := g.LogSoftmax(m.lmHead(g.Gather(flat, index, 0)), -1)
 	g.Output(TargetLogprobs, g.Squeeze(g.GatherElements(logp, g.Unsqueeze(target, -1), -1), -1))
-	// The new columns of each layer's keys and values: [P, P+T) on axis 2.
-	pastLen := g.Gather(g.Shape(past[0].key), g.Ints(2), 0) // [1]
-	last, axis := g.Ints(math.MaxInt64), g.Ints(2)
-	shape := onnx.Shape{dimBatch, onnx.D(nKV), dimSeq, onnx.D(d)}
 	for i, kv := range present {
-		g.Output(PresentKey(i), g.SliceDynamic(kv.key, pastLen, last, axis, shape))
-		g.Output(PresentValue(i), g.SliceDynamic(kv.value, pastLen, last, axis, shape))
+		g.Output(PresentKey(i), kv.key)
+		g.Output(PresentValue(i), kv.value)
 	}
 	return g, nil
 }

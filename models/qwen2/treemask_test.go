@@ -17,8 +17,8 @@ func TestTreeScoringEqualsScoring(t *testing.T) {
 		heads, kv, dim int
 		attn           []Attention
 	}{
-		{4, 2, 16, []Attention{StandardAttention, ContribAttention}},
-		{6, 3, 12, []Attention{StandardAttention}}, // GroupQueryAttention's CPU kernel needs dim % 8 == 0
+		{4, 2, 16, []Attention{StandardAttention, ContribAttention, FusedAttention}},
+		{6, 3, 12, []Attention{StandardAttention, FusedAttention}}, // GroupQueryAttention's CPU kernel needs dim % 8 == 0
 	} {
 		cfg := TinyConfig()
 		cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HiddenSize = c.heads, c.kv, c.heads*c.dim
@@ -99,9 +99,10 @@ func seq(lo, hi int64) []int64 {
 }
 
 // TestTreeScoringPastEqualsScoring runs P alone through the graph with a
-// past (an empty one), then A, B and C as three rows on P's keys and values
-// (C's past padded with two masked columns of garbage), and checks the
-// scored log-probs against the scoring graph on P·A, P·B and P·C.
+// past (an empty one), then A, B and C as three rows on P's keys and values,
+// shared, padded with two columns of garbage: A and B see all of P, C only
+// P's first four tokens. It checks the scored log-probs against the
+// scoring graph on P·A, P·B and P[:4]·C.
 func TestTreeScoringPastEqualsScoring(t *testing.T) {
 	cfg := TinyConfig()
 	cfg.InitializerRange = 0.3
@@ -113,7 +114,7 @@ func TestTreeScoringPastEqualsScoring(t *testing.T) {
 	}
 	ss := newTestSession(t, sg, 1)
 	var want [][]float32
-	for _, s := range [][]int64{cat(P, A), cat(P, B), cat(P, C)} {
+	for _, s := range [][]int64{cat(P, A), cat(P, B), cat(P[:4], C)} {
 		out, err := ss.run(map[string]tensor{InputIDs: {shape: []int64{1, int64(len(s))}, i: s}, AttentionMask: {shape: []int64{1, int64(len(s))}, i: onesN(len(s))}})
 		if err != nil {
 			t.Fatal(err)
@@ -125,20 +126,20 @@ func TestTreeScoringPastEqualsScoring(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newTestSession(t, g, 1)
-	kv, d := int64(cfg.NumKeyValueHeads), int64(cfg.HeadDim())
-	in := func(n, T, past int64, ids, pos, end, mask []int64, kvs map[string][]float32, index, target []int64) map[string]tensor {
+	width := int64(cfg.NumKeyValueHeads * cfg.HeadDim())
+	in := func(n, T, past int64, ids, pos, end, pastEnd []int64, kvs map[string][]float32, index, target []int64) map[string]tensor {
 		m := map[string]tensor{InputIDs: {shape: []int64{n, T}, i: ids}, PositionIDs: {shape: []int64{n, T}, i: pos},
-			SubtreeEnd: {shape: []int64{n, T}, i: end}, PastMask: {shape: []int64{n, past}, i: mask},
+			SubtreeEnd: {shape: []int64{n, T}, i: end}, PastEnd: {shape: []int64{n, T}, i: pastEnd},
 			ScoreIndex: {shape: []int64{int64(len(index))}, i: index}, ScoreTarget: {shape: []int64{int64(len(index))}, i: target}}
 		for l := range cfg.NumHiddenLayers {
 			for _, name := range []string{PastKey(l), PastValue(l)} {
-				m[name] = tensor{shape: []int64{n, kv, past, d}, f: kvs[name]}
+				m[name] = tensor{shape: []int64{1, past, width}, f: kvs[name]}
 			}
 		}
 		return m
 	}
 	// P alone: a chain of 6, scoring P's last → A[0].
-	out, err := s.run(in(1, 6, 0, P, seq(0, 6), []int64{6, 6, 6, 6, 6, 6}, []int64{}, map[string][]float32{}, []int64{5}, []int64{61}))
+	out, err := s.run(in(1, 6, 0, P, seq(0, 6), []int64{6, 6, 6, 6, 6, 6}, make([]int64, 6), map[string][]float32{}, []int64{5}, []int64{61}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,33 +151,23 @@ func TestTreeScoringPastEqualsScoring(t *testing.T) {
 	pastKV := map[string][]float32{}
 	for l := range cfg.NumHiddenLayers {
 		for j, name := range []string{PastKey(l), PastValue(l)} {
-			pk := out[[]string{PresentKey(l), PresentValue(l)}[j]].f // [1,kv,6,d]
-			buf := make([]float32, 3*kv*past*d)
-			for r := range int64(3) {
-				for h := range kv {
-					for c := range int64(past) {
-						dst := buf[((r*kv+h)*past+c)*d : ((r*kv+h)*past+c+1)*d]
-						if c < 6 {
-							copy(dst, pk[(h*6+c)*d:(h*6+c+1)*d])
-						} else {
-							for i := range dst {
-								dst[i] = 1e3 // garbage that the mask must hide
-							}
-						}
-					}
-				}
+			pk := out[[]string{PresentKey(l), PresentValue(l)}[j]].f // [1,6,width]
+			buf := make([]float32, past*width)
+			copy(buf, pk)
+			for i := 6 * width; i < past*width; i++ {
+				buf[i] = 1e3 // garbage that the mask must hide
 			}
 			pastKV[name] = buf
 		}
 	}
 	ids := cat(A, B, []int64{0}, C, []int64{0, 0})
-	pos := cat(seq(6, 10), seq(6, 9), []int64{0}, seq(6, 8), []int64{0, 0})
+	pos := cat(seq(6, 10), seq(6, 9), []int64{0}, seq(4, 6), []int64{0, 0})
 	end := cat([]int64{4, 4, 4, 4}, []int64{3, 3, 3, 4}, []int64{2, 2, 3, 4})
-	mask := cat(onesN(6), []int64{0, 0}, onesN(6), []int64{0, 0}, onesN(6), []int64{0, 0})
+	pastEnd := cat([]int64{6, 6, 6, 6}, []int64{6, 6, 6, 0}, []int64{4, 4, 0, 0})
 	// A[0]→A[1], A[2]→A[3], B[0]→B[1], B[1]→B[2], C[0]→C[1].
 	index, target := []int64{0, 2, 4, 5, 8}, []int64{62, 64, 1, 2, 9}
-	ref := []float32{want[0][6], want[0][8], want[1][6], want[1][7], want[2][6]}
-	out, err = s.run(in(3, T, past, ids, pos, end, mask, pastKV, index, target))
+	ref := []float32{want[0][6], want[0][8], want[1][6], want[1][7], want[2][4]}
+	out, err = s.run(in(3, T, past, ids, pos, end, pastEnd, pastKV, index, target))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +176,8 @@ func TestTreeScoringPastEqualsScoring(t *testing.T) {
 			t.Errorf("scored %d: %v on the past, %v whole (|Δ| %.2g)", k, x, ref[k], d)
 		}
 	}
-	if sh := out[PresentKey(0)].shape; sh[2] != T {
-		t.Errorf("present keys %v: want the %d new columns", sh, T)
+	if sh := out[PresentKey(0)].shape; sh[0] != 3 || sh[1] != T {
+		t.Errorf("present keys %v: want the %d new columns of 3 rows", sh, T)
 	}
 }
 

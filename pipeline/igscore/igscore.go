@@ -222,10 +222,14 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	var lps [][]float32
 	var w work
 	var err error
+	sharing := s.opts.Sharing
+	if sharing == "" {
+		sharing = DefaultSharing(s.pol.Device().CUDA)
+	}
 	switch {
-	case s.opts.PrefixSharing && (s.opts.Sharing == SharingPacked || s.opts.Sharing == "") && s.pol.CanScorePacked():
+	case s.opts.PrefixSharing && sharing == SharingPacked && s.pol.CanScorePacked():
 		lps, w, err = s.scorePacked(ctx, seqs)
-	case s.opts.PrefixSharing && s.opts.Sharing == SharingKV && s.pol.CanScorePacked():
+	case s.opts.PrefixSharing && sharing == SharingKV && s.pol.CanScorePacked():
 		lps, w, err = s.scoreKV(ctx, seqs)
 	case s.opts.PrefixSharing:
 		lps, w, err = s.scoreShared(ctx, seqs)

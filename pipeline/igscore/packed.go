@@ -9,15 +9,27 @@ import (
 // The ways of sharing prefixes (Options.Sharing).
 const (
 	// SharingPacked packs radix trees into rows with a tree attention
-	// mask (policy.ScorePacked): the default, measured fastest.
+	// mask (policy.ScorePacked): the default on CUDA.
 	SharingPacked = "packed"
-	// SharingKV runs the radix tree of all contexts a level at a time,
-	// each node on its ancestors' keys and values (policy.ScoreTreeKV).
+	// SharingKV runs the radix tree of all contexts as paths, each once,
+	// on the keys and values of the path it hangs off (policy.ScoreTreeKV):
+	// the default on the CPU, measured fastest there (tools/benchig).
 	SharingKV = "kv"
 	// SharingFork forks KV caches and forces each answer token by token
 	// (policy.Batch): the earlier way, kept for comparison.
 	SharingFork = "fork"
 )
+
+// DefaultSharing is the way of sharing prefixes when Options.Sharing is
+// empty: SharingKV on the CPU, SharingPacked on CUDA, where the KV paths'
+// graph (ONNX opset 23's fused Attention and RotaryEmbedding) has not been
+// measured.
+func DefaultSharing(cuda bool) string {
+	if cuda {
+		return SharingPacked
+	}
+	return SharingKV
+}
 
 // scoreKV scores the sequences with policy.ScoreTreeKV.
 func (s *Scorer) scoreKV(ctx context.Context, seqs []sequence) ([][]float32, work, error) {

@@ -1,6 +1,6 @@
 // Command benchig measures the cost of IG within a training iteration on the
 // demo's warm-started policy, with the demo's RL settings: the same
-// iterations run as IG-GRPO (IG scored on packed prefix trees, the default)
+// iterations run as IG-GRPO (IG scored with the default prefix sharing)
 // and as plain GRPO (no IG), one after the other in this process, and with
 // --whole as IG-GRPO scoring every context whole. It prints time_ig,
 // time_total and ig_share per run, and IG-GRPO's iteration time over GRPO's
@@ -131,7 +131,7 @@ func run() error {
 		// Unmeasured: the same iterations as the next run, so that ONNX
 		// Runtime's arena has grown for their shapes before any is timed.
 		{"warm-up (ig-grpo, prefix sharing)", "ig-grpo", true},
-		{"ig-grpo, prefix sharing (default: packed trees)", "ig-grpo", true},
+		{"ig-grpo, prefix sharing (default: KV paths on the CPU)", "ig-grpo", true},
 		{"grpo (no IG)", "grpo", false},
 	}
 	if *whole {
@@ -288,7 +288,7 @@ func rescore(cfg train.Config, dir string, iters int, packTokens []int) ([]resco
 	fork.PrefixSharing, fork.Sharing = true, igscore.SharingFork
 	kv := o
 	kv.PrefixSharing, kv.Sharing = true, igscore.SharingKV
-	ways := []way{{"kv forks (before)", fork, false}, {"kv tree", kv, false}}
+	ways := []way{{"kv forks (before)", fork, false}, {"kv paths", kv, false}}
 	for _, n := range packTokens {
 		p := o
 		p.PrefixSharing, p.Sharing, p.PackTokens = true, igscore.SharingPacked, n
@@ -296,7 +296,7 @@ func rescore(cfg train.Config, dir string, iters int, packTokens []int) ([]resco
 	}
 	packed := o
 	packed.PrefixSharing = true
-	ways = append(ways, way{"packed trees (default), a new policy each iteration", packed, true})
+	ways = append(ways, way{"the default (KV paths on the CPU), a new policy each iteration", packed, true})
 	var out []rescored
 	var first [][]ig.Result // per iteration, of the first way
 	for w, wy := range ways {
@@ -390,7 +390,7 @@ func floor(model string, shared, grpo result, re []rescored) error {
 	}
 	var best *try
 	bestCPU := math.Inf(1) // CPU seconds per token, the least over the shapes
-	for _, attn := range []string{"standard", "contrib"} {
+	for _, attn := range []string{"standard", "contrib", "fused"} {
 		for _, split := range [][2]int{{1, cores}, {cores, 1}} { // threads per run, concurrent runs
 			pol, err := policy.Open(model, policy.Options{Attention: attn, Threads: split[0]})
 			if err != nil {
