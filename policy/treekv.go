@@ -367,19 +367,29 @@ func (r *kvRun) batches() []*kvBatch {
 }
 
 // cheapest cuts rows, in the order of the past they see, into the batches
-// of least cost, by dynamic programming over the cut before each row.
+// of least cost, by dynamic programming over the cut before each row. A
+// batch's lines are estimated: one for each row longer than half the
+// width, and at least the rows' tokens over the width.
 func (r *kvRun) cheapest(rows []*kvRow) []*kvBatch {
 	slices.SortStableFunc(rows, func(a, b *kvRow) int { return a.pastEnd - b.pastEnd })
 	n := len(rows)
 	best, from := make([]float64, n+1), make([]int, n+1)
 	for j := 1; j <= n; j++ {
 		best[j] = math.Inf(1)
+		width, tokens := 0, 0
 		for i := j - 1; i >= 0; i-- {
-			b := r.pack(rows[i:j])
-			if len(b.lines)*b.width > kvRunTokens && j-i > 1 {
+			width, tokens = max(width, len(rows[i].ids)), tokens+len(rows[i].ids)
+			long := 0
+			for _, row := range rows[i:j] {
+				if 2*len(row.ids) > width {
+					long++
+				}
+			}
+			lines := max(long, (tokens+width-1)/width)
+			if lines*width > kvRunTokens && j-i > 1 {
 				break // and larger batches too
 			}
-			cost := kvRunCost + float64(len(b.lines)*b.width)*(kvTokenCost+kvColumnCost*float64(b.pastLen+b.width))
+			cost := kvRunCost + float64(lines*width)*(kvTokenCost+kvColumnCost*float64(rows[j-1].pastEnd+width))
 			if c := best[i] + cost; c < best[j] {
 				best[j], from[j] = c, i
 			}
@@ -421,9 +431,19 @@ func (p *Policy) runKV(ctx context.Context, s *ort.Session, r *kvBatch, out [][]
 	}
 	sh := p.shape
 	n, T, P, K := len(r.lines), r.width, r.pastLen, 0
-	ids, pos, end, pastEnd := make([]int64, n*T), make([]int64, n*T), make([]int64, n*T), make([]int64, n*T)
-	for c := range end {
-		end[c] = int64(c%T + 1) // padding sees only itself
+	ids, pos := make([]int64, n*T), make([]int64, n*T)
+	// bias [n,1,T,P+T]: a row's token sees the past before the row's
+	// pastEnd and the row's tokens up to itself; padding sees only itself.
+	S := P + T
+	bias := getKV(n * T * S)
+	defer putKV(bias)
+	for i := range bias {
+		bias[i] = -math.MaxFloat32
+	}
+	for b := range n {
+		for t := range T {
+			bias[(b*T+t)*S+P+t] = 0
+		}
 	}
 	var index, target []int64
 	for b, line := range r.lines {
@@ -431,7 +451,10 @@ func (p *Policy) runKV(ctx context.Context, s *ort.Session, r *kvBatch, out [][]
 		for _, row := range line {
 			for t, id := range row.ids {
 				c := b*T + off + t
-				ids[c], pos[c], end[c], pastEnd[c] = int64(id), int64(row.pos0+t), int64(off+len(row.ids)), int64(row.pastEnd)
+				ids[c], pos[c] = int64(id), int64(row.pos0+t)
+				q := bias[c*S:]
+				clear(q[:row.pastEnd])
+				clear(q[P+off : P+off+t])
 			}
 			for _, sc := range row.score {
 				index, target = append(index, int64(b*T+off+sc.col)), append(target, int64(sc.target))
@@ -468,8 +491,7 @@ func (p *Policy) runKV(ctx context.Context, s *ort.Session, r *kvBatch, out [][]
 	shape := []int64{int64(n), int64(T)}
 	run.add(run.inputs, qwen2.InputIDs)(ort.NewTensor(shape, ids))
 	run.add(run.inputs, qwen2.PositionIDs)(ort.NewTensor(shape, pos))
-	run.add(run.inputs, qwen2.SubtreeEnd)(ort.NewTensor(shape, end))
-	run.add(run.inputs, qwen2.PastEnd)(ort.NewTensor(shape, pastEnd))
+	run.add(run.inputs, qwen2.AttentionBias)(ort.NewTensor([]int64{int64(n), 1, int64(T), int64(S)}, bias))
 	run.add(run.inputs, qwen2.ScoreIndex)(ort.NewTensor([]int64{int64(len(index))}, index))
 	run.add(run.inputs, qwen2.ScoreTarget)(ort.NewTensor([]int64{int64(len(index))}, target))
 	lp := make([]float32, len(index))

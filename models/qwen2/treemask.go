@@ -2,7 +2,6 @@ package qwen2
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/igsearch/igsearch/onnx"
 )
@@ -82,24 +81,28 @@ func (m *model) treeAttnContext(ids, positions, end *onnx.Value) *attnContext {
 	return ctx
 }
 
-// PastEnd [B,T] int64: token t of row b of the tree-scoring graph with a
-// shared past sees the past columns 0 … PastEnd[b,t]−1.
-const PastEnd = "past_end"
+// AttentionBias [B,1,T,P+T] float32 is the additive attention mask of the
+// tree-scoring graph with a past: 0 where a query (a new token) sees a key
+// (a past column, then a new column), the most negative float32 where not.
+const AttentionBias = "attention_bias"
 
 // BuildTreeScoringPast is BuildTreeScoring on top of one KV cache that
-// every row shares: each new token also sees the first past_end columns of
-// the past, and the new tokens' keys and values come out, so that rows
-// below them can take them as their past. The rows of a run are so the
-// branches that hang off one path of the tree, at any point along it,
-// with the path's keys and values passed once:
+// every row shares, with the tree mask as an input: each new token sees
+// the past and new columns that attention_bias leaves open, and the new
+// tokens' keys and values come out, so that rows below them can take them
+// as their past. The rows of a run are so the branches that hang off one
+// path of the tree, at any point along it, with the path's keys and values
+// passed once:
 //
-//	input_ids, position_ids, subtree_end, past_end int64 [B,T],
+//	input_ids, position_ids int64 [B,T], attention_bias float32 [B,1,T,P+T],
 //	past_key_values.{i}.key/value [1,P,kv_heads·head_dim],
 //	score_index, score_target int64 [K]
 //	→ target_logprobs float32 [K], present.{i}.key/value [B,T,kv_heads·head_dim]
 //
 // Keys and values are laid out token-major, as the attention node takes
-// them, and present holds the new columns only. The graph is always
+// them, and present holds the new columns only. The mask comes from the
+// caller, who knows the rows' layout, rather than from the graph: built in
+// the graph it took a dozen small nodes a run. The graph is always
 // FusedAttention's, whatever opts.Attention says.
 func BuildTreeScoringPast(cfg Config, w Weights, opts Options) (*onnx.Graph, error) {
 	if opts.dtype() != onnx.Float {
@@ -115,8 +118,7 @@ func BuildTreeScoringPast(cfg Config, w Weights, opts Options) (*onnx.Graph, err
 	dimScored := onnx.Sym("scored")
 	ids := g.Input(InputIDs, onnx.Int64, dimBatch, dimSeq)
 	pos := g.Input(PositionIDs, onnx.Int64, dimBatch, dimSeq)
-	end := g.Input(SubtreeEnd, onnx.Int64, dimBatch, dimSeq)
-	pastEnd := g.Input(PastEnd, onnx.Int64, dimBatch, dimSeq)
+	bias := g.Input(AttentionBias, onnx.Float, dimBatch, onnx.D(1), dimSeq, dimTotal)
 	past := make([]kvCache, cfg.NumHiddenLayers)
 	for i := range past {
 		past[i].key = g.Input(PastKey(i), m.dt, onnx.D(1), dimPast, onnx.D(width))
@@ -125,16 +127,8 @@ func BuildTreeScoringPast(cfg Config, w Weights, opts Options) (*onnx.Graph, err
 	index := g.Input(ScoreIndex, onnx.Int64, dimScored)
 	target := g.Input(ScoreTarget, onnx.Int64, dimScored)
 
-	ctx := m.treeAttnContext(ids, pos, end)
-	// Prepend the past's columns to the tree mask: [B,1,T,P+T].
-	one := g.Const(onnx.Int64Tensor(nil, []int64{1}))
-	zero := g.Const(onnx.Int64Tensor(nil, []int64{0}))
-	pastLen := g.Gather(g.Shape(past[0].key), one, 0)            // [1]
-	pastCol := g.Unsqueeze(g.Range(zero, pastLen, one), 0, 1, 2) // [1,1,1,P]
-	seesPast := g.Less(pastCol, g.Unsqueeze(pastEnd, 1, 3))      // [B,1,T,P]
-	pastBias := g.Where(seesPast, g.Scalar(onnx.Float, 0), g.Scalar(onnx.Float, -math.MaxFloat32))
-	ctx.bias = g.Concat(3, pastBias, ctx.bias)
-
+	ctx := &attnContext{bias: bias}
+	ctx.cos, ctx.sin = m.rotaryTables(pos)
 	h, present := m.decoder(ids, ctx, past)
 	flat := g.Reshape(h, -1, int64(cfg.HiddenSize))
 	logp := g.LogSoftmax(m.lmHead(g.Gather(flat, index, 0)), -1)

@@ -101,7 +101,8 @@ func seq(lo, hi int64) []int64 {
 // TestTreeScoringPastEqualsScoring runs P alone through the graph with a
 // past (an empty one), then A, B and C as three rows on P's keys and values,
 // shared, padded with two columns of garbage: A and B see all of P, C only
-// P's first four tokens. It checks the scored log-probs against the
+// P's first four tokens (the mask says so through the bias the test builds
+// from each token's subtree end and past end). It checks the scored log-probs against the
 // scoring graph on P·A, P·B and P[:4]·C.
 func TestTreeScoringPastEqualsScoring(t *testing.T) {
 	cfg := TinyConfig()
@@ -127,9 +128,23 @@ func TestTreeScoringPastEqualsScoring(t *testing.T) {
 	}
 	s := newTestSession(t, g, 1)
 	width := int64(cfg.NumKeyValueHeads * cfg.HeadDim())
+	// The bias of rows of chains: token t of row b sees the past columns
+	// before pastEnd[b·T+t], and the row's tokens before it up to
+	// end[b·T+t], as subtree_end would say.
 	in := func(n, T, past int64, ids, pos, end, pastEnd []int64, kvs map[string][]float32, index, target []int64) map[string]tensor {
+		bias := make([]float32, n*T*(past+T))
+		for b := range n {
+			for q := range T {
+				for c := range past + T {
+					if (c < past && c < pastEnd[b*T+q]) || (c >= past && c-past <= q && q < end[b*T+c-past]) {
+						continue
+					}
+					bias[(b*T+q)*(past+T)+c] = -math.MaxFloat32
+				}
+			}
+		}
 		m := map[string]tensor{InputIDs: {shape: []int64{n, T}, i: ids}, PositionIDs: {shape: []int64{n, T}, i: pos},
-			SubtreeEnd: {shape: []int64{n, T}, i: end}, PastEnd: {shape: []int64{n, T}, i: pastEnd},
+			AttentionBias: {shape: []int64{n, 1, T, past + T}, f: bias},
 			ScoreIndex: {shape: []int64{int64(len(index))}, i: index}, ScoreTarget: {shape: []int64{int64(len(index))}, i: target}}
 		for l := range cfg.NumHiddenLayers {
 			for _, name := range []string{PastKey(l), PastValue(l)} {
