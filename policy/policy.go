@@ -29,9 +29,11 @@ type Options struct {
 	// loads DIR/tokenizer.json when there is one.
 	Tokenizer *tokenize.Tokenizer
 	// Attention picks the attention variant of graphs built from a
-	// checkpoint: "standard" (MatMul/Softmax) or "contrib" (ONNX Runtime's
-	// GroupQueryAttention). "" is contrib, which measured 2–5× faster on
-	// CPU (scripts/bench.d/40-policy.sh).
+	// checkpoint: "standard" (MatMul/Softmax), "contrib" (ONNX Runtime's
+	// GroupQueryAttention) or "fused" (ONNX opset 23's Attention and
+	// RotaryEmbedding, measured on the CPU only). "" is contrib, which
+	// measured 2–5× faster than standard on CPU
+	// (scripts/bench.d/40-policy.sh).
 	Attention string
 	// Format forces how dir is read: "checkpoint" or "onnx". The default
 	// reads a checkpoint when dir holds *.safetensors, else model.onnx.

@@ -18,7 +18,7 @@ var modelStage = &stage{
 Usage: igsearch model export|init [flags]
 
 model export --model HFDIR --out DIR [--graph inference|scoring] [--dtype fp32|fp16]
-             [--attention standard|contrib] [--entropy] [--external-data]
+             [--attention standard|contrib|fused] [--entropy] [--external-data]
   Input:  an HF checkpoint directory: config.json (model_type "qwen2") and
           model.safetensors or shards with model.safetensors.index.json
           (F32, BF16 or F16).
@@ -45,7 +45,8 @@ model export --model HFDIR --out DIR [--graph inference|scoring] [--dtype fp32|f
           default) is portable; contrib uses ONNX Runtime's
           GroupQueryAttention and SimplifiedLayerNormalization (faster on long
           contexts; ONNX Runtime only, and not the ORT 1.21 of
-          transformers.js 3.x).
+          transformers.js 3.x); fused uses ONNX opset 23's Attention and
+          RotaryEmbedding (ONNX Runtime 1.23 or later).
   Example: igsearch model export --model ckpt/Qwen2.5-0.5B-Instruct --out out/qwen-onnx
 
 model init (--config FILE.json | --preset NAME) --out DIR [--seed 1] [--dtype float32|bfloat16] [--max-shard-mb N]
@@ -83,7 +84,7 @@ func modelExport(args []string) error {
 	out := fs.String("out", "", "output directory")
 	graph := fs.String("graph", "inference", "graph to export: inference or scoring")
 	dtype := fs.String("dtype", "fp32", "weights dtype: fp32 or fp16")
-	attention := fs.String("attention", "standard", "attention variant: standard or contrib")
+	attention := fs.String("attention", "standard", "attention variant: standard, contrib, or fused (ONNX opset 23)")
 	entropy := fs.Bool("entropy", false, "scoring graph: also output entropy")
 	external := fs.Bool("external-data", false, "always write weights to onnx/model.onnx_data")
 	if err := parseFlags(fs, args); err != nil {
