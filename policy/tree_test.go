@@ -242,3 +242,66 @@ func checkTreeKV(t *testing.T, p *Policy, seqs []Sequence, tol float64) {
 	}
 	t.Logf("KV tree: %d tokens, %d attended, max |Δ| %.2g", w.Tokens, w.Attended, worst)
 }
+
+// TestKVBatchesLayout checks how ScoreTreeKV lays out treeSequences' tree:
+// every row runs once, in a line no wider than its batch, on a past as long
+// as any of its rows sees; and the layout has what the scoring test must
+// cover: rows sharing a line, and rows that see less of the past than
+// their batch holds (the mask hides the rest).
+func TestKVBatchesLayout(t *testing.T) {
+	seqs := treeSequences(1000, 1)
+	var order []int
+	for i, s := range seqs {
+		if s.Start > 0 && s.Start < len(s.IDs) {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return slices.Compare(seqs[a].IDs[:seqs[a].Start], seqs[b].IDs[:seqs[b].Start])
+	})
+	root := kvTree(seqs, order)
+	sizeTree(root)
+	top := &kvRun{}
+	for _, n := range root.kids {
+		top.rows = append(top.rows, kvPath(seqs, n))
+	}
+	seen := map[*kvRow]bool{}
+	shared, masked, scored := false, false, 0
+	ready := top.batches()
+	for len(ready) > 0 {
+		b := ready[0]
+		ready = ready[1:]
+		for _, line := range b.lines {
+			used := 0
+			for _, row := range line {
+				if seen[row] {
+					t.Fatalf("a row runs twice")
+				}
+				seen[row] = true
+				used += len(row.ids)
+				scored += len(row.score)
+				if row.pastEnd > b.pastLen {
+					t.Fatalf("a row sees %d past columns of a batch's %d", row.pastEnd, b.pastLen)
+				}
+				masked = masked || row.pastEnd < b.pastLen
+				if h := row.hangers(seqs); len(h.rows) > 0 {
+					ready = append(ready, h.batches()...)
+				}
+			}
+			if used > b.width {
+				t.Fatalf("a line of %d tokens in a batch %d wide", used, b.width)
+			}
+			shared = shared || len(line) > 1
+		}
+	}
+	want := 0
+	for _, i := range order {
+		want += len(seqs[i].IDs) - seqs[i].Start
+	}
+	if scored != want {
+		t.Errorf("%d scored tokens, want %d", scored, want)
+	}
+	if !shared || !masked {
+		t.Errorf("rows sharing a line: %v; rows seeing less of the past than their batch: %v; want both", shared, masked)
+	}
+}
