@@ -256,15 +256,7 @@ func TestKVBatchesLayout(t *testing.T) {
 			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		return slices.Compare(seqs[a].IDs[:seqs[a].Start], seqs[b].IDs[:seqs[b].Start])
-	})
-	root := kvTree(seqs, order)
-	sizeTree(root)
-	top := &kvRun{}
-	for _, n := range root.kids {
-		top.rows = append(top.rows, kvPath(seqs, n))
-	}
+	_, top := kvPaths(seqs, order)
 	seen := map[*kvRow]bool{}
 	shared, masked, scored := false, false, 0
 	ready := top.batches()

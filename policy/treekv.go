@@ -59,15 +59,7 @@ func (p *Policy) ScoreTreeKV(ctx context.Context, seqs []Sequence, workers int) 
 	if err != nil {
 		return nil, w, err
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		return slices.Compare(seqs[a].IDs[:seqs[a].Start], seqs[b].IDs[:seqs[b].Start])
-	})
-	root := kvTree(seqs, order)
-	sizeTree(root)
-	top := &kvRun{}
-	for _, n := range root.kids {
-		top.rows = append(top.rows, kvPath(seqs, n))
-	}
+	root, top := kvPaths(seqs, order)
 	err = runBatches(ctx, top.batches(), max(workers, 1), func(ctx context.Context, b *kvBatch) ([]*kvBatch, error) {
 		if err := p.runKV(ctx, sess, b, out); err != nil {
 			return nil, err
@@ -89,6 +81,21 @@ func (p *Policy) ScoreTreeKV(ctx context.Context, seqs []Sequence, workers int) 
 		countWork(seqs, seg, &w)
 	}
 	return out, w, nil
+}
+
+// kvPaths sorts order (the sequences to score) by context and returns the
+// radix tree of their contexts and the run of the paths from its root.
+func kvPaths(seqs []Sequence, order []int) (*kvNode, *kvRun) {
+	slices.SortStableFunc(order, func(a, b int) int {
+		return slices.Compare(seqs[a].IDs[:seqs[a].Start], seqs[b].IDs[:seqs[b].Start])
+	})
+	root := kvTree(seqs, order)
+	sizeTree(root)
+	top := &kvRun{}
+	for _, n := range root.kids {
+		top.rows = append(top.rows, kvPath(seqs, n))
+	}
+	return root, top
 }
 
 // runBatches runs batches on workers goroutines, and each batch that run
