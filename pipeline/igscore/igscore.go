@@ -9,15 +9,15 @@
 // everything up to step t's observation, and the contexts of a batch share
 // much more: the prompt template, a question's prompt across its samples,
 // a sample's earlier steps across its later steps. With
-// Options.PrefixSharing the contexts make radix trees, packed one to a row
-// of the model's tree-scoring graph (policy.ScorePacked): every shared
-// token prefix of a row runs once, each answer runs below its context, and
-// a tree attention mask keeps the branches apart. Options.Sharing selects
-// two other ways: the radix tree of all contexts run a level at a time,
-// each node on its ancestors' keys and values (policy.ScoreTreeKV), and the
-// earlier KV forks (policy.Batch). Without sharing, every (context,
-// answer) sequence is scored whole, in length buckets (policy.Score). All
-// give the same IG up to float rounding.
+// Options.PrefixSharing the contexts make a radix tree, scored by default
+// on the CPU as paths (policy.ScoreTreeKV): each path of the tree runs
+// once, as a row on the keys and values of the path it hangs off, shared
+// by the rows of a run. On CUDA the default packs the tree into rows of
+// the tree-scoring graph with a tree attention mask (policy.ScorePacked).
+// Options.Sharing selects either, or the earlier KV forks (policy.Batch).
+// Without sharing, every (context, answer) sequence is scored whole, in
+// length buckets (policy.Score). All give the same IG up to float
+// rounding.
 package igscore
 
 import (
@@ -52,9 +52,10 @@ type Options struct {
 	// PrefixSharing scores the contexts as packed trees, every prefix they
 	// share within a row once, instead of scoring every sequence whole.
 	PrefixSharing bool
-	// Sharing is how PrefixSharing shares prefixes: SharingPacked (the
-	// default, ""), SharingKV or SharingFork. A policy opened from an
-	// ONNX folder has no tree-scoring graphs and always forks.
+	// Sharing is how PrefixSharing shares prefixes: SharingKV,
+	// SharingPacked or SharingFork; "" is DefaultSharing for the policy's
+	// device. A policy opened from an ONNX folder has no tree-scoring
+	// graphs and always forks.
 	Sharing string
 	// PackTokens is the size, in tokens, that a packed row is filled to
 	// (SharingPacked; 0: DefaultPackTokens). Each token of a row attends
