@@ -49,8 +49,8 @@ type Options struct {
 	// MaxObsTokens truncates corpus counterfactual observations like the
 	// rollout's (--max-obs-tokens; 0: no limit).
 	MaxObsTokens int
-	// PrefixSharing scores the contexts as packed trees, every prefix they
-	// share within a row once, instead of scoring every sequence whole.
+	// PrefixSharing scores the contexts as a prefix tree, every prefix
+	// they share once (Sharing says how), instead of every sequence whole.
 	PrefixSharing bool
 	// Sharing is how PrefixSharing shares prefixes: SharingKV,
 	// SharingPacked or SharingFork; "" is DefaultSharing for the policy's
