@@ -2,9 +2,11 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/igsearch/igsearch/models/qwen2"
@@ -295,5 +297,22 @@ func TestKVBatchesLayout(t *testing.T) {
 	}
 	if !shared || !masked {
 		t.Errorf("rows sharing a line: %v; rows seeing less of the past than their batch: %v; want both", shared, masked)
+	}
+}
+
+// TestScoreTreeKVErrors checks that ScoreTreeKV reports a token outside the
+// vocabulary by sequence, and stops on a cancelled context.
+func TestScoreTreeKVErrors(t *testing.T) {
+	p := openModel(t, "standard")
+	seqs := treeSequences(p.vocab, 1)
+	bad := slices.Clone(seqs)
+	bad[2] = Sequence{IDs: []int32{1, 2, int32(p.vocab), 4}, Start: 2}
+	if _, _, err := p.ScoreTreeKV(context.Background(), bad, 2); err == nil || !strings.Contains(err.Error(), "sequence 2") {
+		t.Errorf("a token outside the vocabulary: %v, want an error naming sequence 2", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := p.ScoreTreeKV(ctx, seqs, 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled context: %v, want context.Canceled", err)
 	}
 }
