@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/igsearch/igsearch/onnx"
@@ -27,6 +28,14 @@ func TestFloat16Graphs(t *testing.T) {
 		t.Fatalf("KV cache %s, want float16", p16.kvDType)
 	}
 	closeTo(t, "float16 scoring", scoreWith(t, p16), scoreWith(t, p32), 3e-2)
+	// KV-path tree scoring is float32 only: a float16 policy says so.
+	if p16.CanScoreTreeKV() || !p32.CanScoreTreeKV() {
+		t.Errorf("CanScoreTreeKV: float16 %v, float32 %v", p16.CanScoreTreeKV(), p32.CanScoreTreeKV())
+	}
+	seqs := []Sequence{{IDs: []int32{5, 17, 300, 2}, Start: 2}}
+	if _, _, err := p16.ScoreTreeKV(context.Background(), seqs, 1); err == nil || !strings.Contains(err.Error(), "float32") {
+		t.Errorf("float16 ScoreTreeKV: %v, want an error naming float32", err)
+	}
 	greedy := func(p *Policy) [][]int32 {
 		b, err := p.NewBatch([]Request{{Prompt: []int32{5, 17, 300, 2}}, {Prompt: []int32{9, 8, 7, 6, 5, 4, 3}}})
 		if err != nil {

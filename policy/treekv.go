@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/igsearch/igsearch/models/qwen2"
+	"github.com/igsearch/igsearch/onnx"
 	"github.com/igsearch/igsearch/onnx/ort"
 )
 
@@ -97,6 +98,10 @@ func kvPaths(seqs []Sequence, order []int) (*kvNode, *kvRun) {
 	}
 	return root, top
 }
+
+// CanScoreTreeKV reports whether ScoreTreeKV works for this policy: built
+// from weights, in float32 (its graph's past and bias are float32).
+func (p *Policy) CanScoreTreeKV() bool { return p.CanScorePacked() && p.dtype == onnx.Float }
 
 // runBatches runs batches on workers goroutines, and each batch that run
 // returns once it is ready: a batch as soon as the one it hangs off has
@@ -551,6 +556,10 @@ func (p *Policy) treePastSession() (*ort.Session, error) {
 	p.tree.pastOnce.Do(func() {
 		if !p.CanScorePacked() {
 			p.tree.pastErr = ErrNoTreeScoring
+			return
+		}
+		if !p.CanScoreTreeKV() {
+			p.tree.pastErr = fmt.Errorf("policy: KV-path tree scoring needs a float32 policy, not %s (use packed scoring)", p.dtype)
 			return
 		}
 		g, err := qwen2.BuildTreeScoringPast(p.cfg, p.w, qwen2.Options{Attention: qwen2.StandardAttention, FusedLinear: true, LoRAScale: p.loraScale, DType: p.dtype})

@@ -225,12 +225,13 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	var err error
 	sharing := s.opts.Sharing
 	if sharing == "" {
-		sharing = DefaultSharing(s.pol.Device().CUDA)
+		sharing = DefaultSharing(s.pol)
 	}
 	switch {
 	case s.opts.PrefixSharing && sharing == SharingPacked && s.pol.CanScorePacked():
 		lps, w, err = s.scorePacked(ctx, seqs)
 	case s.opts.PrefixSharing && sharing == SharingKV && s.pol.CanScorePacked():
+		// A float16 policy asked for KV paths gets ScoreTreeKV's error.
 		lps, w, err = s.scoreKV(ctx, seqs)
 	case s.opts.PrefixSharing:
 		lps, w, err = s.scoreShared(ctx, seqs)

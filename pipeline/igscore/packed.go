@@ -21,11 +21,12 @@ const (
 )
 
 // DefaultSharing is the way of sharing prefixes when Options.Sharing is
-// empty: SharingKV on the CPU, SharingPacked on CUDA, where the KV paths'
-// graph (ONNX opset 23's fused Attention and RotaryEmbedding) has not been
-// measured.
-func DefaultSharing(cuda bool) string {
-	if cuda {
+// empty: SharingKV for a float32 policy on the CPU, SharingPacked on CUDA,
+// where the KV paths' graph (ONNX opset 23's fused Attention and
+// RotaryEmbedding) has not been measured, and for float16 policies, which
+// the KV paths' float32 graph does not take.
+func DefaultSharing(pol *policy.Policy) string {
+	if pol.Device().CUDA || !pol.CanScoreTreeKV() {
 		return SharingPacked
 	}
 	return SharingKV
