@@ -37,8 +37,8 @@ const kvRunTokens = 2048
 // counterfactual observations and answers as rows on it. Runs go workers
 // at once. It returns out[i] with the len(IDs)−Start log-probs of seqs[i]
 // (empty for a sequence with an empty context or continuation) and the
-// work done. It needs a policy built from weights; its graph uses standard
-// attention.
+// work done. It needs a float32 policy built from weights (CanScoreTreeKV);
+// its graph uses fused attention (qwen2.BuildTreeScoringPast).
 func (p *Policy) ScoreTreeKV(ctx context.Context, seqs []Sequence, workers int) ([][]float32, TreeWork, error) {
 	var w TreeWork
 	out := make([][]float32, len(seqs))
@@ -100,7 +100,7 @@ func kvPaths(seqs []Sequence, order []int) (*kvNode, *kvRun) {
 }
 
 // CanScoreTreeKV reports whether ScoreTreeKV works for this policy: built
-// from weights, in float32 (its graph's past and bias are float32).
+// from weights, in float32, as qwen2.BuildTreeScoringPast requires.
 func (p *Policy) CanScoreTreeKV() bool { return p.CanScorePacked() && p.dtype == onnx.Float }
 
 // runBatches runs batches on workers goroutines, and each batch that run
@@ -558,11 +558,7 @@ func (p *Policy) treePastSession() (*ort.Session, error) {
 			p.tree.pastErr = ErrNoTreeScoring
 			return
 		}
-		if !p.CanScoreTreeKV() {
-			p.tree.pastErr = fmt.Errorf("policy: KV-path tree scoring needs a float32 policy, not %s (use packed scoring)", p.dtype)
-			return
-		}
-		g, err := qwen2.BuildTreeScoringPast(p.cfg, p.w, qwen2.Options{Attention: qwen2.StandardAttention, FusedLinear: true, LoRAScale: p.loraScale, DType: p.dtype})
+		g, err := qwen2.BuildTreeScoringPast(p.cfg, p.w, qwen2.Options{Attention: qwen2.FusedAttention, FusedLinear: true, LoRAScale: p.loraScale, DType: p.dtype})
 		if err != nil {
 			p.tree.pastErr = fmt.Errorf("policy: tree-scoring graph: %w", err)
 			return

@@ -226,10 +226,9 @@ func (m *model) attention(p string, x *onnx.Value, ctx *attnContext, past kvCach
 	q, k = m.rotary(q, ctx), m.rotary(k, ctx)
 	var o *onnx.Value
 	var present kvCache
-	switch m.opts.Attention {
-	case ContribAttention:
+	if m.opts.Attention == ContribAttention {
 		o, present = m.groupQueryAttention(q, k, v, ctx, past)
-	default:
+	} else {
 		o, present = m.scaledDotProduct(q, k, v, ctx, past)
 	}
 	return m.linear(o, p+"o_proj"), present
@@ -300,23 +299,23 @@ func (m *model) maskAttention(ctx *attnContext, ids, keep, total *onnx.Value) {
 	one := g.Const(onnx.Int64Tensor(nil, []int64{1}))
 	zero := g.Const(onnx.Int64Tensor(nil, []int64{0}))
 	ctx.bias = g.Where(keep, g.Scalar(onnx.Float, 0), g.Scalar(onnx.Float, -math.MaxFloat32))
-	if m.fused() {
-		// Attention takes the mask in the model dtype, unrepeated.
-		if m.dt == onnx.Float16 {
-			ctx.bias = g.Cast(g.Max(ctx.bias, g.Scalar(onnx.Float, -65504)), onnx.Float16)
-		}
-	} else if m.opts.Attention == ContribAttention {
-		if m.dt == onnx.Float16 {
-			ctx.bias = g.Cast(g.Max(ctx.bias, g.Scalar(onnx.Float, -65504)), onnx.Float16)
-		}
+	// The Attention and GroupQueryAttention nodes take the mask in the
+	// model dtype.
+	if (m.fused() || m.opts.Attention == ContribAttention) && m.dt == onnx.Float16 {
+		ctx.bias = g.Cast(g.Max(ctx.bias, g.Scalar(onnx.Float, -65504)), onnx.Float16)
+	}
+	rep := int64(m.cfg.NumAttentionHeads / m.cfg.NumKeyValueHeads)
+	switch {
+	case m.fused(): // Attention takes the mask unrepeated over the heads
+	case m.opts.Attention == ContribAttention:
 		// Every row is treated as S long; padding is masked by bias.
 		batch := g.Gather(g.Shape(ids), zero, 0)
 		last := g.Cast(g.Sub(total, one), onnx.Int32)
 		ctx.seqlensK = g.Expand(last, g.Unsqueeze(batch, 0), onnx.Shape{dimBatch})
 		ctx.totalLen = g.Cast(total, onnx.Int32)
-	} else if rep := int64(m.cfg.NumAttentionHeads / m.cfg.NumKeyValueHeads); rep > 1 {
+	case rep > 1:
 		ctx.groupBias = g.Tile(ctx.bias, 1, 1, rep, 1)
-	} else {
+	default:
 		ctx.groupBias = ctx.bias
 	}
 }
@@ -332,10 +331,11 @@ func (m *model) rotaryTables(positions *onnx.Value) (cos, sin *onnx.Value) {
 	}
 	pos := g.Unsqueeze(g.Cast(positions, onnx.Float), -1)                          // [B,T,1]
 	freqs := g.Mul(pos, g.Const(onnx.FloatTensor([]int64{int64(d / 2)}, invFreq))) // [B,T,D/2]
-	if m.fused() { // RotaryEmbedding takes the halves, [B,T,D/2]
+	if m.fused() {
+		// RotaryEmbedding takes the halves, [B,T,D/2].
 		return m.fromFloat(g.Cos(freqs)), m.fromFloat(g.Sin(freqs))
 	}
-	emb := g.Unsqueeze(g.Concat(-1, freqs, freqs), 2)                              // [B,T,1,D]
+	emb := g.Unsqueeze(g.Concat(-1, freqs, freqs), 2) // [B,T,1,D]
 	return m.fromFloat(g.Cos(emb)), m.fromFloat(g.Sin(emb))
 }
 

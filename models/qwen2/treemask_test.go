@@ -143,9 +143,13 @@ func TestTreeScoringPastEqualsScoring(t *testing.T) {
 				}
 			}
 		}
-		m := map[string]tensor{InputIDs: {shape: []int64{n, T}, i: ids}, PositionIDs: {shape: []int64{n, T}, i: pos},
+		m := map[string]tensor{
+			InputIDs:      {shape: []int64{n, T}, i: ids},
+			PositionIDs:   {shape: []int64{n, T}, i: pos},
 			AttentionBias: {shape: []int64{n, 1, T, past + T}, f: bias},
-			ScoreIndex: {shape: []int64{int64(len(index))}, i: index}, ScoreTarget: {shape: []int64{int64(len(index))}, i: target}}
+			ScoreIndex:    {shape: []int64{int64(len(index))}, i: index},
+			ScoreTarget:   {shape: []int64{int64(len(index))}, i: target},
+		}
 		for l := range cfg.NumHiddenLayers {
 			for _, name := range []string{PastKey(l), PastValue(l)} {
 				m[name] = tensor{shape: []int64{1, past, width}, f: kvs[name]}
