@@ -315,4 +315,13 @@ func TestScoreTreeKVErrors(t *testing.T) {
 	if _, _, err := p.ScoreTreeKV(ctx, seqs, 2); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled context: %v, want context.Canceled", err)
 	}
+	// A policy opened from an exported graph has no weights to build the
+	// tree graph from: opening it early gives ScoreTreeKV's error.
+	exported := openModel(t, "onnx")
+	if err := exported.OpenTreeKV(); !errors.Is(err, ErrNoTreeScoring) {
+		t.Errorf("OpenTreeKV on a policy from model.onnx: %v, want ErrNoTreeScoring", err)
+	}
+	if _, _, err := exported.ScoreTreeKV(context.Background(), seqs, 2); !errors.Is(err, ErrNoTreeScoring) {
+		t.Errorf("ScoreTreeKV on a policy from model.onnx: %v, want ErrNoTreeScoring", err)
+	}
 }

@@ -99,6 +99,15 @@ func kvPaths(seqs []Sequence, order []int) (*kvNode, *kvRun) {
 	return root, top
 }
 
+// OpenTreeKV opens ScoreTreeKV's session if it is not open yet. A caller
+// may run it while it builds the sequences, as the opening (about 10 ms at
+// the demo's size) would otherwise wait for them; its error is the one
+// ScoreTreeKV returns.
+func (p *Policy) OpenTreeKV() error {
+	_, err := p.treePastSession()
+	return err
+}
+
 // CanScoreTreeKV reports whether ScoreTreeKV works for this policy: built
 // from weights, in float32, as qwen2.BuildTreeScoringPast requires.
 func (p *Policy) CanScoreTreeKV() bool { return p.CanScorePacked() && p.dtype == onnx.Float }

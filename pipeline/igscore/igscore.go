@@ -144,6 +144,16 @@ func DrawSeed(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x16))
 // one to one gets no IG, so that an IG never lands on the wrong query.
 func (s *Scorer) Score(ctx context.Context, recs []trajectory.Record, seed uint64) ([]ig.Result, Stats, error) {
 	var st Stats
+	if s.opts.PrefixSharing && s.sharing() == SharingKV && s.pol.CanScoreTreeKV() {
+		// The session opens on another core while the requests are built
+		// and tokenized; ScoreTreeKV waits for it and reports its error.
+		opened := make(chan struct{})
+		go func() {
+			defer close(opened)
+			s.pol.OpenTreeKV()
+		}()
+		defer func() { <-opened }()
+	}
 	items := make([]ig.Item, len(recs))
 	parsed := make([]protocol.Parsed, len(recs))
 	for i := range recs {
@@ -223,10 +233,7 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 	var lps [][]float32
 	var w work
 	var err error
-	sharing := s.opts.Sharing
-	if sharing == "" {
-		sharing = DefaultSharing(s.pol)
-	}
+	sharing := s.sharing()
 	switch {
 	case s.opts.PrefixSharing && sharing == SharingPacked && s.pol.CanScorePacked():
 		lps, w, err = s.scorePacked(ctx, seqs)
@@ -248,6 +255,15 @@ func (s *Scorer) LogProbs(ctx context.Context, reqs []ig.Request) ([][]float32, 
 		out[i] = lps[which[i]]
 	}
 	return out, st, nil
+}
+
+// sharing is the way of sharing prefixes: Options.Sharing, or the
+// policy's default.
+func (s *Scorer) sharing() string {
+	if s.opts.Sharing != "" {
+		return s.opts.Sharing
+	}
+	return DefaultSharing(s.pol)
 }
 
 // sequence is one request's tokens: the truncated context, then the
