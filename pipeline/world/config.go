@@ -30,6 +30,13 @@ type Config struct {
 	// the same) or SplitByQuestion.
 	SplitBy string `json:"split_by,omitempty"`
 
+	// NoTwins leaves out twin questions: a single-hop question that asks
+	// the first step of a multi-hop question about the same entity ("Where
+	// was X born?" beside "In which country was X born?"), in any split.
+	// A small model that learned both tends to answer one with the other's
+	// number of hops.
+	NoTwins bool `json:"no_twins,omitempty"`
+
 	// Hops is the share of each question type; it is normalised, so only
 	// the ratios matter.
 	Hops HopMix `json:"hops"`

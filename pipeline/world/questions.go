@@ -181,6 +181,10 @@ func (w *World) makeQuestions(rng *rand.Rand) error {
 		}
 	}
 	seenPairs := map[[2]int]bool{}
+	var twins *twinSet
+	if cfg.NoTwins {
+		twins = &twinSet{}
+	}
 	shares := []float64{cfg.Hops.Single, cfg.Hops.Two, cfg.Hops.Three, cfg.Hops.Comparison}
 	for _, sp := range []struct {
 		name string
@@ -203,18 +207,26 @@ func (w *World) makeQuestions(rng *rand.Rand) error {
 				continue
 			}
 			cand := pool[entitySplit][src]
-			if len(cand) < counts[i] {
-				return fmt.Errorf("world: %s split needs %d %s questions but the world has only %d left; add entities or lower the split size", sp.name, counts[i], src, len(cand))
+			if !byQuestion {
+				perm := rng.Perm(len(cand))
+				shuffled := make([]Question, len(cand))
+				for k, j := range perm {
+					shuffled[k] = cand[j]
+				}
+				cand = shuffled
 			}
+			// Already shuffled: take the first, leave the rest.
+			took, rest := twins.take(cand, counts[i])
+			if len(took) < counts[i] {
+				more := ""
+				if twins != nil {
+					more = " that are not twins of questions already drawn"
+				}
+				return fmt.Errorf("world: %s split needs %d %s questions but the world has only %d left%s; add entities or lower the split size", sp.name, counts[i], src, len(took), more)
+			}
+			qs = append(qs, took...)
 			if byQuestion {
-				// Already shuffled: take the first, leave the rest.
-				qs = append(qs, cand[:counts[i]]...)
-				pool[""][src] = cand[counts[i]:]
-				continue
-			}
-			perm := rng.Perm(len(cand))
-			for _, j := range perm[:counts[i]] {
-				qs = append(qs, cand[j])
+				pool[""][src] = rest
 			}
 		}
 		rng.Shuffle(len(qs), func(i, j int) { qs[i], qs[j] = qs[j], qs[i] })
@@ -224,6 +236,46 @@ func (w *World) makeQuestions(rng *rand.Rand) error {
 		*sp.out = qs
 	}
 	return nil
+}
+
+// twinSet holds the first steps, entity and relation, of the chain
+// questions drawn so far, by whether they were single-hop (Config.NoTwins);
+// a nil set lets every question through.
+type twinSet struct {
+	single, multi map[twinKey]bool
+}
+
+type twinKey struct {
+	entity   int
+	relation Relation
+}
+
+// take returns the first n questions of cand that are not twins of any
+// drawn before (cand itself when the set is nil), and the candidates after
+// the last one it looked at. Twins it skips are dropped: they stay twins.
+func (t *twinSet) take(cand []Question, n int) (took, rest []Question) {
+	if t == nil {
+		n = min(n, len(cand))
+		return cand[:n], cand[n:]
+	}
+	if t.single == nil {
+		t.single, t.multi = map[twinKey]bool{}, map[twinKey]bool{}
+	}
+	k := 0
+	for ; k < len(cand) && len(took) < n; k++ {
+		first := cand[k].Metadata.Chain[0]
+		key := twinKey{first.EntityID, first.Relation}
+		mine, other := t.multi, t.single
+		if len(cand[k].Metadata.Chain) == 1 {
+			mine, other = t.single, t.multi
+		}
+		if other[key] {
+			continue
+		}
+		mine[key] = true
+		took = append(took, cand[k])
+	}
+	return took, cand[k:]
 }
 
 // comparisons draws n comparison questions for split over entity pairs whose

@@ -425,6 +425,55 @@ func checkSplits(t *testing.T, w *World) {
 	}
 }
 
+// twinCount counts the single-hop questions, over all splits, that ask the
+// first step of a multi-hop question about the same entity.
+func twinCount(w *World) int {
+	type key struct {
+		entity   int
+		relation Relation
+	}
+	multi := map[key]bool{}
+	for _, q := range allQuestions(w) {
+		if q.DataSource == TwoHop || q.DataSource == ThreeHop {
+			multi[key{q.Metadata.Chain[0].EntityID, q.Metadata.Chain[0].Relation}] = true
+		}
+	}
+	n := 0
+	for _, q := range allQuestions(w) {
+		if q.DataSource == SingleHop && multi[key{q.Metadata.Chain[0].EntityID, q.Metadata.Chain[0].Relation}] {
+			n++
+		}
+	}
+	return n
+}
+
+func TestNoTwins(t *testing.T) {
+	for _, by := range []string{SplitByEntity, SplitByQuestion} {
+		t.Run(by, func(t *testing.T) {
+			cfg := smallConfig(8)
+			cfg.SplitBy = by
+			if n := twinCount(mustGenerate(t, cfg)); n == 0 {
+				t.Fatal("a world without NoTwins has no twins: the check below could not fail")
+			}
+			cfg.NoTwins = true
+			w := mustGenerate(t, cfg)
+			if n := twinCount(w); n != 0 {
+				t.Errorf("NoTwins: %d single-hop questions have a multi-hop twin", n)
+			}
+			checkSplits(t, w)
+		})
+	}
+	// Too few entities to draw the questions without twins: a clear error.
+	cfg := smallConfig(8)
+	cfg.NoTwins = true
+	cfg.Countries, cfg.Cities, cfg.People, cfg.Organisations, cfg.Works = 4, 12, 40, 10, 20
+	cfg.Train, cfg.Dev, cfg.Test = 150, 10, 10
+	cfg.Hops = HopMix{Single: 1, Two: 1}
+	if _, err := Generate(cfg); err == nil || !strings.Contains(err.Error(), "not twins") {
+		t.Errorf("too few entities for NoTwins: %v, want an error about twins", err)
+	}
+}
+
 func TestExpertQueries(t *testing.T) {
 	cfg := DefaultConfig()
 	w := mustGenerate(t, cfg)

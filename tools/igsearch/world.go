@@ -52,6 +52,9 @@ Flags:
                       that train asks about (default); question: questions
                       are split at random, so test may ask new questions
                       about entities train asks about (the demo's split)
+  --no-twins          no single-hop question asks the first step of a
+                      multi-hop question about the same entity ("Where was X
+                      born?" beside "In which country was X born?")
   --vague F           share of vague expert queries (default 0.25)
   --redundant F       share of redundant expert queries (default 0.15)
   --max-searches N    most searches in one expert trajectory (default 5)
@@ -81,6 +84,7 @@ func runWorld(args []string) error {
 	fs.IntVar(&cfg.Dev, "dev", cfg.Dev, "dev questions")
 	fs.IntVar(&cfg.Test, "test", cfg.Test, "test questions")
 	fs.StringVar(&cfg.SplitBy, "split-by", world.SplitByEntity, "entity or question")
+	fs.BoolVar(&cfg.NoTwins, "no-twins", cfg.NoTwins, "no single-hop question asks a multi-hop question's first step about the same entity")
 	fs.Float64Var(&cfg.VagueFrac, "vague", cfg.VagueFrac, "share of vague expert queries")
 	fs.Float64Var(&cfg.RedundantFrac, "redundant", cfg.RedundantFrac, "share of redundant expert queries")
 	fs.IntVar(&cfg.MaxSearches, "max-searches", cfg.MaxSearches, "most searches in one expert trajectory")
