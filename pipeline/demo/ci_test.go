@@ -52,3 +52,21 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// The two RL runs that went at once count once in the total, by their wall
+// time together.
+func TestTotalSecondsAtOnce(t *testing.T) {
+	apart := &Report{Seconds: map[string]float64{"sft": 10, "ig-grpo": 30, "grpo": 20}}
+	if got := apart.TotalSeconds(); got != 60 {
+		t.Errorf("runs one after the other: total %g, want 60", got)
+	}
+	atOnce := &Report{Seconds: map[string]float64{"sft": 10, "ig-grpo": 30, "grpo": 20, "rl": 31}}
+	if got := atOnce.TotalSeconds(); got != 41 {
+		t.Errorf("runs at once: total %g, want 41", got)
+	}
+	var b strings.Builder
+	atOnce.Summary(&b)
+	if !strings.Contains(b.String(), "the two RL runs at once 31s; total 41s") {
+		t.Errorf("summary's time line:\n%s", b.String())
+	}
+}

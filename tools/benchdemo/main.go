@@ -149,10 +149,7 @@ func emTable(reps []demo.Report) {
 	fmt.Println("| seed | SFT loss at the end | before RL | IG-GRPO | GRPO | IG-GRPO − GRPO | all-fail groups (IG-GRPO) | seconds |")
 	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range reps {
-		var secs float64
-		for _, s := range r.Seconds {
-			secs += s
-		}
+		secs := r.TotalSeconds()
 		b, _ := em(r.Before, "all")
 		a, _ := em(r.IGGRPO, "all")
 		g, _ := em(r.GRPO, "all")
