@@ -34,7 +34,8 @@ type Config struct {
 	// the first step of a multi-hop question about the same entity ("Where
 	// was X born?" beside "In which country was X born?"), in any split.
 	// A small model that learned both tends to answer one with the other's
-	// number of hops.
+	// number of hops; leaving the twins out did not raise its EM, though
+	// (docs/results.md).
 	NoTwins bool `json:"no_twins,omitempty"`
 
 	// Hops is the share of each question type; it is normalised, so only
