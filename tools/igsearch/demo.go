@@ -28,7 +28,9 @@ a CPU in minutes:
   4. warm-starts it by SFT on the expert trajectories, with real retrieval;
   5. evaluates it on the test split and scores the IG of expert queries;
   6. trains it with IG-GRPO;
-  7. trains it with plain GRPO on the same budget, for comparison.
+  7. trains it with plain GRPO on the same budget, for comparison, at the
+     same time as 6, each run on half the cores (with --no-grpo, IG-GRPO
+     alone on all of them).
 It ends with a one-screen summary: the test EM table by hop type (before RL,
 after IG-GRPO, after GRPO) with paired 95% confidence intervals over the test
 questions, the train reward trend and dev EM curve of each run, the IG of
@@ -48,7 +50,9 @@ Flags:
   --sft-questions N  train questions the warm start imitates the expert on;
                      RL trains on the others (default: the embedded default;
                      0: SFT on all and RL on all)
-  --threads N        intra-op threads (default: ONNX Runtime's choice)
+  --threads N        intra-op threads, of each RL run when the two go at
+                     once (default: ONNX Runtime's choice; half the cores
+                     for each of the two RL runs)
   --ort-lib PATH     the ONNX Runtime shared library (default: found by set-up)
 
 Example:
