@@ -84,10 +84,10 @@ func Default() Config {
 	// (docs/results.md, the demo's diagnosis): rollouts at temperature 0.5,
 	// which nearly doubles the train reward and cuts the groups that fail
 	// whole, and 80 iterations instead of 24, which the two runs' going at
-	// once fits in the demo's 10 minutes (64 took 6 min 49 s in all). From the warm starts of four
-	// seeds, 96 such iterations gained +0.067 test EM with GRPO (+0.058 with
-	// IG-GRPO, three seeds), against +0.030 (+0.024) for 24 iterations at
-	// temperature 0.7.
+	// once fits in the demo's 10 minutes (make demo took 8 min 13 s). From
+	// the warm starts of four seeds, 96 such iterations gained +0.067 test
+	// EM with GRPO (+0.058 with IG-GRPO, three seeds), against +0.030
+	// (+0.024) for 24 iterations at temperature 0.7.
 	rl.Loss.KLBeta = 0
 	rl.Optim.LR = 1e-4
 	rl.Rollout.Temperature = 0.5

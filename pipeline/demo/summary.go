@@ -107,9 +107,10 @@ func (r *Report) Summary(w io.Writer) {
 // TotalSeconds is the time of the timed stages, with the RL runs counted
 // once where they ran at once (Seconds["rl"]).
 func (r *Report) TotalSeconds() float64 {
+	_, atOnce := r.Seconds["rl"]
 	var total float64
 	for k, s := range r.Seconds {
-		if _, atOnce := r.Seconds["rl"]; atOnce && (k == "ig-grpo" || k == "grpo") {
+		if atOnce && (k == "ig-grpo" || k == "grpo") {
 			continue
 		}
 		total += s
